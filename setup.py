@@ -36,6 +36,7 @@ def extensions():
     return cythonize(
         [ext],
         compiler_directives=DIRECTIVES,
+        include_path=["src"],
         annotate=bool(os.environ.get("FASTASGI_ANNOTATE")),
     )
 

@@ -1,0 +1,99 @@
+"""Typing and documentation for the compiled hot path, ``fastasgi._http._core``.
+
+The module is Cython over the vendored llhttp C parser. It holds the HTTP/1.1
+``asyncio.Protocol`` and the per-server context every connection shares.
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+ASGIApp = Callable[[MutableMapping[str, Any], Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[None]]
+
+#: The llhttp version compiled in, e.g. "9.4.3".
+LLHTTP_VERSION: str
+
+class ServerContext:
+    """Settings and shared state for every connection of one server.
+
+    Built once at start-up by ``fastasgi.server.Server`` from a validated ``Config``.
+    The protocol reads these fields; nothing here is computed per request.
+    """
+
+    app: ASGIApp
+    loop: asyncio.AbstractEventLoop
+    #: lifespan state; each request scope gets a shallow copy under "state"
+    state: dict[str, Any]
+    #: every live connection (HTTP protocols and upgraded WebSocket protocols).
+    #: Each member has ``shutdown()`` (graceful: finish the current exchange, then close)
+    #: and ``abort()`` (close now).
+    connections: set[Any]
+    #: number of requests being processed right now
+    active_requests: int
+    #: total requests served since start (for --limit-max-requests)
+    total_requests: int
+    #: set by begin_shutdown(): keep-alive is refused, idle connections closed
+    shutting_down: bool
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        root_path: str = "",
+        server_header: bool = True,
+        date_header: bool = True,
+        extra_headers: list[tuple[bytes, bytes]] | None = None,
+        max_header_bytes: int = 65536,
+        max_headers: int = 100,
+        keep_alive_timeout: float = 5.0,
+        state: dict[str, Any] | None = None,
+        access_log: Callable[[dict, int, int, float], None] | None = None,
+        ws_upgrade: Callable[[ServerContext, asyncio.Transport, dict, bytes], asyncio.Protocol] | None = None,
+        limit_concurrency: int | None = None,
+        max_body_size: int | None = None,
+        timeout_request_head: float | None = None,
+        timeout_request_body: float | None = None,
+    ) -> None:
+        """Parameters:
+
+        ``extra_headers``: (name, value) pairs from ``--header``; added to every response.
+        ``max_header_bytes``: request line + header section limit (431/414 beyond it).
+        ``keep_alive_timeout``: idle keep-alive connections are closed after this many seconds
+        (checked by ``tick()``, no per-request timer).
+        ``access_log``: called after each response as ``access_log(scope, status,
+        response_body_bytes, duration_seconds)``; ``None`` turns the access log off at no cost.
+        ``ws_upgrade``: called for a ``GET`` with ``Upgrade: websocket`` and
+        ``Connection: upgrade``, as ``ws_upgrade(ctx, transport, scope, leftover)`` where
+        ``scope`` is the finished ``http`` scope of the upgrade request and ``leftover`` the
+        bytes received after its head. It returns the protocol that takes the connection over;
+        the HTTP protocol then calls ``transport.set_protocol(p)``, ``p.connection_made(transport)``
+        and, when ``leftover`` is non-empty, ``p.data_received(leftover)``. ``None`` means
+        WebSockets are off and upgrade requests are served as plain HTTP.
+        ``limit_concurrency``: beyond this many connections + requests, answer 503.
+        ``max_body_size``: request bodies larger than this get 413 (None: no limit).
+        ``timeout_request_head``: close a connection whose request head is not complete after
+        this many seconds (slowloris); ``timeout_request_body``: close when no body bytes
+        arrive for this long while the app waits for them. None disables each.
+        """
+
+    def tick(self) -> None:
+        """Called once a second by the server: refresh the shared Date header and close
+        connections whose keep-alive or request timeouts have expired."""
+
+    def begin_shutdown(self) -> None:
+        """Stop keep-alive: idle connections are closed now, busy ones after their current
+        response."""
+
+class HttpProtocol(asyncio.Protocol):
+    """HTTP/1.1 server protocol for one connection. ``loop.create_server(lambda:
+    HttpProtocol(ctx), ...)``."""
+
+    def __init__(self, ctx: ServerContext) -> None: ...
+    def shutdown(self) -> None:
+        """Finish the exchange in flight (if any), then close."""
+    def abort(self) -> None:
+        """Close the connection now."""
+
+def format_date(timestamp: float) -> bytes:
+    """IMF-fixdate (RFC 9110 5.6.7) for ``timestamp``: ``b"Sat, 21 Nov 2026 04:59:33 GMT"``."""

@@ -1,0 +1,1326 @@
+# cython: language_level=3
+"""The HTTP/1.1 hot path: an asyncio.Protocol over the vendored llhttp parser.
+
+Typing and documentation of the Python-visible API live in _core.pyi.
+"""
+
+cimport cython
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.dict cimport PyDict_Copy
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_DECREF
+from cpython.unicode cimport PyUnicode_DecodeUTF8
+from libc.stdlib cimport free, realloc
+from libc.string cimport memcmp, memcpy
+
+from .llhttp cimport *
+
+import asyncio
+import email.utils
+import http
+import logging
+import time
+
+
+cdef extern from "Python.h":
+    ctypedef enum PySendResult:
+        PYGEN_RETURN
+        PYGEN_ERROR
+        PYGEN_NEXT
+    PySendResult PyIter_Send(object iter, object arg, PyObject** presult) except? PYGEN_ERROR
+    object PyContext_CopyCurrent()
+    int PyContext_Enter(object ctx) except -1
+    int PyContext_Exit(object ctx) except -1
+
+
+# Module-level Python objects cached as C globals once (STYLE.md 5).
+cdef object aio_Task = asyncio.Task
+cdef object aio_CancelledError = asyncio.CancelledError
+cdef object aio_enter_task = asyncio.tasks._enter_task
+cdef object aio_leave_task = asyncio.tasks._leave_task
+cdef object error_log = logging.getLogger("fastasgi.error")
+cdef object time_time = time.time
+
+LLHTTP_VERSION = "%d.%d.%d" % (LLHTTP_VERSION_MAJOR, LLHTTP_VERSION_MINOR, LLHTTP_VERSION_PATCH)
+
+# The ASGI spec version 2.4 promises that send() raises an OSError subclass once the client
+# is gone, which is what ClientDisconnected is (uvicorn says 2.3 and drops such sends silently).
+cdef dict ASGI_VERSIONS = {"version": "3.0", "spec_version": "2.4"}
+
+cdef Py_ssize_t HIGH_WATER = 65536        # buffered request body before reading pauses
+cdef Py_ssize_t COPY_LIMIT = 16384        # bodies up to this are copied into the head's write
+
+cdef str HTTP_10 = "1.0"
+cdef str HTTP_11 = "1.1"
+cdef bytes EMPTY = b""
+cdef bytes SLASH = b"/"
+cdef str SLASH_STR = "/"
+cdef str T_REQUEST = "http.request"
+cdef str T_DISCONNECT = "http.disconnect"
+cdef str T_START = "http.response.start"
+cdef str T_BODY = "http.response.body"
+cdef bytes CONTINUE_100 = b"HTTP/1.1 100 Continue\r\n\r\n"
+cdef bytes LAST_CHUNK = b"0\r\n\r\n"
+
+
+class ClientDisconnected(OSError):
+    """Raised by send() once the client has gone away (ASGI spec 2.4)."""
+
+
+# --- prebuilt status lines and method names ---------------------------------------------
+
+cdef list STATUS_LINES = []
+cdef list REASONS = []
+for _code in range(600):
+    try:
+        _phrase = http.HTTPStatus(_code).phrase
+    except ValueError:
+        _phrase = ""
+    REASONS.append(_phrase)
+    STATUS_LINES.append(("HTTP/1.1 %d %s\r\n" % (_code, _phrase)).encode("latin-1"))
+
+cdef list METHODS = []
+for _m in range(47):    # llhttp.h HTTP_ALL_METHOD_MAP numbers 0..46; others abort()
+    METHODS.append(llhttp_method_name(<uint8_t>_m).decode("ascii"))
+
+
+# --- the shared Date header --------------------------------------------------------------
+
+def format_date(double timestamp):
+    return email.utils.formatdate(timestamp, usegmt=True).encode("ascii")
+
+cdef bytes date_line = b""
+cdef long date_second = -1
+
+cdef inline void refresh_date(double now):
+    global date_line, date_second
+    cdef long sec = <long>now
+    if sec != date_second:
+        date_second = sec
+        date_line = b"date: " + format_date(now) + b"\r\n"
+
+refresh_date(time_time())
+
+
+# --- byte tables --------------------------------------------------------------------------
+
+# RFC 9110 5.6.2: tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." /
+#                         "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA
+cdef unsigned char TOKEN[256]
+cdef unsigned char LOWER[256]
+for _i in range(256):
+    TOKEN[_i] = 1 if (chr(_i).isascii() and chr(_i).isalnum()) or chr(_i) in "!#$%&'*+-.^_`|~" else 0
+    LOWER[_i] = (_i + 32) if 65 <= _i <= 90 else _i
+
+
+cdef inline bint lower_equals(const char* p, Py_ssize_t n, const char* lit, Py_ssize_t litlen) noexcept:
+    cdef Py_ssize_t i
+    if n != litlen:
+        return False
+    for i in range(n):
+        if LOWER[<unsigned char>p[i]] != <unsigned char>lit[i]:
+            return False
+    return True
+
+
+cdef inline bint lower_contains(const char* p, Py_ssize_t n, const char* lit, Py_ssize_t litlen) noexcept:
+    cdef Py_ssize_t i, j
+    for i in range(n - litlen + 1):
+        for j in range(litlen):
+            if LOWER[<unsigned char>p[i + j]] != <unsigned char>lit[j]:
+                break
+        else:
+            return True
+    return False
+
+
+# Common request header names, shared instead of allocated per request.
+cdef dict COMMON_NAMES = {}
+for _n in (b"host", b"user-agent", b"accept", b"accept-encoding", b"accept-language",
+           b"connection", b"content-type", b"content-length", b"cookie", b"origin",
+           b"referer", b"authorization", b"cache-control", b"upgrade", b"x-forwarded-for",
+           b"x-forwarded-proto", b"x-real-ip", b"transfer-encoding", b"expect",
+           b"sec-websocket-key", b"sec-websocket-version", b"sec-websocket-extensions",
+           b"sec-websocket-protocol", b"pragma", b"if-none-match", b"if-modified-since"):
+    COMMON_NAMES[_n] = _n
+cdef list COMMON_BY_LEN = [[] for _ in range(32)]
+for _n in COMMON_NAMES:
+    COMMON_BY_LEN[len(_n)].append(_n)
+
+
+cdef inline bytes make_name(const char* p, Py_ssize_t n):
+    """Return the header name as lower-case bytes (p is already lower-cased)."""
+    cdef bytes cand
+    if n < 32:
+        for cand in <list>COMMON_BY_LEN[n]:
+            if memcmp(PyBytes_AS_STRING(cand), p, n) == 0:
+                return cand
+    return PyBytes_FromStringAndSize(p, n)
+
+
+# --- C byte buffer ------------------------------------------------------------------------
+
+cdef int buf_reserve(Buf* b, Py_ssize_t extra) except -1:
+    cdef Py_ssize_t need = b.len + extra
+    cdef Py_ssize_t cap
+    cdef char* p
+    if need <= b.cap:
+        return 0
+    cap = b.cap * 2 if b.cap else 1024
+    if cap < need:
+        cap = need
+    p = <char*>realloc(b.data, cap)
+    if p == NULL:
+        raise MemoryError()
+    b.data = p
+    b.cap = cap
+    return 0
+
+
+cdef inline int buf_add(Buf* b, const char* s, Py_ssize_t n) except -1:
+    if b.len + n > b.cap:
+        buf_reserve(b, n)
+    memcpy(b.data + b.len, s, n)
+    b.len += n
+    return 0
+
+
+cdef inline int buf_add_bytes(Buf* b, bytes s) except -1:
+    return buf_add(b, PyBytes_AS_STRING(s), PyBytes_GET_SIZE(s))
+
+
+cdef inline int buf_add_int(Buf* b, long long v, int base) except -1:
+    cdef char tmp[24]
+    cdef int i = 24
+    cdef int d
+    if v == 0:
+        return buf_add(b, "0", 1)
+    while v > 0:
+        d = v % base
+        i -= 1
+        tmp[i] = <char>(48 + d) if d < 10 else <char>(87 + d)
+        v //= base
+    return buf_add(b, &tmp[i], 24 - i)
+
+
+cdef inline void buf_free(Buf* b) noexcept:
+    if b.data != NULL:
+        free(b.data)
+    b.data = NULL
+    b.len = 0
+    b.cap = 0
+
+
+# --- llhttp callbacks ---------------------------------------------------------------------
+# C callbacks never let a Python exception escape into C (STYLE.md 3): they store it on the
+# protocol and return -1; _parse re-raises it after llhttp_execute returns.
+
+cdef llhttp_settings_t SETTINGS
+
+
+cdef int cb_on_message_begin(llhttp_t* p) noexcept:
+    cdef HttpProtocol self = <HttpProtocol>p.data
+    try:
+        return self._on_message_begin()
+    except BaseException as e:
+        self.exc = e
+        return -1
+
+
+cdef int cb_on_url(llhttp_t* p, const char* at, size_t n) noexcept:
+    cdef HttpProtocol self = <HttpProtocol>p.data
+    self.url_len += n
+    if self.url_len > self.ctx.max_header_bytes:
+        self.err_status = 414
+        return -1
+    try:
+        buf_add(&self.head, at, n)
+    except BaseException as e:
+        self.exc = e
+        return -1
+    return 0
+
+
+cdef int cb_on_header_field(llhttp_t* p, const char* at, size_t n) noexcept:
+    cdef HttpProtocol self = <HttpProtocol>p.data
+    self.name_len += n
+    self.head_bytes += n
+    if self.head_bytes > self.ctx.max_header_bytes:
+        self.err_status = 431
+        return -1
+    try:
+        buf_add(&self.head, at, n)
+    except BaseException as e:
+        self.exc = e
+        return -1
+    return 0
+
+
+cdef int cb_on_header_value(llhttp_t* p, const char* at, size_t n) noexcept:
+    cdef HttpProtocol self = <HttpProtocol>p.data
+    self.head_bytes += n
+    if self.head_bytes > self.ctx.max_header_bytes:
+        self.err_status = 431
+        return -1
+    try:
+        buf_add(&self.head, at, n)
+    except BaseException as e:
+        self.exc = e
+        return -1
+    return 0
+
+
+cdef int cb_on_header_value_complete(llhttp_t* p) noexcept:
+    cdef HttpProtocol self = <HttpProtocol>p.data
+    try:
+        return self._on_header_value_complete()
+    except BaseException as e:
+        self.exc = e
+        return -1
+
+
+cdef int cb_on_headers_complete(llhttp_t* p) noexcept:
+    cdef HttpProtocol self = <HttpProtocol>p.data
+    try:
+        return self._on_headers_complete()
+    except BaseException as e:
+        self.exc = e
+        return -1
+
+
+cdef int cb_on_body(llhttp_t* p, const char* at, size_t n) noexcept:
+    cdef HttpProtocol self = <HttpProtocol>p.data
+    try:
+        return self._on_body(at, n)
+    except BaseException as e:
+        self.exc = e
+        return -1
+
+
+cdef int cb_on_message_complete(llhttp_t* p) noexcept:
+    cdef HttpProtocol self = <HttpProtocol>p.data
+    try:
+        return self._on_message_complete()
+    except BaseException as e:
+        self.exc = e
+        return -1
+
+
+llhttp_settings_init(&SETTINGS)
+SETTINGS.on_message_begin = cb_on_message_begin
+SETTINGS.on_url = cb_on_url
+SETTINGS.on_header_field = cb_on_header_field
+SETTINGS.on_header_value = cb_on_header_value
+SETTINGS.on_header_value_complete = cb_on_header_value_complete
+SETTINGS.on_headers_complete = cb_on_headers_complete
+SETTINGS.on_body = cb_on_body
+SETTINGS.on_message_complete = cb_on_message_complete
+
+
+# --- percent-decoding of the request path -------------------------------------------------
+
+cdef inline int hexval(char c) noexcept:
+    if 48 <= c <= 57:
+        return c - 48
+    if 97 <= c <= 102:
+        return c - 87
+    if 65 <= c <= 70:
+        return c - 55
+    return -1
+
+
+cdef str decode_path(const char* p, Py_ssize_t n, Buf* scratch):
+    """Percent-decode (RFC 3986 2.1) and decode as UTF-8, as urllib.parse.unquote does."""
+    cdef Py_ssize_t i = 0
+    cdef int hi, lo
+    cdef char c
+    scratch.len = 0
+    buf_reserve(scratch, n)
+    while i < n:
+        c = p[i]
+        if c == 37 and i + 2 < n:
+            hi = hexval(p[i + 1])
+            lo = hexval(p[i + 2])
+            if hi >= 0 and lo >= 0:
+                scratch.data[scratch.len] = <char>(hi * 16 + lo)
+                scratch.len += 1
+                i += 3
+                continue
+        scratch.data[scratch.len] = c
+        scratch.len += 1
+        i += 1
+    return PyUnicode_DecodeUTF8(scratch.data, scratch.len, "replace")
+
+
+# --- the server context -------------------------------------------------------------------
+
+cdef class ServerContext:
+
+    def __init__(self, app, loop, *, str root_path="", bint server_header=True,
+                 bint date_header=True, extra_headers=None, Py_ssize_t max_header_bytes=65536,
+                 Py_ssize_t max_headers=100, double keep_alive_timeout=5.0, state=None,
+                 access_log=None, ws_upgrade=None, limit_concurrency=None,
+                 max_body_size=None, timeout_request_head=None, timeout_request_body=None):
+        cdef list lines = []
+        self.app = app
+        self.loop = loop
+        self.state = {} if state is None else state
+        self.connections = set()
+        self.active_requests = 0
+        self.total_requests = 0
+        self.shutting_down = False
+        self.root_path = root_path
+        self.server_header = server_header
+        self.date_header = date_header
+        self.server_line = b"server: fastasgi\r\n" if server_header else b""
+        for name, value in extra_headers or ():
+            name = name.encode("latin-1") if isinstance(name, str) else bytes(name)
+            value = value.encode("latin-1") if isinstance(value, str) else bytes(value)
+            check_header(name, value)
+            lines.append(name + b": " + value + b"\r\n")
+        self.extra_lines = b"".join(lines)
+        self.max_header_bytes = max_header_bytes
+        self.max_headers = max_headers
+        self.keep_alive_timeout = keep_alive_timeout
+        self.access_log = access_log
+        self.ws_upgrade = ws_upgrade
+        self.limit_concurrency = limit_concurrency or 0
+        self.max_body_size = -1 if max_body_size is None else max_body_size
+        self.timeout_request_head = timeout_request_head or 0.0
+        self.timeout_request_body = timeout_request_body or 0.0
+        self.error_log = error_log
+        self.now = loop.time()
+        refresh_date(time_time())
+
+    def tick(self):
+        cdef HttpProtocol proto
+        cdef double now = self.loop.time()
+        self.now = now
+        refresh_date(time_time())
+        for conn in list(self.connections):
+            if type(conn) is not HttpProtocol:
+                continue
+            proto = <HttpProtocol>conn
+            if proto.closing:
+                continue
+            if proto.cycle is None:
+                if proto.in_head:
+                    if self.timeout_request_head and now - proto.head_started > self.timeout_request_head:
+                        proto._send_error(408)
+                elif now - proto.idle_since >= self.keep_alive_timeout:
+                    proto._close()
+            elif (self.timeout_request_body and proto.cycle.receive_waiter is not None
+                  and not proto.cycle.body_complete
+                  and now - proto.head_started > self.timeout_request_body):
+                proto._send_error(408)
+
+    def begin_shutdown(self):
+        self.shutting_down = True
+        for conn in list(self.connections):
+            conn.shutdown()
+
+
+cdef int check_header(bytes name, bytes value) except -1:
+    """Response header validation: RFC 9110 5.1 names are tokens; 5.5 values may not hold
+    CR, LF or NUL (which would split the response)."""
+    cdef const char* p = PyBytes_AS_STRING(name)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(name)
+    cdef Py_ssize_t i
+    cdef unsigned char c
+    if n == 0:
+        raise RuntimeError("Invalid HTTP header name: empty")
+    for i in range(n):
+        if not TOKEN[<unsigned char>p[i]]:
+            raise RuntimeError("Invalid HTTP header name: %r" % (name,))
+    p = PyBytes_AS_STRING(value)
+    n = PyBytes_GET_SIZE(value)
+    for i in range(n):
+        c = <unsigned char>p[i]
+        if c == 13 or c == 10 or c == 0:
+            raise RuntimeError("Invalid HTTP header value for %r: %r" % (name, value))
+    return 0
+
+
+# --- the protocol -------------------------------------------------------------------------
+#
+# Connection state rules (one connection, one HttpProtocol):
+#   idle      cycle is None, in_head False: waiting for a request; tick() closes it once
+#             keep_alive_timeout has passed since idle_since.
+#   head      in_head True: a request has begun, its head is not complete; tick() answers 408
+#             after timeout_request_head.
+#   request   cycle is not None: one request is in progress. Its body is parsed as it comes
+#             (reading pauses above HIGH_WATER until the app takes it). When its message is
+#             complete, parsing stops (parse_paused) until its response is complete: the rest
+#             of the bytes wait in `pending` and reading is paused, so a pipelining client
+#             cannot make us buffer without bound and responses go out strictly in order.
+#             The request ends when both the response and the request message are complete
+#             (_cycle_done); an unread body is read and discarded first.
+#   closing   we close after the current write; nothing more is parsed.
+#   upgraded  handed to the WebSocket protocol; this object is done.
+
+@cython.final
+cdef class HttpProtocol:
+
+    def __cinit__(self):
+        self.head.data = NULL
+        self.head.len = self.head.cap = 0
+        self.out.data = NULL
+        self.out.len = self.out.cap = 0
+
+    def __dealloc__(self):
+        buf_free(&self.head)
+        buf_free(&self.out)
+
+    def __init__(self, ServerContext ctx):
+        self.ctx = ctx
+        self.loop = ctx.loop
+        llhttp_init(&self.parser, HTTP_REQUEST, &SETTINGS)
+        self.parser.data = <void*>self
+        self.cycle = None
+        self.corked = None
+        self.keep_alive_allowed = True
+
+    # asyncio.Protocol -----------------------------------------------------------------
+
+    def connection_made(self, transport):
+        cdef ServerContext ctx = self.ctx
+        self.transport = transport
+        ctx.connections.add(self)
+        self.idle_since = ctx.now
+        sockname = transport.get_extra_info("sockname")
+        peername = transport.get_extra_info("peername")
+        server = client = None
+        if isinstance(sockname, tuple):
+            server = (sockname[0], sockname[1])
+        elif isinstance(sockname, str) and sockname:
+            server = (sockname, None)
+        if isinstance(peername, tuple):
+            client = (peername[0], peername[1])
+        self.scheme = "https" if transport.get_extra_info("sslcontext") is not None else "http"
+        self.scope_template = {
+            "type": "http",
+            "asgi": ASGI_VERSIONS,
+            "http_version": HTTP_11,
+            "scheme": self.scheme,
+            "server": server,
+            "client": client,
+            "root_path": ctx.root_path,
+        }
+        if ctx.shutting_down:
+            self.keep_alive_allowed = False
+
+    def connection_lost(self, exc):
+        self.closing = True
+        self.ctx.connections.discard(self)
+        if self.cycle is not None:
+            self.cycle._connection_lost()
+        if self.drain_waiter is not None:
+            waiter = self.drain_waiter
+            self.drain_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def eof_received(self):
+        # The client half-closed. Finish the request in progress (a client may shut down
+        # its sending side and still wait for the answer), then close.
+        self.keep_alive_allowed = False
+        if self.cycle is not None:
+            return True
+        return None
+
+    def pause_writing(self):
+        self.writing_paused = True
+
+    def resume_writing(self):
+        self.writing_paused = False
+        if self.drain_waiter is not None:
+            waiter = self.drain_waiter
+            self.drain_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def data_received(self, bytes data):
+        if self.closing:
+            return
+        if self.parse_paused:
+            self.pending = data if self.pending is None else self.pending + data
+            return
+        self._parse(data)
+
+    # control from the server ------------------------------------------------------------
+
+    def shutdown(self):
+        self.keep_alive_allowed = False
+        if self.cycle is None and not self.in_head:
+            self._close()
+
+    def abort(self):
+        self.closing = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    # parsing ------------------------------------------------------------------------------
+
+    cdef _parse(self, bytes data):
+        cdef const char* base = PyBytes_AS_STRING(data)
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
+        cdef Py_ssize_t off = 0
+        cdef llhttp_errno_t err
+        cdef RequestCycle cycle
+        self.corked = []
+        try:
+            while True:
+                err = llhttp_execute(&self.parser, base + off, n - off)
+                if self.exc is not None:
+                    exc = self.exc
+                    self.exc = None
+                    error_log.error("Internal error while parsing a request", exc_info=exc)
+                    self._send_error(500)
+                    return
+                if err == HPE_OK:
+                    off = n
+                elif err == HPE_PAUSED:
+                    # paused by _on_message_complete: one whole request has been parsed
+                    off = self.parser.error_pos - base
+                    llhttp_resume(&self.parser)
+                elif err == HPE_PAUSED_UPGRADE:
+                    off = self.parser.error_pos - base
+                    self._upgrade(data[off:])
+                    return
+                else:
+                    self._send_error(self._error_status(err))
+                    return
+                cycle = self.cycle
+                if cycle is not None and cycle.task is None and not cycle.response_started \
+                        and not cycle.running:
+                    self._start_cycle(cycle)
+                    if self.closing:
+                        return
+                if err == HPE_OK:
+                    return
+                if self.cycle is not None:
+                    # The response to the request just parsed is not complete: stop here
+                    # and keep the rest until it is (responses strictly in order).
+                    if off < n:
+                        self.pending = data[off:]
+                    self.parse_paused = True
+                    self._update_reading()
+                    return
+                if off >= n:
+                    return
+        finally:
+            self._uncork()
+
+    cdef int _error_status(self, llhttp_errno_t err):
+        if self.err_status:
+            return self.err_status
+        if self.te_unsupported or err == HPE_INVALID_TRANSFER_ENCODING and self.te_unsupported:
+            return 501
+        return 400
+
+    cdef int _on_message_begin(self) except -1:
+        self.in_head = True
+        self.head_started = self.ctx.now
+        self.head.len = 0
+        self.url_len = 0
+        self.name_len = 0
+        self.head_bytes = 0
+        self.headers = []
+        self.te_unsupported = False
+        self.expect_continue = False
+        self.is_websocket_upgrade = False
+        self.body_received = 0
+        return 0
+
+    cdef int _on_header_value_complete(self) except -1:
+        cdef char* p = self.head.data + self.url_len
+        cdef Py_ssize_t nlen = self.name_len
+        cdef Py_ssize_t vlen = self.head.len - self.url_len - nlen
+        cdef char* v = p + nlen
+        cdef Py_ssize_t i
+        cdef bytes name
+        for i in range(nlen):
+            p[i] = <char>LOWER[<unsigned char>p[i]]
+        name = make_name(p, nlen)
+        self.headers.append((name, PyBytes_FromStringAndSize(v, vlen)))
+        self.head_bytes += 4    # ": " and CRLF
+        if len(self.headers) > self.ctx.max_headers:
+            self.err_status = 431
+            return -1
+        if nlen == 17 and memcmp(p, "transfer-encoding", 17) == 0:
+            self._check_transfer_encoding(v, vlen)
+        elif nlen == 6 and memcmp(p, "expect", 6) == 0:
+            if lower_equals(v, vlen, "100-continue", 12):
+                self.expect_continue = True
+        elif nlen == 7 and memcmp(p, "upgrade", 7) == 0:
+            if lower_contains(v, vlen, "websocket", 9):
+                self.is_websocket_upgrade = True
+        self.head.len = self.url_len
+        self.name_len = 0
+        return 0
+
+    cdef void _check_transfer_encoding(self, const char* v, Py_ssize_t n) noexcept:
+        # RFC 9112 6.1: a server that receives a transfer coding it does not understand
+        # SHOULD answer 501. We understand exactly "chunked".
+        cdef Py_ssize_t i = 0, start, end
+        while i < n:
+            while i < n and (v[i] == 32 or v[i] == 9 or v[i] == 44):
+                i += 1
+            start = i
+            while i < n and v[i] != 44:
+                i += 1
+            end = i
+            while end > start and (v[end - 1] == 32 or v[end - 1] == 9):
+                end -= 1
+            if end > start and not lower_equals(v + start, end - start, "chunked", 7):
+                self.te_unsupported = True
+
+    cdef int _on_headers_complete(self) except -1:
+        cdef ServerContext ctx = self.ctx
+        cdef RequestCycle cycle
+        cdef dict scope
+        cdef llhttp_t* p = &self.parser
+        self.in_head = False
+        if p.http_major != 1:
+            self.err_status = 505
+            return -1
+        if self.te_unsupported:
+            self.err_status = 501
+            return -1
+        if ctx.max_body_size >= 0 and (p.flags & F_CONTENT_LENGTH) and \
+                <long long>p.content_length > ctx.max_body_size:
+            self.err_status = 413
+            return -1
+        if p.upgrade:
+            if not (self.is_websocket_upgrade and p.method == HTTP_GET and ctx.ws_upgrade is not None):
+                # An upgrade we do not speak (h2c, CONNECT, ...) is served as plain HTTP.
+                p.upgrade = 0
+        else:
+            self.is_websocket_upgrade = False
+
+        scope = PyDict_Copy(self.scope_template)
+        scope["method"] = <str>METHODS[p.method]
+        if p.http_minor == 0:
+            scope["http_version"] = HTTP_10
+        self._fill_path(scope)
+        scope["headers"] = self.headers
+        scope["state"] = PyDict_Copy(ctx.state)
+
+        cycle = RequestCycle.__new__(RequestCycle)
+        cycle.proto = self
+        cycle.transport = self.transport
+        cycle.scope = scope
+        cycle.expected_length = -1
+        cycle.is_head = p.method == HTTP_HEAD
+        cycle.http10 = p.http_minor == 0
+        cycle.keep_alive = bool(llhttp_should_keep_alive(p)) and self.keep_alive_allowed \
+            and not ctx.shutting_down
+        cycle.expect_continue = self.expect_continue and not cycle.http10
+        cycle.body_complete = False
+        if ctx.access_log is not None:
+            cycle.start_time = time_time()
+        self.cycle = cycle
+        return 0
+
+    cdef _fill_path(self, dict scope):
+        cdef char* u = self.head.data
+        cdef Py_ssize_t n = self.url_len
+        cdef Py_ssize_t i = 0, path_start = 0, path_end, q_start = -1, q_end = 0
+        cdef bint has_pct = False
+        cdef bytes raw_path
+        cdef str path
+        cdef str root = self.ctx.root_path
+        # absolute-form (RFC 9112 3.2.2): skip "scheme://authority"
+        if n > 0 and u[0] != 47:
+            while i + 2 < n:
+                if u[i] == 58 and u[i + 1] == 47 and u[i + 2] == 47:
+                    i += 3
+                    while i < n and u[i] != 47 and u[i] != 63:
+                        i += 1
+                    path_start = i
+                    break
+                i += 1
+        i = path_start
+        while i < n and u[i] != 63 and u[i] != 35:
+            if u[i] == 37:
+                has_pct = True
+            i += 1
+        path_end = i
+        if i < n and u[i] == 63:
+            q_start = i + 1
+            i += 1
+            while i < n and u[i] != 35:
+                i += 1
+            q_end = i
+        if path_end - path_start == 1 and u[path_start] == 47:
+            raw_path = SLASH
+            path = SLASH_STR
+        elif path_end == path_start:
+            raw_path = SLASH if u[0] != 42 else b"*"
+            path = SLASH_STR
+        else:
+            raw_path = PyBytes_FromStringAndSize(u + path_start, path_end - path_start)
+            if has_pct:
+                path = decode_path(u + path_start, path_end - path_start, &self.out)
+            else:
+                path = PyUnicode_DecodeUTF8(u + path_start, path_end - path_start, "replace")
+        if root:
+            # The ASGI spec: path and raw_path include root_path (uvicorn >= 0.26 agrees).
+            path = root + path
+            raw_path = root.encode("utf-8") + raw_path
+        scope["path"] = path
+        scope["raw_path"] = raw_path
+        scope["query_string"] = PyBytes_FromStringAndSize(u + q_start, q_end - q_start) \
+            if q_start >= 0 else EMPTY
+
+    cdef int _on_body(self, const char* at, size_t length) except -1:
+        cdef RequestCycle cycle = self.cycle
+        self.body_received += length
+        if self.ctx.max_body_size >= 0 and self.body_received > self.ctx.max_body_size:
+            self.err_status = 413
+            return -1
+        if cycle is not None and not cycle.body_discard:
+            cycle._body_chunk(PyBytes_FromStringAndSize(at, length))
+        return 0
+
+    cdef int _on_message_complete(self) except -1:
+        cdef RequestCycle cycle = self.cycle
+        if cycle is not None:
+            cycle._message_complete()
+            if cycle.response_complete:
+                self._cycle_done(cycle)
+        if self.parser.upgrade:
+            return 0    # llhttp returns HPE_PAUSED_UPGRADE
+        return HPE_PAUSED
+
+    # the request cycle ----------------------------------------------------------------------
+
+    cdef _start_cycle(self, RequestCycle cycle):
+        cdef ServerContext ctx = self.ctx
+        if ctx.limit_concurrency and (len(ctx.connections) > ctx.limit_concurrency
+                                      or ctx.active_requests >= ctx.limit_concurrency):
+            cycle.keep_alive = False
+            self._send_error(503)
+            return
+        ctx.active_requests += 1
+        ctx.total_requests += 1
+        cycle.running = True
+        cycle._run(ctx.app)
+
+    cdef _cycle_done(self, RequestCycle cycle):
+        """Both the response and the request message are complete."""
+        if self.cycle is not cycle:
+            return
+        self.cycle = None
+        self.idle_since = self.ctx.now
+        if self.body_paused:
+            self.body_paused = False
+        if not cycle.keep_alive or not self.keep_alive_allowed:
+            self._close()
+            return
+        if self.parse_paused:
+            self.parse_paused = False
+            self._update_reading()
+            if self.pending is not None:
+                self.loop.call_soon(self._resume_parsing)
+        elif self.reading_paused:
+            self._update_reading()
+
+    def _resume_parsing(self):
+        cdef bytes data = self.pending
+        self.pending = None
+        if data is not None and not self.closing and self.cycle is None:
+            self._parse(data)
+
+    cdef _update_reading(self):
+        cdef bint want_pause = self.parse_paused or self.body_paused
+        if self.transport is None or self.closing:
+            return
+        if want_pause and not self.reading_paused:
+            self.reading_paused = True
+            self.transport.pause_reading()
+        elif not want_pause and self.reading_paused:
+            self.reading_paused = False
+            self.transport.resume_reading()
+
+    cdef _write(self, bytes data):
+        if self.corked is not None:
+            self.corked.append(data)
+        elif not self.closing:
+            self.transport.write(data)
+
+    cdef _uncork(self):
+        cdef list corked = self.corked
+        self.corked = None
+        if corked and self.transport is not None and not self.transport.is_closing():
+            if len(corked) == 1:
+                self.transport.write(corked[0])
+            else:
+                self.transport.writelines(corked)
+        if self.closing and self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    cdef _close(self):
+        self.closing = True
+        if self.corked is None and self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    cdef _send_error(self, int status, str reason=None):
+        """Answer a request the app never saw (bad input, limits) and close."""
+        cdef RequestCycle cycle = self.cycle
+        cdef bytes body
+        cdef Buf* b = &self.out
+        if cycle is not None:
+            if cycle.head_sent:
+                self.abort()
+                cycle._connection_lost()
+                return
+            cycle.response_started = True
+            cycle.head_sent = True
+            cycle.response_complete = True
+            cycle.keep_alive = False
+            cycle.status = status
+        if reason is None:
+            reason = REASONS[status] if 0 <= status < 600 else ""
+        body = reason.encode("latin-1")
+        b.len = 0
+        buf_add_bytes(b, STATUS_LINES[status])
+        buf_add_bytes(b, self.ctx.server_line)
+        if self.ctx.date_header:
+            buf_add_bytes(b, date_line)
+        buf_add_bytes(b, self.ctx.extra_lines)
+        buf_add(b, "content-type: text/plain; charset=utf-8\r\ncontent-length: ", 55)
+        buf_add_int(b, len(body), 10)
+        buf_add(b, "\r\nconnection: close\r\n\r\n", 23)
+        buf_add_bytes(b, body)
+        self._write(PyBytes_FromStringAndSize(b.data, b.len))
+        if cycle is not None:
+            self._log_access(cycle, len(body))
+            cycle._connection_lost()
+        self._close()
+
+    cdef _log_access(self, RequestCycle cycle, long long nbytes):
+        if self.ctx.access_log is not None:
+            try:
+                self.ctx.access_log(cycle.scope, cycle.status, cycle.sent_length or nbytes,
+                                    time_time() - cycle.start_time)
+            except BaseException:
+                error_log.exception("Access log failed")
+
+    cdef _upgrade(self, bytes leftover):
+        cdef RequestCycle cycle = self.cycle
+        self.cycle = None
+        self.ctx.connections.discard(self)
+        self.closing = True
+        self._uncork()
+        self.closing = False
+        try:
+            proto = self.ctx.ws_upgrade(self.ctx, self.transport, cycle.scope, leftover)
+        except BaseException as exc:
+            error_log.error("WebSocket upgrade failed", exc_info=exc)
+            self.ctx.connections.add(self)
+            self.cycle = cycle
+            self._send_error(500)
+            return
+        self.transport.set_protocol(proto)
+        if self.reading_paused:
+            self.reading_paused = False
+            self.transport.resume_reading()
+        proto.connection_made(self.transport)
+        if leftover:
+            proto.data_received(leftover)
+        self.transport = None
+
+
+# --- the request cycle: receive(), send() and the app driver -------------------------------
+
+@cython.final
+@cython.freelist(8)
+cdef class RequestCycle:
+
+    # request side ---------------------------------------------------------------------------
+
+    cdef _body_chunk(self, bytes chunk):
+        cdef HttpProtocol proto = self.proto
+        if self.body is None:
+            self.body = chunk
+        elif type(self.body) is bytes:
+            self.body = [self.body, chunk]
+        else:
+            (<list>self.body).append(chunk)
+        self.body_len += PyBytes_GET_SIZE(chunk)
+        if self.body_len > HIGH_WATER and not proto.body_paused:
+            proto.body_paused = True
+            proto._update_reading()
+        self._wake()
+
+    cdef _message_complete(self):
+        self.body_complete = True
+        self._wake()
+
+    cdef _connection_lost(self):
+        self.disconnected = True
+        self._wake()
+
+    cdef inline _wake(self):
+        cdef object waiter = self.receive_waiter
+        if waiter is not None:
+            self.receive_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    cdef object _take_body(self):
+        cdef object body = self.body
+        cdef HttpProtocol proto = self.proto
+        self.body = None
+        self.body_len = 0
+        if proto.body_paused:
+            proto.body_paused = False
+            proto._update_reading()
+        if type(body) is list:
+            return b"".join(body)
+        return body
+
+    async def receive(self):
+        cdef HttpProtocol proto
+        while True:
+            if self.disconnected or self.response_complete:
+                return {"type": T_DISCONNECT}
+            if self.body is not None:
+                return {"type": T_REQUEST, "body": self._take_body(),
+                        "more_body": not self.body_complete}
+            if self.body_complete:
+                if self.body_delivered:
+                    # Nothing more will arrive: wait for the response or a disconnect.
+                    pass
+                else:
+                    self.body_delivered = True
+                    return {"type": T_REQUEST, "body": EMPTY, "more_body": False}
+            proto = self.proto
+            if self.expect_continue:
+                # RFC 9110 10.1.1: 100 Continue only once the app asks for the body.
+                self.expect_continue = False
+                if not self.response_started:
+                    proto._write(CONTINUE_100)
+            waiter = proto.loop.create_future()
+            self.receive_waiter = waiter
+            await waiter
+
+    # response side --------------------------------------------------------------------------
+
+    async def send(self, message):
+        cdef HttpProtocol proto = self.proto
+        cdef str mtype = message["type"]
+        cdef object body
+        cdef bint more
+        if self.disconnected:
+            raise ClientDisconnected("client disconnected")
+        if mtype == T_BODY:
+            if not self.response_started:
+                raise RuntimeError(
+                    "Unexpected ASGI message 'http.response.body' sent, before "
+                    "'http.response.start'.")
+            if self.response_complete:
+                raise RuntimeError(
+                    "Unexpected ASGI message 'http.response.body' sent, after response "
+                    "already completed.")
+            body = message.get("body", EMPTY)
+            more = message.get("more_body", False)
+            if type(body) is not bytes:
+                body = bytes(body)
+            self._send_body(<bytes>body, more)
+            if proto.writing_paused and not self.disconnected:
+                waiter = proto.drain_waiter
+                if waiter is None:
+                    waiter = proto.drain_waiter = proto.loop.create_future()
+                await waiter
+            return
+        if mtype == T_START:
+            if self.response_started:
+                raise RuntimeError(
+                    "Unexpected ASGI message 'http.response.start' sent, after response "
+                    "already started.")
+            status = message["status"]
+            if type(status) is not int or not (100 <= <int>status <= 599):
+                raise RuntimeError("Invalid HTTP status code %r in response." % (status,))
+            self.status = status
+            self.resp_headers = message.get("headers", ())
+            self.response_started = True
+            return
+        raise RuntimeError("Unexpected ASGI message '%s' sent for an http scope." % (mtype,))
+
+    cdef _send_body(self, bytes body, bint more):
+        cdef HttpProtocol proto = self.proto
+        cdef Py_ssize_t blen = PyBytes_GET_SIZE(body)
+        cdef Buf* b = &proto.out
+        cdef bint emit
+        if self.expected_length >= 0 and not self.is_head and \
+                self.sent_length + blen > self.expected_length:
+            self.keep_alive = False
+            raise RuntimeError("Response content longer than Content-Length")
+        if not self.head_sent:
+            self.head_sent = True
+            b.len = 0
+            self._build_head(body, not more)
+        else:
+            b.len = 0
+        self.sent_length += blen
+        emit = not (self.is_head or self.no_body)
+        if emit and blen:
+            if self.chunked:
+                buf_add_int(b, blen, 16)
+                buf_add(b, "\r\n", 2)
+            if blen <= COPY_LIMIT:
+                buf_add(b, PyBytes_AS_STRING(body), blen)
+            else:
+                if b.len:
+                    proto._write(PyBytes_FromStringAndSize(b.data, b.len))
+                    b.len = 0
+                proto._write(body)
+            if self.chunked:
+                buf_add(b, "\r\n", 2)
+        if not more:
+            if emit and self.chunked:
+                buf_add(b, "0\r\n\r\n", 5)
+            if b.len:
+                proto._write(PyBytes_FromStringAndSize(b.data, b.len))
+            self._response_complete()
+        elif b.len:
+            proto._write(PyBytes_FromStringAndSize(b.data, b.len))
+
+    cdef bytes _build_head(self, object body_obj, bint final):
+        """Write status line and headers into proto.out (STYLE.md 8: bytes go out once)."""
+        cdef HttpProtocol proto = self.proto
+        cdef ServerContext ctx = proto.ctx
+        cdef Buf* b = &proto.out
+        cdef bytes name, value
+        cdef const char* np
+        cdef const char* vp
+        cdef Py_ssize_t nl, vl, i
+        cdef bint has_server = False, has_date = False, has_connection = False
+        cdef bint app_chunked = False
+        cdef long long clen
+        cdef int status = self.status
+        cdef object headers = self.resp_headers
+        cdef Py_ssize_t blen = PyBytes_GET_SIZE(<bytes>body_obj)
+
+        # first pass: validate and find the headers that change framing
+        for item in headers:
+            name, value = item
+            check_header(name, value)
+            nl = PyBytes_GET_SIZE(name)
+            np = PyBytes_AS_STRING(name)
+            vp = PyBytes_AS_STRING(value)
+            vl = PyBytes_GET_SIZE(value)
+            if nl == 14 and lower_equals(np, nl, "content-length", 14):
+                clen = 0
+                if vl == 0 or vl > 18:
+                    raise RuntimeError("Invalid Content-Length header: %r" % (value,))
+                for i in range(vl):
+                    if not (48 <= vp[i] <= 57):
+                        raise RuntimeError("Invalid Content-Length header: %r" % (value,))
+                    clen = clen * 10 + (vp[i] - 48)
+                self.expected_length = clen
+            elif nl == 17 and lower_equals(np, nl, "transfer-encoding", 17):
+                if lower_contains(vp, vl, "chunked", 7):
+                    app_chunked = True
+            elif nl == 10 and lower_equals(np, nl, "connection", 10):
+                has_connection = True
+                if lower_contains(vp, vl, "close", 5):
+                    self.keep_alive = False
+            elif nl == 6 and lower_equals(np, nl, "server", 6):
+                has_server = True
+            elif nl == 4 and lower_equals(np, nl, "date", 4):
+                has_date = True
+
+        buf_add_bytes(b, <bytes>STATUS_LINES[status])
+        if not has_server:
+            buf_add_bytes(b, ctx.server_line)
+        if ctx.date_header and not has_date:
+            buf_add_bytes(b, date_line)
+        buf_add_bytes(b, ctx.extra_lines)
+        for item in headers:
+            name, value = item
+            buf_add_bytes(b, name)
+            buf_add(b, ": ", 2)
+            buf_add_bytes(b, value)
+            buf_add(b, "\r\n", 2)
+
+        # RFC 9112 6.3: 1xx, 204 and 304 responses never carry a body
+        if status < 200 or status == 204 or status == 304:
+            self.no_body = True
+        elif self.expected_length >= 0:
+            if app_chunked:
+                raise RuntimeError("Response has both Content-Length and Transfer-Encoding")
+        elif app_chunked:
+            self.chunked = not self.is_head
+        elif final:
+            if blen or not self.is_head:
+                buf_add(b, "content-length: ", 16)
+                buf_add_int(b, blen, 10)
+                buf_add(b, "\r\n", 2)
+            self.expected_length = blen
+        elif self.http10:
+            self.keep_alive = False      # the body ends when the connection closes
+        else:
+            self.chunked = not self.is_head
+            buf_add(b, "transfer-encoding: chunked\r\n", 28)
+
+        if not proto.keep_alive_allowed or ctx.shutting_down:
+            self.keep_alive = False
+        if not has_connection:
+            if not self.keep_alive:
+                buf_add(b, "connection: close\r\n", 19)
+            elif self.http10:
+                buf_add(b, "connection: keep-alive\r\n", 24)
+        buf_add(b, "\r\n", 2)
+        return None
+
+    cdef _response_complete(self):
+        cdef HttpProtocol proto = self.proto
+        self.response_complete = True
+        self._wake()
+        if self.expected_length >= 0 and not self.is_head and not self.no_body and \
+                self.sent_length < self.expected_length:
+            # Fewer bytes than declared: the client would wait for the rest. Close.
+            self.keep_alive = False
+            proto._close()
+            raise RuntimeError("Response content shorter than Content-Length")
+        proto._log_access(self, self.sent_length)
+        if not self.keep_alive:
+            proto._close()
+            return
+        if self.body_complete:
+            proto._cycle_done(self)
+        else:
+            # The app answered without reading the whole body: read and drop the rest so the
+            # connection can carry the next request.
+            self.body_discard = True
+            self.body = None
+            self.body_len = 0
+            if self.expect_continue:
+                # the client waits for our 100 before sending a body we do not want
+                self.keep_alive = False
+                proto._close()
+                return
+            if proto.body_paused:
+                proto.body_paused = False
+                proto._update_reading()
+
+    # the app driver -----------------------------------------------------------------------
+
+    cdef _run(self, object app):
+        """Run the app's first step right here: an app that never waits on anything finishes
+        without an asyncio.Task being started or a loop round-trip. `task` is an
+        uninitialised asyncio.Task that stands as the current task for that step (anyio,
+        asyncio.timeout need one); it is initialised to drive the rest of the coroutine only
+        if the app really suspends."""
+        cdef HttpProtocol proto = self.proto
+        cdef object loop = proto.loop
+        cdef object context = PyContext_CopyCurrent()
+        cdef object task = aio_Task.__new__(aio_Task)
+        cdef PyObject* yielded = NULL
+        cdef PySendResult res
+        cdef object coro
+        PyContext_Enter(context)
+        try:
+            try:
+                coro = app(self.scope, self.receive, self.send)
+            except BaseException as exc:
+                self._app_failed(exc)
+                return
+            aio_enter_task(loop, task)
+            try:
+                res = PyIter_Send(coro, None, &yielded)
+            except BaseException as exc:
+                self._app_failed(exc)
+                return
+            finally:
+                aio_leave_task(loop, task)
+        finally:
+            PyContext_Exit(context)
+        result = <object>yielded
+        Py_DECREF(result)
+        if res == PYGEN_RETURN:
+            self._app_returned(result)
+            return
+        # The app is waiting on something: a Task drives the rest.
+        self.task = task
+        task.__init__(_continue(self, coro, result), loop=loop, context=context)
+
+    cdef _app_returned(self, object result):
+        cdef HttpProtocol proto = self.proto
+        self.running = False
+        self.task = None
+        proto.ctx.active_requests -= 1
+        if result is not None:
+            error_log.error("ASGI callable returned a value (%r); it should return None.", result)
+        if self.disconnected:
+            return
+        if not self.response_started:
+            error_log.error("ASGI callable returned without starting response.")
+            proto._send_error(500)
+        elif not self.response_complete:
+            error_log.error("ASGI callable returned without completing response.")
+            proto.abort()
+            self._connection_lost()
+
+    cdef _app_failed(self, object exc):
+        cdef HttpProtocol proto = self.proto
+        self.running = False
+        self.task = None
+        proto.ctx.active_requests -= 1
+        if self.disconnected and (isinstance(exc, (OSError, aio_CancelledError))
+                                  or type(exc).__name__ == "ClientDisconnect"):
+            error_log.debug("ASGI application ended after the client disconnected: %r", exc)
+            return
+        error_log.error("Exception in ASGI application\n", exc_info=exc)
+        if self.disconnected:
+            return
+        if not self.head_sent:
+            proto._send_error(500)
+        elif not self.response_complete:
+            proto.abort()
+            self._connection_lost()
+
+
+async def _continue(RequestCycle cycle, object coro, object first):
+    try:
+        result = await _Resume(coro, first)
+    except BaseException as exc:
+        cycle._app_failed(exc)
+    else:
+        cycle._app_returned(result)
+
+
+@cython.final
+cdef class _Resume:
+    """Hands a coroutine that suspended during its eager first step to the Task: yields what
+    the coroutine yielded, and forwards what the Task sends or throws."""
+    cdef object coro
+    cdef object first
+
+    def __cinit__(self, coro, first):
+        self.coro = coro
+        self.first = first
+
+    def __await__(self):
+        cdef object coro = self.coro
+        cdef object value = self.first
+        self.first = None
+        while True:
+            try:
+                sent = yield value
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:
+                try:
+                    value = coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    value = coro.send(sent)
+                except StopIteration as stop:
+                    return stop.value
