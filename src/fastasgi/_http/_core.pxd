@@ -74,6 +74,7 @@ cdef class HttpProtocol:
     cdef bint keep_alive_allowed  # false once we decided to close after this response
     cdef double idle_since        # ctx.now when the connection went idle
     cdef double head_started      # ctx.now when the current request head began
+    cdef double body_activity     # ctx.now when request body bytes last arrived
     cdef object exc               # exception raised inside an llhttp callback
 
     cdef int _on_message_begin(self) except -1

@@ -35,6 +35,7 @@ cdef extern from "Python.h":
 
 # Module-level Python objects cached as C globals once (STYLE.md 5).
 cdef object aio_Task = asyncio.Task
+cdef object aio_Task_new = asyncio.Task.__new__
 cdef object aio_CancelledError = asyncio.CancelledError
 cdef object aio_enter_task = asyncio.tasks._enter_task
 cdef object aio_leave_task = asyncio.tasks._leave_task
@@ -411,7 +412,7 @@ cdef class ServerContext:
                     proto._close()
             elif (self.timeout_request_body and proto.cycle.receive_waiter is not None
                   and not proto.cycle.body_complete
-                  and now - proto.head_started > self.timeout_request_body):
+                  and now - proto.body_activity > self.timeout_request_body):
                 proto._send_error(408)
 
     def begin_shutdown(self):
@@ -681,6 +682,7 @@ cdef class HttpProtocol:
         cdef dict scope
         cdef llhttp_t* p = &self.parser
         self.in_head = False
+        self.body_activity = ctx.now
         if p.http_major != 1:
             self.err_status = 505
             return -1
@@ -776,6 +778,7 @@ cdef class HttpProtocol:
     cdef int _on_body(self, const char* at, size_t length) except -1:
         cdef RequestCycle cycle = self.cycle
         self.body_received += length
+        self.body_activity = self.ctx.now
         if self.ctx.max_body_size >= 0 and self.body_received > self.ctx.max_body_size:
             self.err_status = 413
             return -1
@@ -1218,7 +1221,7 @@ cdef class RequestCycle:
         cdef HttpProtocol proto = self.proto
         cdef object loop = proto.loop
         cdef object context = PyContext_CopyCurrent()
-        cdef object task = aio_Task.__new__(aio_Task)
+        cdef object task = aio_Task_new(aio_Task)
         cdef PyObject* yielded = NULL
         cdef PySendResult res
         cdef object coro
