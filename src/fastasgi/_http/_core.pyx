@@ -522,10 +522,10 @@ cdef class HttpProtocol:
                 waiter.set_result(None)
 
     def eof_received(self):
-        # The client half-closed. Finish the request in progress (a client may shut down
-        # its sending side and still wait for the answer), then close.
-        self.keep_alive_allowed = False
-        if self.cycle is not None:
+        # The client half-closed. Answer what it sent before (a client may shut down its
+        # sending side and still wait for the answers), then close.
+        self.eof = True
+        if self.cycle is not None or self.pending is not None:
             return True
         return None
 
@@ -598,6 +598,8 @@ cdef class HttpProtocol:
                     if self.closing:
                         return
                 if err == HPE_OK:
+                    if self.eof and self.cycle is None:
+                        self._close()       # half-closed and nothing complete left to answer
                     return
                 if self.cycle is not None:
                     # The response to the request just parsed is not complete: stop here
@@ -800,6 +802,8 @@ cdef class HttpProtocol:
 
     cdef _start_cycle(self, RequestCycle cycle):
         cdef ServerContext ctx = self.ctx
+        # uvicorn compares the connection count with >=, which counts this connection
+        # against itself (limit 1 would refuse everything); we allow `limit` of each.
         if ctx.limit_concurrency and (len(ctx.connections) > ctx.limit_concurrency
                                       or ctx.active_requests >= ctx.limit_concurrency):
             cycle.keep_alive = False
@@ -818,7 +822,8 @@ cdef class HttpProtocol:
         self.idle_since = self.ctx.now
         if self.body_paused:
             self.body_paused = False
-        if not cycle.keep_alive or not self.keep_alive_allowed:
+        if not cycle.keep_alive or not self.keep_alive_allowed or \
+                (self.eof and self.pending is None):
             self._close()
             return
         if self.parse_paused:
@@ -912,11 +917,12 @@ cdef class HttpProtocol:
 
     cdef _upgrade(self, bytes leftover):
         cdef RequestCycle cycle = self.cycle
+        cdef list corked = self.corked
         self.cycle = None
         self.ctx.connections.discard(self)
-        self.closing = True
-        self._uncork()
-        self.closing = False
+        self.corked = None
+        if corked:
+            self.transport.writelines(corked)
         try:
             proto = self.ctx.ws_upgrade(self.ctx, self.transport, cycle.scope, leftover)
         except BaseException as exc:
@@ -929,10 +935,12 @@ cdef class HttpProtocol:
         if self.reading_paused:
             self.reading_paused = False
             self.transport.resume_reading()
-        proto.connection_made(self.transport)
+        transport = self.transport
+        self.transport = None
+        self.closing = True
+        proto.connection_made(transport)
         if leftover:
             proto.data_received(leftover)
-        self.transport = None
 
 
 # --- the request cycle: receive(), send() and the app driver -------------------------------

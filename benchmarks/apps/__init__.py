@@ -1,0 +1,1 @@
+"""The ASGI apps the benchmark servers run (see benchmarks/scenarios.py)."""

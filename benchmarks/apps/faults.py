@@ -1,0 +1,39 @@
+"""Deliberately broken apps for the harness's own tests (tests/test_bench_runner.py).
+
+They prove that a server whose responses fail is reported as failing, not as fast.
+"""
+
+from benchmarks.apps.raw import _lifespan
+
+_count = 0
+
+
+def _start(status):
+    return {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", b"text/plain"), (b"content-length", b"13")],
+    }
+
+
+_BODY = {"type": "http.response.body", "body": b"Hello, World!"}
+
+
+async def always_500(scope, receive, send):
+    if scope["type"] == "http":
+        await send(_start(500))
+        await send(_BODY)
+    elif scope["type"] == "lifespan":
+        await _lifespan(receive, send)
+
+
+async def flaky_500(scope, receive, send):
+    """200 for most requests, 500 for every 50th: the first request (the
+    runner's precheck) passes, so only the load generator's count catches it."""
+    global _count
+    if scope["type"] == "http":
+        _count += 1
+        await send(_start(500 if _count % 50 == 0 else 200))
+        await send(_BODY)
+    elif scope["type"] == "lifespan":
+        await _lifespan(receive, send)

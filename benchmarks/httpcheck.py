@@ -1,0 +1,156 @@
+"""Before any load: is the server up, and does it answer the scenario correctly?
+
+``wait_ready`` polls until the server answers an HTTP request at all (any status). The
+precheck (``verify``) then sends the scenario's own request once and checks the answer in
+full: 2xx, the exact body, the Server and Date headers where the scenario requires them, 16
+pipelined requests answered in order for the pipelined scenario, and one websocket echo for
+the websocket scenario. A server that fails here is reported with the reason and not loaded.
+Every socket operation has a timeout.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import time
+
+from benchmarks.scenarios import Scenario
+
+
+class ServerFailed(RuntimeError):
+    """The server did not start, died, or answered wrongly."""
+
+
+def wait_ready(host: str, port: int, proc, timeout: float, path: str = "/") -> float:
+    """Return the seconds it took until ``host:port`` answered; raise ServerFailed if the
+    process exits first or ``timeout`` passes."""
+    t0 = time.monotonic()
+    last = "no answer"
+    while True:
+        code = proc.poll()
+        if code is not None:
+            raise ServerFailed(f"exited with code {code} before answering")
+        try:
+            conn = http.client.HTTPConnection(host, port, timeout=2.0)
+            try:
+                # No "Connection: close": fastpysgi 0.6 fails every later connection after
+                # one such request. The client closing the socket is enough.
+                conn.request("GET", path)
+                conn.getresponse().read()
+                return time.monotonic() - t0
+            finally:
+                conn.close()
+        except (OSError, http.client.HTTPException) as exc:
+            last = f"{type(exc).__name__}: {exc}"
+        if time.monotonic() - t0 > timeout:
+            raise ServerFailed(f"did not answer within {timeout:.0f}s (last: {last})")
+        time.sleep(0.05)
+
+
+def verify(scenario: Scenario, host: str, port: int, timeout: float = 10.0) -> list[str]:
+    """Problems with the server's answer to one request of ``scenario`` (empty: fine)."""
+    try:
+        if scenario.kind == "websocket":
+            return _verify_websocket(scenario, host, port, timeout)
+        problems = _verify_http(scenario, host, port, timeout)
+        if not problems and scenario.pipeline > 1:
+            problems = _verify_pipelined(scenario, host, port, timeout)
+        return problems
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        return [f"request failed: {type(exc).__name__}: {exc}"]
+
+
+def _expected_body(scenario: Scenario) -> bytes | None:
+    if scenario.check == "echo":
+        return scenario.request_body()
+    if scenario.check in ("eq", "len"):
+        return scenario.expected
+    return None
+
+
+def _verify_http(scenario: Scenario, host: str, port: int, timeout: float) -> list[str]:
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        body = scenario.request_body() if scenario.body_bytes else None
+        headers = {"Content-Type": "application/octet-stream"} if body is not None else {}
+        conn.request(scenario.method, scenario.path, body=body, headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        return check_response(scenario, resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
+    finally:
+        conn.close()
+
+
+def check_response(scenario: Scenario, status: int, headers: dict[str, str], body: bytes) -> list[str]:
+    problems = []
+    if not 200 <= status <= 299:
+        problems.append(f"status {status} (body: {body[:80]!r})")
+        return problems
+    expected = _expected_body(scenario)
+    if expected is not None and body != expected:
+        problems.append(
+            f"wrong body: {len(body)} bytes {body[:40]!r}..., expected {len(expected)} bytes {expected[:40]!r}..."
+        )
+    if scenario.require_server_date:
+        missing = [h for h in ("server", "date") if h not in headers]
+        if missing:
+            problems.append(f"no {' and no '.join(h.title() for h in missing)} header (TechEmpower rules)")
+    return problems
+
+
+def _verify_pipelined(scenario: Scenario, host: str, port: int, timeout: float) -> list[str]:
+    """Send ``pipeline`` requests in one write, each with a distinct query string, and read
+    as many responses (Content-Length framed) back on the same connection."""
+    n = scenario.pipeline
+    reqs = b"".join(
+        f"{scenario.method} {scenario.path}?n={i} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
+        for i in range(n)
+    )
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(reqs)
+        buf = b""
+        for i in range(n):
+            while b"\r\n\r\n" not in buf:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return [f"connection closed after {i} of {n} pipelined responses"]
+                buf += chunk
+            head, _, buf = buf.partition(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            parts = lines[0].split(" ", 2)
+            status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+            headers = {}
+            for line in lines[1:]:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+            if "content-length" not in headers:
+                return [f"pipelined response {i + 1} has no Content-Length"]
+            length = int(headers["content-length"])
+            while len(buf) < length:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return [f"connection closed inside pipelined response {i + 1}"]
+                buf += chunk
+            body, buf = buf[:length], buf[length:]
+            problems = check_response(scenario, status, headers, body)
+            if problems:
+                return [f"pipelined response {i + 1}: {p}" for p in problems]
+    return []
+
+
+def _verify_websocket(scenario: Scenario, host: str, port: int, timeout: float) -> list[str]:
+    try:
+        from websockets.sync.client import connect
+    except ImportError:
+        return []  # the load generator checks every echo anyway
+    message = "x" * scenario.ws_size
+    try:
+        with connect(f"ws://{host}:{port}{scenario.path}", open_timeout=timeout,
+                     close_timeout=2, compression=None) as ws:
+            ws.send(message)
+            answer = ws.recv(timeout=timeout)
+    except Exception as exc:  # websockets raises its own hierarchy plus OSError
+        return [f"websocket echo failed: {type(exc).__name__}: {exc}"]
+    if answer != message:
+        return [f"websocket echo differs: {answer[:40]!r}"]
+    return []

@@ -1,0 +1,214 @@
+"""Turning results into a terminal table, a markdown table, JSON and a PNG chart."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from benchmarks.model import ERRORS, FAILED, OK, SKIPPED, Cell, ScenarioResult, to_jsonable
+
+
+def fmt_rate(v: float | None) -> str:
+    return "-" if v is None else f"{v:,.0f}"
+
+
+def fmt_ms(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.2f}" if v < 100 else f"{v:.0f}"
+
+
+def fmt_mib(kib: int | None) -> str:
+    return "-" if kib is None else f"{kib / 1024:.1f}"
+
+
+def fmt_ratio(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}x"
+
+
+def fmt_pct(v: float | None) -> str:
+    return "-" if v is None else f"{v * 100:.0f}%"
+
+
+def short_status(cell: Cell) -> str:
+    if cell.status == OK:
+        return "ok" + (" (client-bound?)" if cell.client_bound else "")
+    if cell.status == ERRORS:
+        return f"FAIL: {cell.reason}"
+    if cell.status == FAILED:
+        return f"FAIL: {cell.reason}"
+    return f"skipped: {cell.reason}"
+
+
+def text_table(results: list[ScenarioResult], rounds: int) -> str:
+    """One block per scenario, best first; failing servers listed last with the reason."""
+    out = []
+    for sr in results:
+        out.append("")
+        out.append(f"{sr.name}: {sr.description}")
+        head = ("server", sr.unit, "spread", "p50 ms", "p99 ms", "errors", "RSS MiB",
+                "srv CPU", "gen CPU", f"x {sr.baseline}", "status")
+        rows = [head]
+        for c in sr.ranking():
+            rows.append((
+                c.server,
+                fmt_rate(c.rate) if c.status != SKIPPED else "-",
+                "-" if c.spread_pct is None else f"±{c.spread_pct:.1f}%",
+                fmt_ms(c.p50_ms), fmt_ms(c.p99_ms), str(c.errors) if c.status != SKIPPED else "-",
+                fmt_mib(c.peak_rss_kib), fmt_pct(c.server_cpu), fmt_pct(c.client_cpu),
+                fmt_ratio(c.ratio_to_baseline), short_status(c),
+            ))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(head) - 1)]
+        for r in rows:
+            cols = [r[0].ljust(widths[0])] + [r[i].rjust(widths[i]) for i in range(1, len(widths))]
+            out.append("  " + "  ".join(cols) + "  " + r[-1])
+        out.append("  " + subject_line(sr))
+    out.append("")
+    out.append(f"median of {rounds} round(s); spread = (max - min) / 2 / median; servers that "
+               "fail a check are not ranked. 'srv CPU' / 'gen CPU': share of one core used by the "
+               "server tree / the load generator while measured.")
+    return "\n".join(out)
+
+
+def subject_line(sr: ScenarioResult) -> str:
+    s = sr.cells.get(sr.subject)
+    if s is None or s.status == SKIPPED:
+        return f"{sr.subject}: not run"
+    if not s.usable:
+        return f"{sr.subject}: FAILING ({s.reason})"
+    parts = [f"{sr.subject}: {fmt_ratio(sr.subject_vs_baseline)} {sr.baseline}"]
+    if sr.fastest_peer:
+        parts.append(f"{fmt_ratio(sr.subject_vs_fastest_peer)} the fastest peer ({sr.fastest_peer})")
+    else:
+        parts.append("no other server passed")
+    return ", ".join(parts)
+
+
+def ratio_lines(results: list[ScenarioResult]) -> str:
+    lines = []
+    for sr in results:
+        ratios = ", ".join(
+            f"{c.server} {fmt_ratio(c.ratio_to_baseline)}" for c in sr.ranking() if c.ratio_to_baseline
+        )
+        lines.append(f"{sr.name:<11} x {sr.baseline}: {ratios or '-'}")
+        lines.append(f"{'':<11} {subject_line(sr)}")
+    return "\n".join(lines)
+
+
+def _md_cell(c: Cell | None) -> str:
+    if c is None or c.status == SKIPPED:
+        return "n/a"
+    if c.status in (ERRORS, FAILED):
+        return "fails"
+    return fmt_rate(c.rate)
+
+
+def markdown(results: list[ScenarioResult], machine: dict, servers: list[str], rounds: int,
+             command_line: str) -> str:
+    lines = [
+        f"Requests/s (websocket: messages/s), median of {rounds} round(s). "
+        f"{machine.get('cpu_model')}, server pinned to CPU {machine.get('server_cpus')}, load "
+        f"generator to CPU {machine.get('client_cpus')}; {machine.get('kernel')}, Python "
+        f"{machine.get('python')}.",
+        "",
+        "| scenario | " + " | ".join(servers) + f" | {results[0].subject if results else 'fastasgi'} / "
+        f"{results[0].baseline if results else 'uvicorn'} | vs fastest peer |",
+        "|---|" + "---:|" * len(servers) + "---:|---|",
+    ]
+    notes = []
+    for sr in results:
+        row = [sr.name]
+        best = max((c.rate for c in sr.cells.values() if c.usable), default=None)
+        for name in servers:
+            c = sr.cells.get(name)
+            text = _md_cell(c)
+            if c is not None and c.usable and c.rate == best:
+                text = f"**{text}**"
+            if c is not None and c.status in (ERRORS, FAILED, SKIPPED) and c.reason:
+                notes.append(f"{sr.name} / {name}: {c.status}: {c.reason}")
+            row.append(text)
+        row.append(fmt_ratio(sr.subject_vs_baseline))
+        peer = (f"{fmt_ratio(sr.subject_vs_fastest_peer)} ({sr.fastest_peer})"
+                if sr.subject_vs_fastest_peer else "-")
+        row.append(peer)
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "Details (p50 / p99 latency in ms, peak RSS of the server's processes in MiB):", ""]
+    lines.append("| scenario | server | rate | spread | p50 | p99 | RSS | errors |")
+    lines.append("|---|---|---:|---:|---:|---:|---:|---:|")
+    for sr in results:
+        for c in sr.ranking():
+            if c.status == SKIPPED:
+                continue
+            rate = fmt_rate(c.rate) if c.usable else f"fails ({fmt_rate(c.rate)})"
+            spread = "-" if c.spread_pct is None else f"±{c.spread_pct:.1f}%"
+            lines.append(f"| {sr.name} | {c.server} | {rate} | {spread} | {fmt_ms(c.p50_ms)} | "
+                         f"{fmt_ms(c.p99_ms)} | {fmt_mib(c.peak_rss_kib)} | {c.errors} |")
+    if notes:
+        lines += ["", "Not ranked:", ""] + [f"- {n}" for n in notes]
+    versions = machine.get("server_versions") or {}
+    if versions:
+        lines += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + "."]
+    lines += ["", f"Produced by `{command_line}`."]
+    return "\n".join(lines) + "\n"
+
+
+def write_json(path: str, payload: dict) -> None:
+    with open(path, "w") as f:
+        json.dump(payload, f, indent=2, default=to_jsonable)
+        f.write("\n")
+
+
+def chart(path: str, results: list[ScenarioResult], servers: list[str], machine: dict) -> str | None:
+    """Grouped bars, one group per scenario and one bar per server, log scale; servers that
+    fail are marked with a cross instead of a bar. Returns None on success, else why not."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed (pip install matplotlib)"
+    if not results or not servers:
+        return "nothing to draw"
+    n = len(servers)
+    width = 0.8 / n
+    fig, ax = plt.subplots(figsize=(max(8, 1.3 * len(results) * max(1, n / 4)), 5.5))
+    colors = plt.get_cmap("tab10").colors
+    all_rates = [c.rate for sr in results for c in sr.cells.values() if c.usable]
+    floor = min(all_rates) / 3 if all_rates else 1
+    for i, name in enumerate(servers):
+        xs, heights, lo, hi, fails = [], [], [], [], []
+        for j, sr in enumerate(results):
+            c = sr.cells.get(name)
+            x = j - 0.4 + width * (i + 0.5)
+            if c is not None and c.usable:
+                xs.append(x)
+                heights.append(c.rate)
+                lo.append(c.rate - c.rate_min)
+                hi.append(c.rate_max - c.rate)
+            elif c is not None and c.status in (ERRORS, FAILED):
+                fails.append(x)
+        color = colors[i % len(colors)]
+        ax.bar(xs, heights, width, label=name, color=color, yerr=[lo, hi], capsize=2,
+               error_kw={"elinewidth": 0.8})
+        if fails:
+            ax.scatter(fails, [floor * 1.3] * len(fails), marker="x", color=color, s=40)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(results)))
+    ax.set_xticklabels([f"{sr.name}\n({sr.unit})" for sr in results], fontsize=8)
+    ax.set_ylabel("requests/s (websocket: messages/s), log scale")
+    ax.set_title(
+        f"ASGI servers, one core each: {machine.get('cpu_model')}, Python {machine.get('python')}\n"
+        "median of rounds, whiskers min-max; x = server failed the scenario's checks",
+        fontsize=9,
+    )
+    ax.legend(fontsize=8, ncol=min(n, 7), loc="upper center", bbox_to_anchor=(0.5, -0.12))
+    ax.grid(axis="y", which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return None
+
+
+def ensure_dir(path: str) -> None:
+    os.makedirs(path, exist_ok=True)

@@ -1,0 +1,265 @@
+"""Log configuration and the access log.
+
+Three loggers, named like uvicorn's so a uvicorn log config translates by renaming:
+
+- ``fastasgi``: parent of the other two; its handler writes to stderr.
+- ``fastasgi.error``: server life cycle and application errors (despite the name it
+  carries INFO lines such as "Started server process").
+- ``fastasgi.access``: one line per response, to stdout.
+
+The default formatters prefix each line with the level (``INFO:     ``), coloured when the
+stream is a terminal, as uvicorn does.
+"""
+
+from __future__ import annotations
+
+import http
+import json
+import logging
+import logging.config
+import os
+import sys
+from collections.abc import Callable
+from copy import copy
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from fastasgi.config import Config
+
+TRACE_LOG_LEVEL = 5
+
+LOG_LEVELS: dict[str, int] = {
+    "critical": logging.CRITICAL,
+    "error": logging.ERROR,
+    "warning": logging.WARNING,
+    "info": logging.INFO,
+    "debug": logging.DEBUG,
+    "trace": TRACE_LOG_LEVEL,
+}
+
+LOGGING_CONFIG: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "default": {
+            "()": "fastasgi.logging.DefaultFormatter",
+            "fmt": "%(levelprefix)s %(message)s",
+            "use_colors": None,
+        },
+        "access": {
+            "()": "fastasgi.logging.AccessFormatter",
+            "fmt": '%(levelprefix)s %(client_addr)s - "%(request_line)s" %(status_code)s',
+            "use_colors": None,
+        },
+    },
+    "handlers": {
+        "default": {
+            "formatter": "default",
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stderr",
+        },
+        "access": {
+            "formatter": "access",
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+        },
+    },
+    "loggers": {
+        "fastasgi": {"handlers": ["default"], "level": "INFO", "propagate": False},
+        "fastasgi.error": {"level": "INFO"},
+        "fastasgi.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+    },
+}
+
+# The default access line, uvicorn's: client, request line, status.
+ACCESS_LOG_FORMAT = '%s - "%s %s HTTP/%s" %d'
+
+_ANSI_COLORS = {
+    "red": 31,
+    "green": 32,
+    "yellow": 33,
+    "blue": 34,
+    "cyan": 36,
+    "bright_red": 91,
+    "bright_white": 97,
+}
+
+
+def style(text: str, fg: str | None = None, bold: bool = False) -> str:
+    """Wrap ``text`` in ANSI escape codes."""
+    prefix = ""
+    if fg is not None:
+        prefix += f"\033[{_ANSI_COLORS[fg]}m"
+    if bold:
+        prefix += "\033[1m"
+    return f"{prefix}{text}\033[0m"
+
+
+class ColourizedFormatter(logging.Formatter):
+    """Adds ``%(levelprefix)s`` ("INFO:     ", the level name padded to line messages up),
+    coloured when colours are on. A record logged with ``extra={"color_message": ...}``
+    uses that message instead of the plain one when colours are on."""
+
+    level_colors = {
+        TRACE_LOG_LEVEL: "blue",
+        logging.DEBUG: "cyan",
+        logging.INFO: "green",
+        logging.WARNING: "yellow",
+        logging.ERROR: "red",
+        logging.CRITICAL: "bright_red",
+    }
+    stream = sys.stderr
+
+    def __init__(
+        self,
+        fmt: str | None = None,
+        datefmt: str | None = None,
+        style: Literal["%", "{", "$"] = "%",
+        use_colors: bool | None = None,
+    ) -> None:
+        if use_colors is None:
+            use_colors = _is_tty(self.stream)
+        self.use_colors = use_colors
+        super().__init__(fmt=fmt, datefmt=datefmt, style=style)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record = copy(record)
+        levelname = record.levelname
+        padding = " " * (8 - len(levelname))
+        if self.use_colors:
+            color = self.level_colors.get(record.levelno)
+            if color is not None:
+                levelname = style(levelname, fg=color)
+            if "color_message" in record.__dict__:
+                record.msg = record.__dict__["color_message"]
+                record.message = record.getMessage()
+        record.__dict__["levelprefix"] = levelname + ":" + padding
+        return super().formatMessage(record)
+
+
+class DefaultFormatter(ColourizedFormatter):
+    stream = sys.stderr
+
+
+class AccessFormatter(ColourizedFormatter):
+    """Formats records logged by the access log: their args are ``(client_addr, method,
+    path_with_query, http_version, status)``, and the format may use ``%(client_addr)s``,
+    ``%(request_line)s`` and ``%(status_code)s`` ("200 OK")."""
+
+    stream = sys.stdout
+    status_colors = {1: "bright_white", 2: "green", 3: "yellow", 4: "red", 5: "bright_red"}
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record = copy(record)
+        client_addr, method, full_path, http_version, status = record.args  # type: ignore[misc]
+        try:
+            phrase = http.HTTPStatus(status).phrase
+        except ValueError:
+            phrase = ""
+        status_code = f"{status} {phrase}"
+        request_line = f"{method} {full_path} HTTP/{http_version}"
+        if self.use_colors:
+            status_code = style(status_code, fg=self.status_colors.get(status // 100))
+            request_line = style(request_line, bold=True)
+        record.__dict__.update(
+            client_addr=client_addr, request_line=request_line, status_code=status_code
+        )
+        return super().formatMessage(record)
+
+
+def _is_tty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
+def configure_logging(config: Config) -> None:
+    """Apply ``config.log_config``, ``use_colors``, ``log_level`` and ``access_log``.
+
+    ``log_config`` is a dictConfig dict, a path to a ``.json`` / ``.yaml`` / ``.yml`` file
+    (dictConfig) or to an ini file (fileConfig), or None to leave logging untouched.
+    Raises ``OSError`` / ``ValueError`` for unreadable or invalid files; the caller turns
+    them into a ``ConfigError`` naming ``--log-config``.
+    """
+    logging.addLevelName(TRACE_LOG_LEVEL, "TRACE")
+    log_config = config.log_config
+
+    if isinstance(log_config, os.PathLike):
+        log_config = os.fspath(log_config)
+    if isinstance(log_config, dict):
+        if config.use_colors is not None:
+            log_config = _with_colors(log_config, config.use_colors)
+        logging.config.dictConfig(log_config)
+    elif isinstance(log_config, str) and log_config.endswith(".json"):
+        with open(log_config) as file:
+            logging.config.dictConfig(json.load(file))
+    elif isinstance(log_config, str) and log_config.endswith((".yaml", ".yml")):
+        import yaml  # optional: pip install pyyaml (or fastasgi[standard])
+
+        with open(log_config) as file:
+            logging.config.dictConfig(yaml.safe_load(file))
+    elif log_config is not None:
+        # An ini file, a file object or a RawConfigParser.
+        logging.config.fileConfig(log_config, disable_existing_loggers=False)
+
+    if config.log_level is not None:
+        level = config.log_level
+        if isinstance(level, str):
+            level = LOG_LEVELS[level.lower()]
+        for name in ("fastasgi.error", "fastasgi.access", "fastasgi.asgi"):
+            logging.getLogger(name).setLevel(level)
+
+    if not config.access_log:
+        access_logger = logging.getLogger("fastasgi.access")
+        access_logger.handlers = []
+        access_logger.propagate = False
+
+
+def _with_colors(log_config: dict[str, Any], use_colors: bool) -> dict[str, Any]:
+    """A copy of ``log_config`` with ``use_colors`` set on our formatters (the caller's
+    dict, often the module-level default, is left as it was)."""
+    log_config = dict(log_config)
+    formatters = {name: dict(spec) for name, spec in log_config.get("formatters", {}).items()}
+    for spec in formatters.values():
+        if str(spec.get("()", "")).startswith("fastasgi.logging."):
+            spec["use_colors"] = use_colors
+    log_config["formatters"] = formatters
+    return log_config
+
+
+def make_access_log(config: Config) -> Callable[[dict, int, int, float], None] | None:
+    """The callback the HTTP protocol calls after each response, or None when the access
+    log is off (then the protocol skips the call altogether)."""
+    if not config.access_log:
+        return None
+
+    logger = logging.getLogger("fastasgi.access")
+    is_enabled_for = logger.isEnabledFor
+    log = logger._log  # skips the second isEnabledFor that logger.info would do
+    INFO = logging.INFO
+
+    def access_log(scope: dict, status: int, nbytes: int, duration: float) -> None:
+        if not is_enabled_for(INFO):
+            return
+        client = scope.get("client")
+        client_addr = f"{client[0]}:{client[1]}" if client else ""
+        # raw_path is the target as the client sent it; backslashreplace keeps any
+        # non-ASCII byte visible and the line printable.
+        path = scope.get("raw_path") or scope["path"].encode()
+        query = scope["query_string"]
+        if query:
+            path += b"?" + query
+        log(
+            INFO,
+            ACCESS_LOG_FORMAT,
+            (
+                client_addr,
+                scope["method"],
+                path.decode("ascii", "backslashreplace"),
+                scope["http_version"],
+                status,
+            ),
+        )
+
+    return access_log

@@ -1,0 +1,859 @@
+"""ASGI websockets over an HTTP/1.1 ``Upgrade: websocket`` request.
+
+The compiled HTTP protocol parses the upgrade request, builds its ``http`` scope, and hands the
+connection over by calling the function that :func:`create_ws_upgrade` returns. From there
+:class:`WebSocketProtocol` owns the socket: it completes (or refuses) the opening handshake on
+the app's word, and runs the frames through the sans-I/O ``ServerProtocol`` of the
+``websockets`` package, which does framing, masking (with its C speed-ups), fragmentation
+limits, control frames, close codes and permessage-deflate (RFC 7692).
+
+The handshake itself is checked with ``ServerProtocol.process_request`` (key, version,
+extension negotiation) but the HTTP responses (101, 403, 500, the denial response) are
+written here, so that they carry the server's default headers and the app's headers,
+validated the same way as on plain HTTP responses.
+
+Specifications followed: the ASGI HTTP & WebSocket spec (asgiref ``specs/www.rst``, websocket
+spec version 2.4), its "WebSocket Denial Response" extension (``specs/extensions.rst``),
+RFC 6455 and RFC 7692.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import email.utils
+import http
+import logging
+import os
+import re
+from collections.abc import Callable
+from typing import Any
+
+from websockets.datastructures import Headers
+from websockets.exceptions import InvalidHandshake, InvalidHeaderValue, InvalidProtocol
+from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+from websockets.frames import Opcode
+from websockets.http11 import Request
+from websockets.protocol import OPEN as _WS_OPEN
+from websockets.server import ServerProtocol
+
+__all__ = ["ClientDisconnected", "WebSocketProtocol", "create_ws_upgrade"]
+
+logger = logging.getLogger("fastasgi.error")
+
+#: ASGI websocket spec version this layer implements (2.4: ``reason`` on disconnect, and
+#: ``send()`` raising an ``OSError`` subclass on a closed connection).
+SPEC_VERSION = "2.4"
+
+#: Seconds to wait, once a close frame is sent, for the peer to answer it and drop the TCP
+#: connection; after that the transport is aborted, so a silent peer cannot hold a socket.
+CLOSE_TIMEOUT = 5.0
+
+#: Bytes a client may send before the handshake completes (RFC 6455 lets it pipeline frames
+#: after the upgrade request); beyond this, reading pauses until the app accepts.
+EARLY_DATA_LIMIT = 65536
+
+_TEXT = Opcode.TEXT
+_BINARY = Opcode.BINARY
+_CONT = Opcode.CONT
+_PONG = Opcode.PONG
+_CLOSE = Opcode.CLOSE
+
+# RFC 9110 5.6.2: a field name is a token; RFC 9110 5.5: CR, LF and NUL never appear in a
+# field value (they would split the response).
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_BAD_VALUE = re.compile(rb"[\r\n\x00]")
+_HANDSHAKE_HEADERS = frozenset(
+    (b"sec-websocket-protocol", b"sec-websocket-accept", b"sec-websocket-extensions", b"upgrade", b"connection")
+)
+
+# Connection states. The rules:
+# - HANDSHAKE: the app has the websocket.connect event and must answer with websocket.accept,
+#   websocket.close or websocket.http.response.start. Nothing is fed to the frame parser yet
+#   (it would answer pings before the 101 went out); early bytes are buffered.
+# - RESPONSE: the app is sending a denial response (websocket.http.response.*); the
+#   connection closes when its last body message is written.
+# - OPEN: the 101 went out; frames flow both ways.
+# - CLOSING: a close frame was sent or received (by the app, the peer, a protocol error, a ping
+#   timeout or server shutdown); no message reaches the app any more, reading goes on only to
+#   see the peer's close frame or EOF, and a timer aborts the transport if neither comes.
+# - CLOSED: the HTTP exchange is over or the transport is gone. Terminal.
+# The app sees exactly one websocket.disconnect, queued after the messages already received;
+# once it has been read, receive() keeps returning it.
+HANDSHAKE, RESPONSE, OPEN, CLOSING, CLOSED = range(5)
+
+
+class ClientDisconnected(OSError):
+    """Raised by ``send()`` when the websocket is already closed (ASGI spec 2.4:
+    "a server-specific subclass of OSError"). Never logged as an application error."""
+
+
+class _Settings:
+    """The websocket settings of a ``Config``, read once at start-up."""
+
+    __slots__ = (
+        "max_size",
+        "max_queue",
+        "resume_at",
+        "ping_interval",
+        "ping_timeout",
+        "extensions",
+        "server_line",
+        "extra_lines",
+        "date_header",
+    )
+
+    def __init__(self, config: Any) -> None:
+        self.max_size: int | None = config.ws_max_size
+        self.max_queue: int = max(1, int(config.ws_max_queue))
+        # Reading resumes once the app has drained the queue to half of it, so a fast client
+        # does not make the transport flip between paused and reading on every message.
+        self.resume_at: int = self.max_queue // 2
+        self.ping_interval: float | None = config.ws_ping_interval or None
+        self.ping_timeout: float | None = config.ws_ping_timeout or None
+        if config.ws_per_message_deflate:
+            # The settings websockets itself serves with (enable_server_permessage_deflate):
+            # 4 KiB windows and memLevel 5 keep a connection's zlib state near 64 KiB instead
+            # of the 320 KiB of zlib's defaults, for a small loss of compression ratio.
+            self.extensions = [
+                ServerPerMessageDeflateFactory(
+                    server_max_window_bits=12,
+                    client_max_window_bits=12,
+                    compress_settings={"memLevel": 5},
+                )
+            ]
+        else:
+            self.extensions = None
+        extra = list(config.encoded_headers)
+        # uvicorn: a --header server:... replaces the default Server header.
+        has_server = any(name.lower() == b"server" for name, _ in extra)
+        self.server_line = b"server: fastasgi\r\n" if config.server_header and not has_server else b""
+        self.extra_lines = b"".join(b"%s: %s\r\n" % (name, value) for name, value in extra)
+        self.date_header: bool = bool(config.date_header)
+
+
+def create_ws_upgrade(config: Any) -> Callable[[Any, asyncio.Transport, dict, bytes], asyncio.Protocol]:
+    """Return the ``ws_upgrade`` hook of ``ServerContext`` for these settings.
+
+    ``config`` supplies ``ws_max_size``, ``ws_max_queue``, ``ws_ping_interval``,
+    ``ws_ping_timeout`` and ``ws_per_message_deflate`` (uvicorn's names and meanings), and the
+    ``server_header`` / ``date_header`` / ``encoded_headers`` defaults of HTTP responses.
+    """
+    settings = _Settings(config)
+
+    def ws_upgrade(ctx: Any, transport: asyncio.Transport, scope: dict, leftover: bytes) -> asyncio.Protocol:
+        # The HTTP protocol calls connection_made() and data_received(leftover) itself.
+        return WebSocketProtocol(ctx, settings, scope)
+
+    return ws_upgrade
+
+
+def _reason_phrase(status: int) -> bytes:
+    try:
+        return http.HTTPStatus(status).phrase.encode("ascii")
+    except ValueError:
+        return b""
+
+
+def _check_headers(headers: Any, what: str) -> list[tuple[bytes, bytes]]:
+    checked = []
+    for header in headers:
+        name, value = header
+        if not isinstance(name, bytes) or not isinstance(value, bytes):
+            raise RuntimeError(f"{what} headers must be (bytes, bytes) pairs, got {header!r}")
+        if not _TOKEN.match(name):
+            raise RuntimeError(f"Invalid header name {name!r} in {what}")
+        if _BAD_VALUE.search(value):
+            raise RuntimeError(f"Invalid header value {value!r} for {name!r} in {what}")
+        checked.append((name, value))
+    return checked
+
+
+def _subprotocols(headers: list[tuple[bytes, bytes]]) -> list[str]:
+    """The Sec-WebSocket-Protocol values the client offered, in order (RFC 6455 4.1)."""
+    offered = []
+    for name, value in headers:
+        if name.lower() == b"sec-websocket-protocol":
+            for token in value.decode("latin-1").split(","):
+                token = token.strip()
+                if token:
+                    offered.append(token)
+    return offered
+
+
+class WebSocketProtocol(asyncio.Protocol):
+    """One upgraded connection: the handshake, then frames, for one ASGI app call."""
+
+    def __init__(self, ctx: Any, settings: _Settings, http_scope: dict) -> None:
+        self.ctx = ctx
+        self.loop: asyncio.AbstractEventLoop = ctx.loop
+        self.settings = settings
+        self.transport: asyncio.Transport | None = None
+        self.state = HANDSHAKE
+
+        # The frame layer starts OPEN: the handshake request was parsed by the HTTP protocol,
+        # and the responses are written here (see the module docstring).
+        self.conn = ServerProtocol(
+            state=_WS_OPEN,
+            extensions=settings.extensions,
+            max_size=settings.max_size,
+            logger=logger,
+        )
+
+        headers = http_scope["headers"]
+        http_version = http_scope.get("http_version", "1.1")
+        asgi = http_scope.get("asgi") or {}
+        self.scope: dict[str, Any] = {
+            "type": "websocket",
+            "asgi": {"version": asgi.get("version", "3.0"), "spec_version": SPEC_VERSION},
+            "http_version": http_version,
+            "scheme": "wss" if http_scope.get("scheme") == "https" else "ws",
+            "server": http_scope.get("server"),
+            "client": http_scope.get("client"),
+            "root_path": http_scope.get("root_path", ""),
+            "path": http_scope["path"],
+            "raw_path": http_scope.get("raw_path"),
+            "query_string": http_scope.get("query_string", b""),
+            "headers": headers,
+            "subprotocols": _subprotocols(headers),
+            "extensions": {"websocket.http.response": {}},
+        }
+        if "state" in http_scope:
+            self.scope["state"] = http_scope["state"]
+
+        # Check the handshake request before the app is called (RFC 6455 4.2.1). On failure,
+        # connection_made() answers with this response and the app never runs.
+        self._reject: tuple[int, bytes, bytes] | None = None
+        self._accept_headers = b""
+        request = Request(
+            path=http_scope["raw_path"].decode("latin-1"),
+            headers=Headers((k.decode("latin-1"), v.decode("latin-1")) for k, v in headers),
+            method="GET",
+            protocol="HTTP/" + http_version,
+        )
+        try:
+            accept_key, extensions_header, _ = self.conn.process_request(request)
+        except InvalidProtocol as exc:
+            # RFC 6455 4.1: the opening handshake is an HTTP/1.1 (or later) request.
+            self._reject = (505, f"Failed to open a WebSocket connection: {exc}.\n".encode(), b"")
+        except InvalidHeaderValue as exc:
+            extra = b""
+            if exc.name == "Sec-WebSocket-Version":
+                # RFC 6455 4.4: answer an unsupported version with 426 and the versions we speak.
+                status = 426
+                extra = b"sec-websocket-version: 13\r\n"
+            else:
+                status = 400
+            self._reject = (status, f"Failed to open a WebSocket connection: {exc}.\n".encode(), extra)
+        except InvalidHandshake as exc:
+            self._reject = (400, f"Failed to open a WebSocket connection: {exc}.\n".encode(), b"")
+        else:
+            accept = b"sec-websocket-accept: " + accept_key.encode("ascii") + b"\r\n"
+            if extensions_header is not None:
+                accept += b"sec-websocket-extensions: " + extensions_header.encode("ascii") + b"\r\n"
+            self._accept_headers = accept
+
+        # Messages for the app. receive() parks one waiter when the deque is empty.
+        self._queue: collections.deque[dict[str, Any]] = collections.deque()
+        self._waiter: asyncio.Future | None = None
+        self._disconnect: dict[str, Any] | None = None
+        self._read_paused = False
+        self._early: list[bytes] = []
+        self._early_size = 0
+        self._fragments: list[bytes] | None = None
+        self._fragments_text = False
+
+        # Write flow control: send() waits on this while the transport is paused.
+        self._write_paused = False
+        self._drain: asyncio.Future | None = None
+
+        self._task: asyncio.Task | None = None
+        self._accepted = False
+        self._app_closed = False
+        self._ping_handle: asyncio.TimerHandle | None = None
+        self._pong_handle: asyncio.TimerHandle | None = None
+        self._ping_payload: bytes | None = None
+        self._close_handle: asyncio.TimerHandle | None = None
+
+        # Denial response (websocket.http.response.*) in progress.
+        self._response_head: bytes | None = None
+        self._response_has_length = False
+        self._response_chunked = False
+        self._response_sent = False
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        ctx = self.ctx
+        ctx.connections.add(self)
+        if self._reject is not None:
+            status, body, extra = self._reject
+            self._write_plain_response(status, body, extra)
+            self._end_exchange()
+            return
+        if ctx.shutting_down:
+            # Upgraded after shutdown() was sent to every connection: this one would be missed.
+            self._write_plain_response(503)
+            self._end_exchange()
+            return
+        self._queue.append({"type": "websocket.connect"})
+        self._task = self.loop.create_task(self._run_asgi())
+        # The HTTP protocol may have paused reading while it handled the upgrade request; a
+        # closed socket must be seen during the handshake, so read (early data is buffered).
+        if not transport.is_reading():  # type: ignore[attr-defined]
+            transport.resume_reading()  # type: ignore[attr-defined]
+
+    def data_received(self, data: bytes) -> None:
+        state = self.state
+        if state == OPEN or state == CLOSING:
+            conn = self.conn
+            conn.receive_data(data)
+            events = conn.events_received()
+            if events:
+                self._handle_events(events)
+            self._flush()
+        elif state == HANDSHAKE:
+            self._early.append(data)
+            self._early_size += len(data)
+            if self._early_size > EARLY_DATA_LIMIT:
+                self._pause_reading()
+        # RESPONSE, CLOSED: the exchange is HTTP only now; bytes from the peer are ignored.
+
+    def eof_received(self) -> bool | None:
+        # Returning None lets the transport close itself: every close path of the protocol
+        # ends with closing the TCP connection, and nothing is written after the peer's EOF.
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._accepted:
+            logger.info("connection closed")
+        self.state = CLOSED
+        self._cancel_timers()
+        self.ctx.connections.discard(self)
+        self._write_paused = False
+        drain = self._drain
+        if drain is not None:
+            self._drain = None
+            if not drain.done():
+                drain.set_result(None)
+        # RFC 6455 7.1.5: 1006 when the connection closed without a close frame.
+        self._queue_disconnect(1006, "")
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        drain = self._drain
+        if drain is not None:
+            self._drain = None
+            if not drain.done():
+                drain.set_result(None)
+
+    # Server hooks (members of ctx.connections)
+
+    def shutdown(self) -> None:
+        """Server shutdown: close an open websocket with 1012 (Service Restart) and give the app
+        its websocket.disconnect; refuse a pending handshake with 503."""
+        state = self.state
+        if state == OPEN:
+            self._start_close(1012, "")
+        elif state == HANDSHAKE:
+            # RFC 9110 15.6.4: 503 is the status for a server that is going away.
+            self._write_plain_response(503)
+            self._end_exchange(1012)
+        # RESPONSE finishes by itself; CLOSING already has its close timer.
+
+    def abort(self) -> None:
+        """Close the connection now and cancel the app if it is still running."""
+        if self.transport is not None:
+            self.transport.abort()
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+
+    # Incoming frames
+
+    def _handle_events(self, events: list) -> None:
+        for frame in events:
+            opcode = frame.opcode
+            if opcode is _TEXT or opcode is _BINARY:
+                if frame.fin:
+                    self._message(opcode is _TEXT, frame.data)
+                else:
+                    self._fragments = [frame.data]
+                    self._fragments_text = opcode is _TEXT
+            elif opcode is _CONT:
+                # The frame layer rejects a continuation without a first frame (1002) and
+                # counts the whole message against max_size (1009).
+                fragments = self._fragments
+                fragments.append(frame.data)  # type: ignore[union-attr]
+                if frame.fin:
+                    self._fragments = None
+                    self._message(self._fragments_text, b"".join(fragments))  # type: ignore[arg-type]
+            elif opcode is _PONG:
+                if self._ping_payload is not None and frame.data == self._ping_payload:
+                    self._ping_payload = None
+                    if self._pong_handle is not None:
+                        self._pong_handle.cancel()
+                        self._pong_handle = None
+            elif opcode is _CLOSE:
+                self._close_received()
+            # PING: the frame layer has queued the pong already (RFC 6455 5.5.2).
+
+    def _message(self, is_text: bool, data: bytes) -> None:
+        if self.state != OPEN:
+            # After a close frame went out, data frames are discarded (RFC 6455 1.4).
+            return
+        if is_text:
+            try:
+                message = {"type": "websocket.receive", "text": data.decode()}
+            except UnicodeDecodeError as exc:
+                # RFC 6455 8.1: a text message that is not valid UTF-8 fails the connection,
+                # and 7.4.1 gives 1007 for data inconsistent with the message type.
+                self._fail(1007, f"invalid UTF-8 at position {exc.start}")
+                return
+        else:
+            message = {"type": "websocket.receive", "bytes": data}
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(message)
+                return
+        queue = self._queue
+        queue.append(message)
+        if len(queue) >= self.settings.max_queue and not self._read_paused:
+            self._pause_reading()
+
+    def _close_received(self) -> None:
+        close = self.conn.close_rcvd
+        if self.state == OPEN:
+            # The peer started the closing handshake; the frame layer echoed its close frame
+            # (RFC 6455 5.5.1) and asked for the TCP connection to be closed.
+            self.state = CLOSING
+            self._stop_keepalive()
+            self._resume_reading()
+        if close is not None:
+            self._queue_disconnect(close.code, close.reason)
+
+    def _fail(self, code: int, reason: str) -> None:
+        """Fail the connection (RFC 6455 7.1.7) with ``code``; the app sees it as its disconnect."""
+        self.conn.fail(code, reason)
+        self.state = CLOSING
+        self._stop_keepalive()
+        self._queue_disconnect(code, reason)
+
+    # Outgoing data
+
+    def _flush(self) -> None:
+        """Write what the frame layer produced; an empty chunk means "close the TCP side"."""
+        conn = self.conn
+        if conn.parser_exc is not None and self.state == OPEN:
+            # The frame layer failed the connection on a protocol error (1002), a message over
+            # max_size (1009), a bad close reason (1007) or a peer EOF mid-frame.
+            self.state = CLOSING
+            self._stop_keepalive()
+            sent = conn.close_sent
+            if sent is not None:
+                self._queue_disconnect(sent.code, sent.reason)
+            else:
+                self._queue_disconnect(1006, "")
+        transport = self.transport
+        for chunk in conn.data_to_send():
+            if chunk:
+                transport.write(chunk)  # type: ignore[union-attr]
+            else:
+                self._close_transport()
+
+    def _close_transport(self) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if self.conn.close_rcvd is not None:
+            # Both close frames have been exchanged: RFC 6455 7.1.1 has the server close the
+            # TCP connection first. The peer sends nothing after its close frame, so there is
+            # no unread data that would turn the close into a reset.
+            transport.close()
+            return
+        # Failing the connection while the peer may still be sending: half-close so the close
+        # frame is delivered (closing with unread input would send a TCP reset and the peer
+        # could lose it), keep reading and discarding until the peer closes, and give up after
+        # CLOSE_TIMEOUT.
+        if transport.can_write_eof():
+            try:
+                transport.write_eof()
+            except (OSError, RuntimeError):
+                transport.close()
+        else:
+            transport.close()
+        self._resume_reading()
+        self._arm_close_timer()
+
+    def _arm_close_timer(self) -> None:
+        if self._close_handle is None and self.state != CLOSED:
+            self._close_handle = self.loop.call_later(CLOSE_TIMEOUT, self._close_timed_out)
+
+    def _close_timed_out(self) -> None:
+        self._close_handle = None
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _start_close(self, code: int, reason: str) -> None:
+        """Send a close frame from OPEN and wait for the peer's (RFC 6455 7.1.2)."""
+        self.conn.send_close(code, reason)
+        self.state = CLOSING
+        self._stop_keepalive()
+        self._queue_disconnect(code, reason)
+        self._flush()
+        self._resume_reading()
+        self._arm_close_timer()
+
+    # Reading flow control
+
+    def _pause_reading(self) -> None:
+        if not self._read_paused and self.transport is not None:
+            self._read_paused = True
+            self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self._read_paused and self.transport is not None:
+            self._read_paused = False
+            if not self.transport.is_closing():
+                self.transport.resume_reading()
+
+    # Keepalive (RFC 6455 5.5.2 / 5.5.3)
+
+    def _start_keepalive(self) -> None:
+        interval = self.settings.ping_interval
+        if interval is not None:
+            self._ping_handle = self.loop.call_later(interval, self._send_ping)
+
+    def _send_ping(self) -> None:
+        self._ping_handle = None
+        if self.state != OPEN:
+            return
+        settings = self.settings
+        # With a timeout, a ping still unanswered is left to its pong timer; without one, each
+        # interval sends a new ping (keeping NAT and proxy idle timers alive).
+        if self._ping_payload is None or settings.ping_timeout is None:
+            payload = os.urandom(4)
+            self._ping_payload = payload
+            self.conn.send_ping(payload)
+            self._flush()
+            if settings.ping_timeout is not None:
+                self._pong_handle = self.loop.call_later(settings.ping_timeout, self._ping_timed_out)
+        self._ping_handle = self.loop.call_later(settings.ping_interval, self._send_ping)  # type: ignore[arg-type]
+
+    def _ping_timed_out(self) -> None:
+        self._pong_handle = None
+        if self.state != OPEN:
+            return
+        logger.info('%s - "WebSocket %s" keepalive ping timeout', *self._describe())
+        # RFC 6455 7.4.1: 1011, the server cannot go on with this connection.
+        self._fail(1011, "keepalive ping timeout")
+        self._flush()
+
+    def _stop_keepalive(self) -> None:
+        if self._ping_handle is not None:
+            self._ping_handle.cancel()
+            self._ping_handle = None
+        if self._pong_handle is not None:
+            self._pong_handle.cancel()
+            self._pong_handle = None
+
+    def _cancel_timers(self) -> None:
+        self._stop_keepalive()
+        if self._close_handle is not None:
+            self._close_handle.cancel()
+            self._close_handle = None
+
+    # The ASGI side
+
+    async def _run_asgi(self) -> None:
+        ctx = self.ctx
+        ctx.active_requests += 1
+        try:
+            result = await ctx.app(self.scope, self.receive, self.send)
+        except ClientDisconnected:
+            pass  # ASGI spec 2.4: the server raised it; not an application error.
+        except Exception:
+            logger.exception("Exception in ASGI application")
+            self._after_app_error()
+        else:
+            if result is not None:
+                logger.error("ASGI callable should return None, but returned %r.", result)
+            self._after_app_return()
+        finally:
+            ctx.active_requests -= 1
+
+    def _after_app_error(self) -> None:
+        state = self.state
+        if state == HANDSHAKE:
+            # An exception before the handshake is answered is a server-side failure, so 500
+            # (RFC 9110 15.6.1), as uvicorn answers it in all of its websocket implementations
+            # (run_asgi -> send_500_response). The 403 of the ASGI spec is for a deliberate
+            # websocket.close before accept; using it for crashes would tell the client it is
+            # forbidden when the server is broken.
+            self._write_plain_response(500)
+            self._end_exchange()
+        elif state == RESPONSE:
+            self._abandon_response()
+        elif state == OPEN:
+            # RFC 6455 7.4.1: 1011, the server hit an unexpected condition.
+            self._start_close(1011, "")
+
+    def _after_app_return(self) -> None:
+        state = self.state
+        if state == HANDSHAKE:
+            logger.error("ASGI callable returned without sending handshake.")
+            self._write_plain_response(500)
+            self._end_exchange()
+        elif state == RESPONSE:
+            logger.error("ASGI callable returned without completing the websocket.http.response.")
+            self._abandon_response()
+        elif state == OPEN:
+            # The app is done with an open socket: close it normally (ASGI: "if the application
+            # dies the socket should be closed").
+            self._start_close(1000, "")
+
+    async def receive(self) -> dict[str, Any]:
+        queue = self._queue
+        if queue:
+            message = queue.popleft()
+            if self._read_paused and len(queue) <= self.settings.resume_at and self.state == OPEN:
+                self._resume_reading()
+            return message
+        if self._disconnect is not None:
+            return self._disconnect
+        waiter = self.loop.create_future()
+        self._waiter = waiter
+        try:
+            return await waiter
+        finally:
+            if self._waiter is waiter:
+                self._waiter = None
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if self._write_paused:
+            drain = self._drain
+            if drain is None:
+                drain = self._drain = self.loop.create_future()
+            await drain
+        msg_type = message["type"]
+        state = self.state
+        if state == OPEN:
+            if msg_type == "websocket.send":
+                data = message.get("bytes")
+                if data is not None:
+                    self.conn.send_binary(data)
+                else:
+                    text = message.get("text")
+                    if text is None:
+                        raise RuntimeError("websocket.send needs 'bytes' or 'text'.")
+                    self.conn.send_text(text.encode())
+                self._flush()
+            elif msg_type == "websocket.close":
+                self._app_closed = True
+                self._start_close(*self._close_args(message))
+            else:
+                raise RuntimeError(
+                    f"Expected ASGI message 'websocket.send' or 'websocket.close', but got {msg_type!r}."
+                )
+        elif state == HANDSHAKE:
+            if msg_type == "websocket.accept":
+                self._accept(message)
+            elif msg_type == "websocket.close":
+                # ASGI spec, Close - send event: before accept, HTTP 403 and no handshake.
+                logger.info('%s - "WebSocket %s" 403', *self._describe())
+                self._app_closed = True
+                self._write_plain_response(403)
+                self._end_exchange()
+            elif msg_type == "websocket.http.response.start":
+                self._response_start(message)
+            else:
+                raise RuntimeError(
+                    "Expected ASGI message 'websocket.accept', 'websocket.close' or "
+                    f"'websocket.http.response.start', but got {msg_type!r}."
+                )
+        elif state == RESPONSE:
+            if msg_type != "websocket.http.response.body":
+                raise RuntimeError(f"Expected ASGI message 'websocket.http.response.body', but got {msg_type!r}.")
+            self._response_body(message)
+        elif self._app_closed:
+            raise RuntimeError(f"Unexpected ASGI message {msg_type!r} after sending 'websocket.close'.")
+        elif msg_type != "websocket.close":
+            # Closed by the peer, a protocol error, a timeout or the server: the spec asks for an
+            # OSError subclass; a close after that is a no-op, as the socket is closed already.
+            raise ClientDisconnected(f"WebSocket connection is closed ({msg_type} not sent).")
+
+    @staticmethod
+    def _close_args(message: dict[str, Any]) -> tuple[int, str]:
+        code = message.get("code")
+        reason = message.get("reason") or ""
+        if code is None:
+            code = 1000
+        # RFC 6455 7.4: 1005, 1006 and 1015 may never be sent, only 1000-1014 and 3000-4999 are
+        # sendable; 5.5: the close payload (2 bytes + reason) fits in 125 bytes.
+        if not (isinstance(code, int) and (1000 <= code <= 1014 or 3000 <= code <= 4999)) or code in (1004, 1005, 1006):
+            raise RuntimeError(f"Invalid WebSocket close code {code!r} in websocket.close.")
+        if len(reason.encode()) > 123:
+            raise RuntimeError("websocket.close reason is longer than 123 bytes (RFC 6455 5.5).")
+        return code, reason
+
+    # Handshake answers
+
+    def _accept(self, message: dict[str, Any]) -> None:
+        subprotocol = message.get("subprotocol")
+        app_headers = _check_headers(message.get("headers") or (), "websocket.accept")
+        for name, _ in app_headers:
+            if name.lower() in _HANDSHAKE_HEADERS:
+                # ASGI spec, Accept - send event: the subprotocol goes in 'subprotocol'; the
+                # others are the server's part of the handshake (RFC 6455 4.2.2).
+                raise RuntimeError(f"websocket.accept may not set the {name.decode()} header.")
+        # Head order as on every fastasgi response (notes/WIRE.md): defaults, the app's headers,
+        # then what the server adds, here the RFC 6455 4.2.2 handshake fields.
+        head = [b"HTTP/1.1 101 Switching Protocols\r\n", self._header_block(app_headers)]
+        head.append(b"upgrade: websocket\r\nconnection: Upgrade\r\n")
+        head.append(self._accept_headers)
+        if subprotocol:
+            value = subprotocol.encode("latin-1")
+            if not _TOKEN.match(value):
+                raise RuntimeError(f"Invalid subprotocol {subprotocol!r} in websocket.accept.")
+            head.append(b"sec-websocket-protocol: " + value + b"\r\n")
+        head.append(b"\r\n")
+        self.transport.write(b"".join(head))  # type: ignore[union-attr]
+        self.state = OPEN
+        self._accepted = True
+        # The same two lines as uvicorn, so log-based tooling keeps working.
+        logger.info('%s - "WebSocket %s" [accepted]', *self._describe())
+        logger.info("connection open")
+        self._start_keepalive()
+        early = self._early
+        if early:
+            self._early = []
+            self._early_size = 0
+            self.data_received(b"".join(early))
+        if self.state == OPEN and len(self._queue) < self.settings.max_queue:
+            self._resume_reading()
+
+    def _header_block(self, app_headers: list[tuple[bytes, bytes]]) -> bytes:
+        """``server`` and ``date`` unless the app sent its own, the ``--header`` extras, then
+        the app's headers: the order of every fastasgi response (notes/WIRE.md)."""
+        settings = self.settings
+        lines = []
+        names = {name.lower() for name, _ in app_headers} if app_headers else ()
+        if settings.server_line and b"server" not in names:
+            lines.append(settings.server_line)
+        if settings.date_header and b"date" not in names:
+            lines.append(b"date: " + email.utils.formatdate(usegmt=True).encode("ascii") + b"\r\n")
+        lines.append(settings.extra_lines)
+        for name, value in app_headers:
+            lines.append(b"%s: %s\r\n" % (name, value))
+        return b"".join(lines)
+
+    def _write_plain_response(self, status: int, body: bytes | None = None, extra: bytes = b"") -> None:
+        """A response of the server's own, framed like the core's errors (notes/WIRE.md): the
+        reason phrase as a text/plain body, and the connection closes after it."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        reason = _reason_phrase(status)
+        if body is None:
+            body = reason
+        transport.write(
+            b"HTTP/1.1 %d %s\r\n" % (status, reason)
+            + self._header_block([])
+            + extra
+            + b"content-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(body)
+            + body
+        )
+
+    def _end_exchange(self, code: int = 1006) -> None:
+        """The handshake was answered with a plain HTTP response: close the connection."""
+        self.state = CLOSED
+        # The client never saw a websocket; for the app, the connection is simply gone.
+        self._queue_disconnect(code, "")
+        if self.transport is not None:
+            self.transport.close()
+
+    def _response_start(self, message: dict[str, Any]) -> None:
+        status = message.get("status")
+        if not isinstance(status, int) or not 200 <= status <= 599:
+            # 1xx would pretend a protocol switch or an interim answer; only final statuses deny.
+            raise RuntimeError(f"Invalid HTTP status {status!r} in websocket.http.response.start.")
+        headers = _check_headers(message.get("headers") or (), "websocket.http.response.start")
+        has_length = False
+        for name, _ in headers:
+            lname = name.lower()
+            if lname == b"content-length":
+                has_length = True
+            elif lname in (b"transfer-encoding", b"connection"):
+                raise RuntimeError(f"websocket.http.response.start may not set {name.decode()}.")
+        logger.info('%s - "WebSocket %s" %d', *self._describe(), status)
+        self.state = RESPONSE
+        self._response_head = b"HTTP/1.1 %d %s\r\n" % (status, _reason_phrase(status)) + self._header_block(headers)
+        self._response_has_length = has_length
+
+    def _response_body(self, message: dict[str, Any]) -> None:
+        body = message.get("body", b"")
+        more = message.get("more_body", False)
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            raise ClientDisconnected("WebSocket connection is closed.")
+        head = self._response_head
+        if head is not None:
+            self._response_head = None
+            self._response_sent = True
+            # Framing as notes/WIRE.md has it; the connection closes after a denial response.
+            if not self._response_has_length:
+                if more:
+                    self._response_chunked = True
+                    head += b"transfer-encoding: chunked\r\n"
+                else:
+                    head += b"content-length: %d\r\n" % len(body)
+            out = head + b"connection: close\r\n\r\n"
+        else:
+            out = b""
+        if self._response_chunked:
+            if body:
+                out += b"%x\r\n%s\r\n" % (len(body), body)
+            if not more:
+                out += b"0\r\n\r\n"
+        else:
+            out += body
+        if out:
+            transport.write(out)
+        if not more:
+            self._end_exchange()
+
+    def _abandon_response(self) -> None:
+        if not self._response_sent:
+            self._write_plain_response(500)
+        self._end_exchange()
+
+    # Helpers
+
+    def _queue_disconnect(self, code: int, reason: str) -> None:
+        if self._disconnect is not None:
+            return
+        message = {"type": "websocket.disconnect", "code": code, "reason": reason}
+        self._disconnect = message
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(message)
+                return
+        self._queue.append(message)
+
+    def _describe(self) -> tuple[str, str]:
+        scope = self.scope
+        client = scope.get("client")
+        where = "%s:%d" % tuple(client) if client else "-"
+        path = scope["path"]
+        query = scope.get("query_string")
+        if query:
+            path += "?" + query.decode("latin-1")
+        return where, path
