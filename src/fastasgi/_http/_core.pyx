@@ -48,6 +48,11 @@ LLHTTP_VERSION = "%d.%d.%d" % (LLHTTP_VERSION_MAJOR, LLHTTP_VERSION_MINOR, LLHTT
 # is gone, which is what ClientDisconnected is (uvicorn says 2.3 and drops such sends silently).
 cdef dict ASGI_VERSIONS = {"version": "3.0", "spec_version": "2.4"}
 
+# What an _on_* method returns to make llhttp stop with an error. Not -1: that value means
+# "a Python exception is set" for these `except -1` methods.
+cdef enum:
+    FAIL = -2
+
 cdef Py_ssize_t HIGH_WATER = 65536        # buffered request body before reading pauses
 cdef Py_ssize_t COPY_LIMIT = 16384        # bodies up to this are copied into the head's write
 
@@ -649,7 +654,7 @@ cdef class HttpProtocol:
         self.head_bytes += 4    # ": " and CRLF
         if len(self.headers) > self.ctx.max_headers:
             self.err_status = 431
-            return -1
+            return FAIL
         if nlen == 17 and memcmp(p, "transfer-encoding", 17) == 0:
             self._check_transfer_encoding(v, vlen)
         elif nlen == 6 and memcmp(p, "expect", 6) == 0:
@@ -687,14 +692,14 @@ cdef class HttpProtocol:
         self.body_activity = ctx.now
         if p.http_major != 1:
             self.err_status = 505
-            return -1
+            return FAIL
         if self.te_unsupported:
             self.err_status = 501
-            return -1
+            return FAIL
         if ctx.max_body_size >= 0 and (p.flags & F_CONTENT_LENGTH) and \
                 <long long>p.content_length > ctx.max_body_size:
             self.err_status = 413
-            return -1
+            return FAIL
         if p.upgrade:
             if not (self.is_websocket_upgrade and p.method == HTTP_GET and ctx.ws_upgrade is not None):
                 # An upgrade we do not speak (h2c, CONNECT, ...) is served as plain HTTP.
@@ -783,7 +788,7 @@ cdef class HttpProtocol:
         self.body_activity = self.ctx.now
         if self.ctx.max_body_size >= 0 and self.body_received > self.ctx.max_body_size:
             self.err_status = 413
-            return -1
+            return FAIL
         if cycle is not None and not cycle.body_discard:
             cycle._body_chunk(PyBytes_FromStringAndSize(at, length))
         return 0
