@@ -22,29 +22,43 @@ class ServerFailed(RuntimeError):
 
 
 def wait_ready(host: str, port: int, proc, timeout: float, path: str = "/") -> float:
-    """Return the seconds it took until ``host:port`` answered; raise ServerFailed if the
-    process exits first or ``timeout`` passes."""
+    """Return the seconds it took until ``host:port`` answered a ``GET path``; raise
+    ServerFailed if the process exits first or ``timeout`` passes. A server that accepts
+    connections but never answers is told apart from one that never listens."""
     t0 = time.monotonic()
-    last = "no answer"
+    last = "connection refused"
+    accepted = False
     while True:
         code = proc.poll()
         if code is not None:
             raise ServerFailed(f"exited with code {code} before answering")
+        left = timeout - (time.monotonic() - t0)
+        if left <= 0:
+            if accepted:
+                raise ServerFailed(f"accepted connections but gave no complete answer to GET {path} within "
+                                   f"{timeout:.0f}s (last: {last})")
+            raise ServerFailed(f"did not listen on {host}:{port} within {timeout:.0f}s")
         try:
-            conn = http.client.HTTPConnection(host, port, timeout=2.0)
-            try:
-                # No "Connection: close": fastpysgi 0.6 fails every later connection after
-                # one such request. The client closing the socket is enough.
-                conn.request("GET", path)
-                conn.getresponse().read()
-                return time.monotonic() - t0
-            finally:
-                conn.close()
-        except (OSError, http.client.HTTPException) as exc:
+            sock = socket.create_connection((host, port), timeout=min(2.0, left))
+        except OSError as exc:
             last = f"{type(exc).__name__}: {exc}"
-        if time.monotonic() - t0 > timeout:
-            raise ServerFailed(f"did not answer within {timeout:.0f}s (last: {last})")
-        time.sleep(0.05)
+            time.sleep(0.05)
+            continue
+        accepted = True
+        # No "Connection: close": fastpysgi 0.6 fails every later connection after one
+        # such request. The client closing the socket is enough.
+        conn = http.client.HTTPConnection(host, port, timeout=max(0.5, left))
+        conn.sock = sock
+        try:
+            conn.request("GET", path)
+            conn.getresponse().read()
+            return time.monotonic() - t0
+        except (OSError, http.client.HTTPException) as exc:
+            # e.g. a supervisor that accepts before its worker is ready, then resets
+            last = f"{type(exc).__name__}: {exc}"
+            time.sleep(0.05)
+        finally:
+            conn.close()
 
 
 def verify(scenario: Scenario, host: str, port: int, timeout: float = 10.0) -> list[str]:

@@ -10,6 +10,8 @@ OK, ERRORS, FAILED, SKIPPED = "ok", "errors", "failed", "skipped"
 
 #: a load generator using more than this share of its core may be what limits the rate
 CLIENT_BOUND_CPU = 0.95
+#: more than this share of the pinned cores used by other processes marks a cell as noisy
+NOISY_LOAD = 0.05
 
 
 @dataclass
@@ -29,6 +31,8 @@ class Sample:
     client_cpu: float | None = None  # the same for the load generator
     startup_s: float | None = None
     warmup_rate: float | None = None
+    other_load: float | None = None  # share of the pinned cores other processes used meanwhile
+    steal: float | None = None  # share of the pinned cores' time stolen by the hypervisor
 
 
 @dataclass
@@ -49,6 +53,8 @@ class Cell:
     server_cpu: float | None = None
     client_cpu: float | None = None
     client_bound: bool = False
+    other_load: float | None = None  # median over rounds
+    noisy: bool = False  # other processes took more than NOISY_LOAD of the pinned cores
     rounds: int = 0
     ratio_to_baseline: float | None = None
     samples: list[Sample] = field(default_factory=list)
@@ -86,6 +92,8 @@ def aggregate(scenario: str, server: str, samples: list[Sample]) -> Cell:
     cell.server_cpu = _median(s.server_cpu for s in measured)
     cell.client_cpu = _median(s.client_cpu for s in measured)
     cell.client_bound = bool(cell.client_cpu is not None and cell.client_cpu > CLIENT_BOUND_CPU)
+    cell.other_load = _median(s.other_load for s in measured)
+    cell.noisy = bool(cell.other_load is not None and cell.other_load > NOISY_LOAD)
     if failed:
         cell.status = FAILED
         cell.reason = f"round {failed[0].round}: {failed[0].detail}"

@@ -96,6 +96,26 @@ def tree_peak_rss_kib(pid: int) -> int:
     return total
 
 
+def cpu_busy_seconds(cpus: list[int]) -> tuple[float, float]:
+    """(user + nice + system, steal) seconds the given CPUs have spent since boot, from
+    /proc/stat. Compared with the CPU time of our own processes over the same window, it
+    shows how much other work shared the pinned cores (the run is then noisy)."""
+    busy = steal = 0
+    try:
+        with open("/proc/stat") as f:
+            for line in f:
+                if not line.startswith("cpu") or line.startswith("cpu "):
+                    continue
+                name, *vals = line.split()
+                if int(name[3:]) in cpus:
+                    v = [int(x) for x in vals]
+                    busy += v[0] + v[1] + v[2]
+                    steal += v[7] if len(v) > 7 else 0
+    except (OSError, ValueError):
+        return 0.0, 0.0
+    return busy / CLK_TCK, steal / CLK_TCK
+
+
 def pin_prefix(cpus: str | None) -> list[str]:
     """``taskset -c CPUS`` (the process and all it forks stay on those cores)."""
     if not cpus:
@@ -237,15 +257,26 @@ TRACKER = ProcessTracker()
 atexit.register(TRACKER.stop_all)
 
 
-def install_signal_handlers() -> None:
+def install_signal_handlers():
     """SIGTERM and SIGHUP raise KeyboardInterrupt in the main thread, so the same
-    clean-up path as Ctrl-C runs (``finally`` blocks, then ``stop_all``)."""
+    clean-up path as Ctrl-C runs (``finally`` blocks, then ``stop_all``). Returns a
+    function that puts the previous handlers back."""
 
     def handler(signum, frame):
         raise KeyboardInterrupt(f"signal {signum}")
 
+    previous = {}
     for sig in (signal.SIGTERM, signal.SIGHUP):
         try:
-            signal.signal(sig, handler)
+            previous[sig] = signal.signal(sig, handler)
         except (ValueError, OSError):  # not the main thread / unsupported
             pass
+
+    def restore():
+        for sig, old in previous.items():
+            try:
+                signal.signal(sig, old)
+            except (ValueError, OSError, TypeError):
+                pass
+
+    return restore

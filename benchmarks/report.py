@@ -32,7 +32,12 @@ def fmt_pct(v: float | None) -> str:
 
 def short_status(cell: Cell) -> str:
     if cell.status == OK:
-        return "ok" + (" (client-bound?)" if cell.client_bound else "")
+        notes = []
+        if cell.client_bound:
+            notes.append("load generator saturated")
+        if cell.noisy:
+            notes.append(f"noisy: {cell.other_load:.0%} other load")
+        return "ok" + (f" ({'; '.join(notes)})" if notes else "")
     if cell.status == ERRORS:
         return f"FAIL: {cell.reason}"
     if cell.status == FAILED:
@@ -64,9 +69,13 @@ def text_table(results: list[ScenarioResult], rounds: int) -> str:
             out.append("  " + "  ".join(cols) + "  " + r[-1])
         out.append("  " + subject_line(sr))
     out.append("")
+    warning = noise_warning(results)
+    if warning:
+        out.append(warning)
     out.append(f"median of {rounds} round(s); spread = (max - min) / 2 / median; servers that "
                "fail a check are not ranked. 'srv CPU' / 'gen CPU': share of one core used by the "
-               "server tree / the load generator while measured.")
+               "server tree / the load generator while measured; 'noisy': other processes used the "
+               "pinned cores meanwhile.")
     return "\n".join(out)
 
 
@@ -95,6 +104,17 @@ def ratio_lines(results: list[ScenarioResult]) -> str:
     return "\n".join(lines)
 
 
+def noise_warning(results: list[ScenarioResult]) -> str | None:
+    noisy = [c for sr in results for c in sr.cells.values() if c.noisy]
+    if not noisy:
+        return None
+    worst = max(c.other_load for c in noisy)
+    total = sum(1 for sr in results for c in sr.cells.values() if c.rounds)
+    return (f"Warning: other processes used the pinned cores during {len(noisy)} of {total} "
+            f"measured cells (up to {worst:.0%} of their time): the machine was not quiet, "
+            "treat these numbers as approximate.")
+
+
 def _md_cell(c: Cell | None) -> str:
     if c is None or c.status == SKIPPED:
         return "n/a"
@@ -115,6 +135,9 @@ def markdown(results: list[ScenarioResult], machine: dict, servers: list[str], r
         f"{results[0].baseline if results else 'uvicorn'} | vs fastest peer |",
         "|---|" + "---:|" * len(servers) + "---:|---|",
     ]
+    warning = noise_warning(results)
+    if warning:
+        lines[1:1] = ["", f"**{warning}**"]
     notes = []
     for sr in results:
         row = [sr.name]
@@ -159,8 +182,10 @@ def write_json(path: str, payload: dict) -> None:
 
 
 def chart(path: str, results: list[ScenarioResult], servers: list[str], machine: dict) -> str | None:
-    """Grouped bars, one group per scenario and one bar per server, log scale; servers that
-    fail are marked with a cross instead of a bar. Returns None on success, else why not."""
+    """Grouped bars, one group per scenario and one bar per server: above the rates (log
+    scale, whiskers min-max), below the same as multiples of the baseline server. Servers
+    that fail are marked with a cross instead of a bar. Returns None on success, else why
+    not."""
     try:
         import matplotlib
 
@@ -172,12 +197,15 @@ def chart(path: str, results: list[ScenarioResult], servers: list[str], machine:
         return "nothing to draw"
     n = len(servers)
     width = 0.8 / n
-    fig, ax = plt.subplots(figsize=(max(8, 1.3 * len(results) * max(1, n / 4)), 5.5))
+    baseline = results[0].baseline
+    fig, (ax, rel) = plt.subplots(
+        2, 1, figsize=(max(8, 1.3 * len(results) * max(1, n / 4)), 8.5), sharex=True,
+        gridspec_kw={"height_ratios": [3, 2]})
     colors = plt.get_cmap("tab10").colors
     all_rates = [c.rate for sr in results for c in sr.cells.values() if c.usable]
     floor = min(all_rates) / 3 if all_rates else 1
     for i, name in enumerate(servers):
-        xs, heights, lo, hi, fails = [], [], [], [], []
+        xs, heights, lo, hi, fails, rx, ratios = [], [], [], [], [], [], []
         for j, sr in enumerate(results):
             c = sr.cells.get(name)
             x = j - 0.4 + width * (i + 0.5)
@@ -186,24 +214,35 @@ def chart(path: str, results: list[ScenarioResult], servers: list[str], machine:
                 heights.append(c.rate)
                 lo.append(c.rate - c.rate_min)
                 hi.append(c.rate_max - c.rate)
+                if c.ratio_to_baseline is not None:
+                    rx.append(x)
+                    ratios.append(c.ratio_to_baseline)
             elif c is not None and c.status in (ERRORS, FAILED):
                 fails.append(x)
         color = colors[i % len(colors)]
         ax.bar(xs, heights, width, label=name, color=color, yerr=[lo, hi], capsize=2,
                error_kw={"elinewidth": 0.8})
+        rel.bar(rx, ratios, width, color=color)
+        for x, r in zip(rx, ratios):
+            rel.text(x, r, f"{r:.1f}", ha="center", va="bottom", fontsize=6)
         if fails:
             ax.scatter(fails, [floor * 1.3] * len(fails), marker="x", color=color, s=40)
+            rel.scatter(fails, [0.05] * len(fails), marker="x", color=color, s=40)
     ax.set_yscale("log")
-    ax.set_xticks(range(len(results)))
-    ax.set_xticklabels([f"{sr.name}\n({sr.unit})" for sr in results], fontsize=8)
-    ax.set_ylabel("requests/s (websocket: messages/s), log scale")
+    ax.set_ylabel("requests/s (websocket: messages/s), log")
     ax.set_title(
         f"ASGI servers, one core each: {machine.get('cpu_model')}, Python {machine.get('python')}\n"
         "median of rounds, whiskers min-max; x = server failed the scenario's checks",
-        fontsize=9,
+        fontsize=9, pad=26,
     )
-    ax.legend(fontsize=8, ncol=min(n, 7), loc="upper center", bbox_to_anchor=(0.5, -0.12))
+    ax.legend(fontsize=8, ncol=min(n, 8), loc="lower center", bbox_to_anchor=(0.5, 1.0),
+              frameon=False)
     ax.grid(axis="y", which="both", alpha=0.3)
+    rel.axhline(1.0, color="black", linewidth=0.8)
+    rel.set_ylabel(f"x {baseline}")
+    rel.grid(axis="y", alpha=0.3)
+    rel.set_xticks(range(len(results)))
+    rel.set_xticklabels([f"{sr.name}\n({sr.unit})" for sr in results], fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

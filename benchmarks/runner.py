@@ -25,9 +25,10 @@ import time
 from dataclasses import dataclass, field
 
 from benchmarks import httpcheck, machine, report, wrk, wsclient
-from benchmarks.model import ERRORS, FAILED, OK, SKIPPED, Cell, Sample, ScenarioResult, aggregate
+from benchmarks.model import ERRORS, FAILED, NOISY_LOAD, OK, SKIPPED, Cell, Sample, ScenarioResult, aggregate
 from benchmarks.procs import (
     TRACKER,
+    cpu_busy_seconds,
     install_signal_handlers,
     pin_prefix,
     tree_cpu_seconds,
@@ -142,6 +143,7 @@ class Runner:
         self.wsload_missing: str | None = None
         self.client_threads = max(1, len(parse_cpus(opts.client_cpus)) or 1)
         self.log_dir = opts.log_dir
+        self.pinned_cpus = sorted(set(parse_cpus(opts.server_cpus) + parse_cpus(opts.client_cpus)))
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -179,6 +181,13 @@ class Runner:
     # -- one measurement ------------------------------------------------------------------
 
     def run_one(self, spec: ServerSpec, scenario: Scenario, rnd: int) -> Sample:
+        sample = self._run_one(spec, scenario, rnd)
+        if sample.status == FAILED and "address already in use" in sample.detail.lower():
+            # free_port() found the port free, someone took it before the server bound it
+            sample = self._run_one(spec, scenario, rnd)
+        return sample
+
+    def _run_one(self, spec: ServerSpec, scenario: Scenario, rnd: int) -> Sample:
         o = self.opts
         sample = Sample(scenario.name, spec.name, rnd, FAILED)
         port = free_port(o.host)
@@ -190,9 +199,10 @@ class Runner:
             proc = TRACKER.spawn(argv, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         try:
             try:
-                sample.startup_s = httpcheck.wait_ready(o.host, port, proc, o.startup_timeout)
+                sample.startup_s = httpcheck.wait_ready(o.host, port, proc, o.startup_timeout,
+                                                       path=scenario.path)
             except httpcheck.ServerFailed as exc:
-                sample.detail = f"did not start: {exc}{log_tail(log_path)}"
+                sample.detail = f"not ready: {exc}{log_tail(log_path)}"
                 return sample
             TRACKER.remember_family(proc)
             problems = httpcheck.verify(scenario, o.host, port)
@@ -243,6 +253,25 @@ class Runner:
             return fin, None, f"wrk failed (exit {fin.returncode}): {why}"
         return fin, res, None
 
+    def _window_start(self, proc):
+        return tree_cpu_seconds(proc.pid), cpu_busy_seconds(self.pinned_cpus), time.monotonic()
+
+    def _window_end(self, proc, start, fin, sample: Sample) -> None:
+        """Server and load-generator CPU shares over the measured window, and the share of
+        the pinned cores that other processes took meanwhile (noise)."""
+        cpu0, (busy0, steal0), t0 = start
+        cpu1, (busy1, steal1), t1 = tree_cpu_seconds(proc.pid), cpu_busy_seconds(self.pinned_cpus), time.monotonic()
+        elapsed = t1 - t0
+        if elapsed <= 0:
+            return
+        sample.server_cpu = (cpu1 - cpu0) / elapsed
+        sample.client_cpu = fin.cpu_seconds / fin.wall_seconds if fin.wall_seconds else None
+        if self.pinned_cpus:
+            span = elapsed * len(self.pinned_cpus)
+            other = (busy1 - busy0) - (cpu1 - cpu0) - fin.cpu_seconds
+            sample.other_load = max(0.0, other / span)
+            sample.steal = (steal1 - steal0) / span
+
     def _measure_wrk(self, proc, spec: ServerSpec, scenario: Scenario, port: int, sample: Sample) -> None:
         need_hdr = scenario.require_server_date
         errors, details = 0, []
@@ -255,19 +284,17 @@ class Runner:
             errors += warm.error_count(need_hdr)
             if warm.error_count(need_hdr):
                 details.append("warm-up: " + warm.error_detail(need_hdr))
-        cpu0, t0 = tree_cpu_seconds(proc.pid), time.monotonic()
+        start = self._window_start(proc)
         fin, res, why = self._run_wrk(scenario, port, self.opts.duration)
-        cpu1, t1 = tree_cpu_seconds(proc.pid), time.monotonic()
         if res is None:
             sample.detail = why
             return
+        self._window_end(proc, start, fin, sample)
         sample.peak_rss_kib = tree_peak_rss_kib(proc.pid)
         sample.rate = res.rps
         sample.requests = res.requests
         if scenario.latency_meaningful:
             sample.p50_ms, sample.p99_ms = res.p("p50"), res.p("p99")
-        sample.server_cpu = (cpu1 - cpu0) / (t1 - t0) if t1 > t0 else None
-        sample.client_cpu = fin.cpu_seconds / fin.wall_seconds if fin.wall_seconds else None
         errors += res.error_count(need_hdr)
         if res.error_count(need_hdr):
             details.append(res.error_detail(need_hdr))
@@ -305,18 +332,16 @@ class Runner:
             errors += warm.errors
             if warm.errors:
                 details.append(f"warm-up: {warm.errors} errors ({warm.first_error})")
-        cpu0, t0 = tree_cpu_seconds(proc.pid), time.monotonic()
+        start = self._window_start(proc)
         fin, res, why = self._run_ws(scenario, port, 0.25, self.opts.duration)
-        cpu1, t1 = tree_cpu_seconds(proc.pid), time.monotonic()
         if res is None:
             sample.detail = why
             return
+        self._window_end(proc, start, fin, sample)
         sample.peak_rss_kib = tree_peak_rss_kib(proc.pid)
         sample.rate = res.rate
         sample.requests = res.messages
         sample.p50_ms, sample.p99_ms = res.latency_ms["p50"], res.latency_ms["p99"]
-        sample.server_cpu = (cpu1 - cpu0) / (t1 - t0) if t1 > t0 else None
-        sample.client_cpu = fin.cpu_seconds / fin.wall_seconds if fin.wall_seconds else None
         errors += res.errors
         if res.errors:
             details.append(f"{res.errors} errors ({res.first_error})")
@@ -439,6 +464,8 @@ class Runner:
             return f"FAILED: {s.detail}"
         lat = f"  p99 {report.fmt_ms(s.p99_ms)} ms" if s.p99_ms is not None else ""
         text = f"{report.fmt_rate(s.rate):>9} {sc.unit}{lat}"
+        if s.other_load is not None and s.other_load > NOISY_LOAD:
+            text += f"  (noisy: other processes took {s.other_load:.0%} of the pinned cores)"
         return text + ("  ok" if s.status == OK else f"  ERRORS: {s.errors} ({s.detail})")
 
     def write_outputs(self, result: RunResult, servers: list[str]) -> list[str]:
@@ -569,18 +596,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.log_dir:
         os.makedirs(args.log_dir, exist_ok=True)
-    install_signal_handlers()
+    restore_signals = install_signal_handlers()
     runner = Runner(opts)
     try:
         result = runner.run()
-    except wrk.LoadGeneratorMissing as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except (ValueError, RuntimeError) as exc:
+    except (wrk.LoadGeneratorMissing, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
         TRACKER.stop_all()
+        restore_signals()
     print(report.text_table(result.scenarios, opts.rounds))
     print()
     print("ratios:")

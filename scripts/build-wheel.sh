@@ -61,6 +61,8 @@ TOOLS="$WORK/tools/bin"
 "$TOOLS/auditwheel" --version
 
 step "python -m build: sdist, then the wheel built from the sdist"
+# as [tool.cibuildwheel] environment: no DWARF debug info in a release wheel
+export CFLAGS="${CFLAGS:+$CFLAGS }-g0"
 "$TOOLS/python" -m build --outdir "$WORK/dist" "$ROOT"
 shopt -s nullglob
 sdists=("$WORK"/dist/fastasgi-*.tar.gz)

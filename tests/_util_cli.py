@@ -106,7 +106,9 @@ class ServerProcess:
         self.host: str | None = None
 
     @classmethod
-    def cli(cls, *args: str, cwd: str | Path | None = None, env: dict[str, str] | None = None, **kwargs) -> ServerProcess:
+    def cli(
+        cls, *args: str, cwd: str | Path | None = None, env: dict[str, str] | None = None, **kwargs
+    ) -> ServerProcess:
         return cls(fastasgi_command(*args), cwd=cwd, env=env, **kwargs)
 
     def _read(self, stream, lines: list[str]) -> None:

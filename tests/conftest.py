@@ -334,7 +334,7 @@ class RawConn:
                 raise TimeoutError(f"waited for {n} bytes, have {bytes(self.buf)!r}")
             try:
                 self._recv_once(left)
-            except socket.timeout:
+            except TimeoutError:
                 pass
 
     def read_until(self, marker: bytes, timeout: float | None = None) -> bytes:
@@ -353,7 +353,7 @@ class RawConn:
                 raise TimeoutError(f"no {marker!r} within deadline; have {bytes(self.buf)[:300]!r}")
             try:
                 self._recv_once(left)
-            except socket.timeout:
+            except TimeoutError:
                 pass
 
     def read_exact(self, n: int, timeout: float | None = None) -> bytes:
@@ -372,7 +372,7 @@ class RawConn:
                 break
             try:
                 self._recv_once(left)
-            except socket.timeout:
+            except TimeoutError:
                 break
         out = bytes(self.buf)
         self.buf.clear()
@@ -388,7 +388,7 @@ class RawConn:
                 break
             try:
                 self._recv_once(left)
-            except socket.timeout:
+            except TimeoutError:
                 break
         return bytes(self.buf[start:])
 

@@ -5,6 +5,7 @@ it does not know answers 404.
 """
 
 import time
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -23,29 +24,26 @@ FRAMEWORKS = {
 def fw(request, serve):
     srv = serve(FRAMEWORKS[request.param])
     with httpx.Client(base_url=srv.url, timeout=10) as client:
-        yield request.param, srv, client
+        yield SimpleNamespace(name=request.param, srv=srv, client=client)
 
 
 def test_get_json(fw):
-    name, srv, client = fw
-    r = client.get("/hello")
+    r = fw.client.get("/hello")
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("application/json")
-    assert r.json() == {"hello": name}
+    assert r.json() == {"hello": fw.name}
     assert r.headers["server"] == "fastasgi"
 
 
 def test_post_json(fw):
-    name, srv, client = fw
     payload = {"name": "widget", "tags": ["a", "é"], "price": 2.5}
-    r = client.post("/json", json=payload)
+    r = fw.client.post("/json", json=payload)
     assert r.status_code == 200, r.text
     assert r.json()["got"] == payload
 
 
 def test_streaming_response(fw):
-    name, srv, client = fw
-    with client.stream("GET", "/stream") as r:
+    with fw.client.stream("GET", "/stream") as r:
         assert r.status_code == 200
         assert r.headers.get("transfer-encoding") == "chunked"
         pieces = list(r.iter_text())
@@ -53,34 +51,30 @@ def test_streaming_response(fw):
 
 
 def test_not_found(fw):
-    name, srv, client = fw
-    r = client.get("/no/such/path")
+    r = fw.client.get("/no/such/path")
     assert r.status_code == 404
 
 
 def test_error_is_500_and_server_keeps_serving(fw):
-    name, srv, client = fw
-    mark = srv.log_mark()
-    r = client.get("/error")
+    mark = fw.srv.log_mark()
+    r = fw.client.get("/error")
     assert r.status_code == 500
-    assert f"{name}-boom" not in r.text, "traceback leaked into the response"
-    text = srv.wait_log(mark, f"{name}-boom")
-    assert f"{name}-boom" in text, "the error was not logged"
-    assert client.get("/hello").status_code == 200
-    assert srv.alive()
+    assert f"{fw.name}-boom" not in r.text, "traceback leaked into the response"
+    text = fw.srv.wait_log(mark, f"{fw.name}-boom")
+    assert f"{fw.name}-boom" in text, "the error was not logged"
+    assert fw.client.get("/hello").status_code == 200
+    assert fw.srv.alive()
 
 
 def test_keep_alive_many_requests(fw):
-    name, srv, client = fw
-    with RawConn(srv.port) as c:
+    with RawConn(fw.srv.port) as c:
         for _ in range(20):
             resp = c.request(b"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n")
-            assert resp.status == 200 and resp.json() == {"hello": name}
+            assert resp.status == 200 and resp.json() == {"hello": fw.name}
 
 
 def test_concurrent_clients(fw):
-    name, srv, client = fw
-    conns = [RawConn(srv.port) for _ in range(10)]
+    conns = [RawConn(fw.srv.port) for _ in range(10)]
     try:
         for c in conns:
             c.send(b"GET /stream HTTP/1.1\r\nHost: t\r\n\r\n")

@@ -3,7 +3,6 @@ response headers and flags, Date, keep-alive timeout, Expect: 100-continue, disc
 and every kind of app error (with its log record)."""
 
 import email.utils
-import json
 import sys
 import time
 
@@ -11,12 +10,14 @@ import httpx
 import pytest
 
 from conftest import (
-    CORE, IMF_FIXDATE, SRC, Closed, RawConn, error_response, exchange, http_get, registry,
+    CORE, IMF_FIXDATE, SRC, RawConn, error_response, exchange, http_get, registry,
     wait_registry,
 )
 
 H = b"Host: t\r\n"
 CLOSE_REQ = b"GET /plain HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+CLOSE_RESP = (b"HTTP/1.1 200 OK\r\nserver: fastasgi\r\ncontent-type: text/plain\r\n"
+              b"content-length: 5\r\nconnection: close\r\n\r\nhello")
 
 
 def scope_of(resp):
@@ -339,8 +340,7 @@ def test_unread_body_is_never_parsed_as_a_request(core, token, framing):
         rest, closed = c.read_to_eof()
     assert closed
     # the server may drain the body and answer the next request, or close instead
-    assert rest in (b"", b"HTTP/1.1 200 OK\r\nserver: fastasgi\r\ncontent-type: text/plain\r\n"
-                         b"content-length: 5\r\nconnection: close\r\n\r\nhello")
+    assert rest in (b"", CLOSE_RESP)
     assert registry(core.port, token) == [], "request smuggled inside an unread body was run"
 
 
@@ -357,12 +357,28 @@ def test_receive_after_response_is_disconnect(core, token):
         assert c.request(b"GET /plain HTTP/1.1\r\n" + H + b"\r\n").body == b"hello"
 
 
+@pytest.mark.parametrize("body", ["none", "content-length", "chunked"])
+def test_receive_after_last_body_message_waits(core, body):
+    """ASGI: once more_body was False, receive() blocks until the response is done or the
+    client leaves; it must not hand out another http.request (Django asserts on that)."""
+    req = b"POST /receive-after-body HTTP/1.1\r\n" + H
+    if body == "none":
+        req += b"\r\n"
+    elif body == "content-length":
+        req += b"Content-Length: 5\r\n\r\nhello"
+    else:
+        req += b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+    with RawConn(core.port) as c:
+        result = c.request(req).json()
+    assert result == {"len": 0 if body == "none" else 5, "after": "waiting"}
+
+
 def test_client_goes_away_mid_body(core, token):
     with RawConn(core.port) as c:
         c.send(b"POST /wait-disconnect/%s HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n0123456789"
                % token.encode())
         time.sleep(0.2)
-    entries = wait_registry(core.port, token, lambda e: e)
+    entries = wait_registry(core.port, token, lambda e: e, timeout=6)
     assert len(entries) == 1
     seen = entries[0]["seen"]
     assert seen[-1] == "http.disconnect", seen
@@ -375,7 +391,7 @@ def test_client_goes_away_while_app_waits(core, token):
         c.send(b"GET /long-poll/%s HTTP/1.1\r\nHost: t\r\n\r\n" % token.encode())
         wait_registry(core.port, token, lambda e: len(e) >= 1)
         time.sleep(0.1)
-    entries = wait_registry(core.port, token, lambda e: len(e) >= 2)
+    entries = wait_registry(core.port, token, lambda e: len(e) >= 2, timeout=6)
     assert entries == [{"first": "http.request", "more_body": False}, {"then": "http.disconnect"}]
 
 
@@ -384,16 +400,18 @@ def test_client_reset_while_app_waits(core, token):
         c.send(b"GET /long-poll/%s HTTP/1.1\r\nHost: t\r\n\r\n" % token.encode())
         wait_registry(core.port, token, lambda e: len(e) >= 1)
         c.abort()
-    entries = wait_registry(core.port, token, lambda e: len(e) >= 2)
-    assert entries[1] == {"then": "http.disconnect"}
+    entries = wait_registry(core.port, token, lambda e: len(e) >= 2, timeout=6)
+    assert entries[1:] == [{"then": "http.disconnect"}]
 
 
 def test_send_after_disconnect_does_not_break_server(core, token):
     with RawConn(core.port) as c:
         c.send(b"GET /send-after-disconnect/%s HTTP/1.1\r\nHost: t\r\n\r\n" % token.encode())
         time.sleep(0.1)
-    entries = wait_registry(core.port, token, lambda e: e)
-    assert entries and entries[0]["disconnect"] == "http.disconnect"
+    entries = wait_registry(core.port, token, lambda e: e, timeout=6)
+    assert len(entries) == 1 and entries[0]["disconnect"] == "http.disconnect", entries
+    # ASGI 2.4: send() on a closed connection raises a subclass of OSError (or is a no-op)
+    assert entries[0]["send"] == "ok" or entries[0].get("oserror"), entries
     assert http_get(core.port, "/plain").body == b"hello"
 
 
@@ -462,7 +480,7 @@ def test_exception_after_complete_response(errsrv, token):
     assert closed
     assert received.startswith(b"HTTP/1.1 200 OK\r\nserver: fastasgi\r\ncontent-type: text/plain\r\n"
                                b"content-length: 4\r\n")
-    head, _, rest = received.partition(b"\r\n\r\n")
+    rest = received.partition(b"\r\n\r\n")[2]
     assert rest.startswith(b"done")
     assert b"500" not in rest
     assert f"boom-{token}" in assert_logged_once(errsrv, mark, token)
@@ -513,13 +531,12 @@ def test_content_length_overrun_raises(errsrv, token):
 def test_content_length_overrun_in_first_message(errsrv, token):
     mark = errsrv.log_mark()
     received, closed = exchange(errsrv.port, request_with_token("/cl-over/first", token) + CLOSE_REQ)
+    assert b"world" not in received, f"bytes beyond Content-Length reached the wire: {received!r}"
     assert closed
     entries = registry(errsrv.port, token)
-    assert entries[-1]["raised"] == "body" and entries[-1]["exc"] == "RuntimeError", entries
-    assert b"world" not in received
+    assert [e.get("exc") for e in entries if "raised" in e] == ["RuntimeError"], entries
     if received.startswith(b"HTTP/1.1 200"):
-        head, _, body = received.partition(b"\r\n\r\n")
-        assert len(body) <= 5
+        assert len(received.partition(b"\r\n\r\n")[2]) <= 5
     else:
         assert received in (b"", ERR_500)
     assert_logged_once(errsrv, mark, token)

@@ -144,7 +144,7 @@ MODES = ["whole", "bytewise"]
 @pytest.mark.parametrize("name,request_bytes,expected", GOOD, ids=[c[0] for c in GOOD])
 def test_good(core, name, request_bytes, expected, mode):
     received, closed = exchange(core.port, request_bytes, mode)
-    assert received == expected
+    assert received == expected, received[:600]
     assert closed, "server did not close after the last response"
 
 
@@ -202,7 +202,8 @@ BAD = [
     # ---- request line
     ("method_not_a_token", b"G@T /plain HTTP/1.1\r\n" + H + b"\r\n", 400),
     ("method_with_paren", b"GE(T /plain HTTP/1.1\r\n" + H + b"\r\n", 400),
-    ("missing_version", b"GET /plain\r\n" + H + b"\r\n", 400),
+    # no version at all: llhttp reads an HTTP/0.9 simple request, major version 0 -> 505
+    ("http_0_9_request_line", b"GET /plain\r\n" + H + b"\r\n", 505),
     ("version_not_http", b"GET /plain HTTX/1.1\r\n" + H + b"\r\n", 400),
     ("version_lowercase", b"GET /plain http/1.1\r\n" + H + b"\r\n", 400),
     ("space_in_target", b"GET /pl ain HTTP/1.1\r\n" + H + b"\r\n", 400),
@@ -233,7 +234,7 @@ def test_bad(core, token, name, request_bytes, code, mode):
     if name == "good_then_bad":
         expected = ok() + expected
     received, closed = exchange(core.port, request_bytes + smuggled(token), mode)
-    assert received == expected
+    assert received == expected, received[:400]
     assert closed, "connection not closed after the error"
     assert registry(core.port, token) == [], "the request after the bad one was processed"
 
@@ -252,10 +253,10 @@ def test_te_chunked_not_last(core, token, mode):
 @pytest.mark.parametrize("mode", MODES)
 def test_limits_boundary_accepted(core, mode):
     """100 header fields and a head just under 64 KiB are within the defaults."""
-    received, closed = exchange(core.port, b"GET /plain HTTP/1.1\r\n" + H + ENOUGH + b"\r\n" + CLOSE_REQ, mode)
+    received, _ = exchange(core.port, b"GET /plain HTTP/1.1\r\n" + H + ENOUGH + b"\r\n" + CLOSE_REQ, mode)
     assert received == ok() + CLOSE_RESP
     long_value = b"v" * 60_000
-    received, closed = exchange(
+    received, _ = exchange(
         core.port, b"GET /plain HTTP/1.1\r\n" + H + b"X-Long: " + long_value + b"\r\n\r\n" + CLOSE_REQ, mode)
     assert received == ok() + CLOSE_RESP
 
@@ -268,7 +269,7 @@ LIMIT_FLAGS = ("--no-date-header", "--limit-request-head-size", "2048", "--limit
     ("head_size_flag_431", b"GET /plain HTTP/1.1\r\n" + H + b"X-Big: " + b"v" * 2100 + b"\r\n\r\n", 431),
     ("target_over_head_size_414", b"GET /" + b"a" * 2100 + b" HTTP/1.1\r\n" + H + b"\r\n", 414),
     ("fields_flag_431", b"GET /plain HTTP/1.1\r\n" + H + b"".join(b"X-H%d: v\r\n" % i for i in range(10)) + b"\r\n", 431),
-], ids=lambda v: v if isinstance(v, str) else None)
+], ids=["head_size_flag_431", "target_over_head_size_414", "fields_flag_431"])
 def test_limit_flags(serve, token, name, request_bytes, code, mode):
     srv = serve("core_app:app", *LIMIT_FLAGS)
     received, closed = exchange(srv.port, request_bytes + smuggled(token), mode)
@@ -281,9 +282,9 @@ def test_limit_flags(serve, token, name, request_bytes, code, mode):
 def test_limit_flags_within(serve, mode):
     srv = serve("core_app:app", *LIMIT_FLAGS)
     ten = b"".join(b"X-H%d: v\r\n" % i for i in range(9))  # + Host = 10 fields
-    received, closed = exchange(srv.port, b"GET /plain HTTP/1.1\r\n" + H + ten + b"\r\n" + CLOSE_REQ, mode)
+    received, _ = exchange(srv.port, b"GET /plain HTTP/1.1\r\n" + H + ten + b"\r\n" + CLOSE_REQ, mode)
     assert received == ok() + CLOSE_RESP
-    received, closed = exchange(
+    received, _ = exchange(
         srv.port, b"GET /plain HTTP/1.1\r\n" + H + b"X-Big: " + b"v" * 1500 + b"\r\n\r\n" + CLOSE_REQ, mode)
     assert received == ok() + CLOSE_RESP
 
@@ -319,3 +320,14 @@ def test_server_still_serves_after_bad_requests(core):
     with RawConn(core.port) as c:
         for _ in range(3):
             assert c.request(b"GET /plain HTTP/1.1\r\nHost: t\r\n\r\n").body == b"hello"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_websocket_upgrade_with_ws_none_is_plain_http(serve, mode):
+    """WIRE.md: with --ws none a WebSocket upgrade request is served as plain HTTP."""
+    srv = serve("core_app:app", "--no-date-header", "--ws", "none")
+    req = (b"GET /plain HTTP/1.1\r\n" + H + b"Connection: Upgrade\r\nUpgrade: websocket\r\n"
+           b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+    received, closed = exchange(srv.port, req + CLOSE_REQ, mode)
+    assert received == ok() + CLOSE_RESP
+    assert closed

@@ -37,3 +37,15 @@ async def flaky_500(scope, receive, send):
         await send(_BODY)
     elif scope["type"] == "lifespan":
         await _lifespan(receive, send)
+
+
+async def slow(scope, receive, send):
+    """Answers after 1.5 s: longer than the load generator's timeout in the tests."""
+    import asyncio
+
+    if scope["type"] == "http":
+        await asyncio.sleep(1.5)
+        await send(_start(200))
+        await send(_BODY)
+    elif scope["type"] == "lifespan":
+        await _lifespan(receive, send)

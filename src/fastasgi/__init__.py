@@ -1,7 +1,7 @@
 """fastasgi: a fast ASGI server with an llhttp + Cython hot path, a drop-in for uvicorn.
 
-    fastasgi main:app            # command line
-    fastasgi.run("main:app")     # from Python
+fastasgi main:app            # command line
+fastasgi.run("main:app")     # from Python
 """
 
 from fastasgi._version import __version__

@@ -112,9 +112,7 @@ def _check_headers(ctx: click.Context, param: click.Parameter, value: tuple[str,
     help="Log level. [default: info]",
 )
 @click.option("--access-log/--no-access-log", default=True, help="Enable/Disable access log.")
-@click.option(
-    "--server-header/--no-server-header", default=True, help="Enable/Disable default Server header."
-)
+@click.option("--server-header/--no-server-header", default=True, help="Enable/Disable default Server header.")
 @click.option("--date-header/--no-date-header", default=True, help="Enable/Disable default Date header.")
 @click.option(
     "--header",

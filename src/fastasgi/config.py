@@ -89,8 +89,7 @@ NOT_SUPPORTED: list[tuple[str, Callable[[Any], bool], str]] = [
     (
         "http",
         lambda v: v != "auto",
-        "--http {value} is not supported: fastasgi always uses its own llhttp-based "
-        "HTTP/1.1 protocol (--http auto)",
+        "--http {value} is not supported: fastasgi always uses its own llhttp-based HTTP/1.1 protocol (--http auto)",
     ),
     ("http2", bool, "--http2 is not supported yet"),
     (
@@ -101,8 +100,7 @@ NOT_SUPPORTED: list[tuple[str, Callable[[Any], bool], str]] = [
     (
         "ws",
         lambda v: v == "wsproto",
-        "--ws wsproto is not supported: fastasgi's WebSockets use the websockets library "
-        "(--ws websockets)",
+        "--ws wsproto is not supported: fastasgi's WebSockets use the websockets library (--ws websockets)",
     ),
     ("proxy_headers", lambda v: v is True, "--proxy-headers is not supported yet"),
     ("forwarded_allow_ips", lambda v: v is not None, "--forwarded-allow-ips is not supported yet"),
@@ -337,7 +335,9 @@ class Config:
             # RuntimeError; both can be long, so keep the first line.
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             shown = self.log_config if isinstance(self.log_config, (str, os.PathLike)) else "<dict>"
-            raise ConfigError(f"Invalid value for '--log-config': {os.fspath(shown)!r} cannot be used: {reason}") from None
+            raise ConfigError(
+                f"Invalid value for '--log-config': {os.fspath(shown)!r} cannot be used: {reason}"
+            ) from None
 
     def _load_env_file(self) -> None:
         if self.env_file is None:
@@ -405,7 +405,9 @@ class Config:
             app = _call_factory(app)
 
         if not callable(app):
-            raise ConfigError(f"Error loading ASGI app. {_describe(self.app)} is not callable (got {type(app).__name__}).")
+            raise ConfigError(
+                f"Error loading ASGI app. {_describe(self.app)} is not callable (got {type(app).__name__})."
+            )
 
         if self.interface == "auto":
             self.interface = "asgi3" if _is_asgi3(app) else "asgi2"
@@ -508,9 +510,7 @@ def import_from_string(import_str: Any, what: str = "ASGI app") -> Any:
         if isinstance(exc, ModuleNotFoundError) and _is_module_or_parent(exc.name, module_str):
             raise ConfigError(f'Error loading {what}. Could not import module "{module_str}".') from None
         where = _where(exc)
-        raise ConfigError(
-            f'Error loading {what}. Could not import module "{module_str}": {exc}{where}.'
-        ) from None
+        raise ConfigError(f'Error loading {what}. Could not import module "{module_str}": {exc}{where}.') from None
     except Exception as exc:
         raise ConfigError(
             f'Error loading {what}. Importing module "{module_str}" raised {type(exc).__name__}: {exc}',
@@ -606,7 +606,7 @@ def _is_asgi3(app: Any) -> bool:
         return hasattr(app, "__await__")
     if inspect.isfunction(app):
         return _iscoroutinefunction(app)
-    return _iscoroutinefunction(getattr(app, "__call__", None))
+    return _iscoroutinefunction(getattr(app, "__call__", None))  # noqa: B004 (the method itself)
 
 
 class ASGI2Adapter:

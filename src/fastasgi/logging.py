@@ -108,7 +108,8 @@ class ColourizedFormatter(logging.Formatter):
         logging.ERROR: "red",
         logging.CRITICAL: "bright_red",
     }
-    stream = sys.stderr
+    #: the stream this formatter's handler writes to by default (for the tty check)
+    stream_name = "stderr"
 
     def __init__(
         self,
@@ -118,7 +119,7 @@ class ColourizedFormatter(logging.Formatter):
         use_colors: bool | None = None,
     ) -> None:
         if use_colors is None:
-            use_colors = _is_tty(self.stream)
+            use_colors = _is_tty(getattr(sys, self.stream_name, None))
         self.use_colors = use_colors
         super().__init__(fmt=fmt, datefmt=datefmt, style=style)
 
@@ -138,7 +139,7 @@ class ColourizedFormatter(logging.Formatter):
 
 
 class DefaultFormatter(ColourizedFormatter):
-    stream = sys.stderr
+    stream_name = "stderr"
 
 
 class AccessFormatter(ColourizedFormatter):
@@ -146,7 +147,7 @@ class AccessFormatter(ColourizedFormatter):
     path_with_query, http_version, status)``, and the format may use ``%(client_addr)s``,
     ``%(request_line)s`` and ``%(status_code)s`` ("200 OK")."""
 
-    stream = sys.stdout
+    stream_name = "stdout"
     status_colors = {1: "bright_white", 2: "green", 3: "yellow", 4: "red", 5: "bright_red"}
 
     def formatMessage(self, record: logging.LogRecord) -> str:
@@ -161,9 +162,7 @@ class AccessFormatter(ColourizedFormatter):
         if self.use_colors:
             status_code = style(status_code, fg=self.status_colors.get(status // 100))
             request_line = style(request_line, bold=True)
-        record.__dict__.update(
-            client_addr=client_addr, request_line=request_line, status_code=status_code
-        )
+        record.__dict__.update(client_addr=client_addr, request_line=request_line, status_code=status_code)
         return super().formatMessage(record)
 
 
@@ -236,10 +235,11 @@ def make_access_log(config: Config) -> Callable[[dict, int, int, float], None] |
 
     logger = logging.getLogger("fastasgi.access")
     is_enabled_for = logger.isEnabledFor
-    log = logger._log  # skips the second isEnabledFor that logger.info would do
+    info = logger.info
     INFO = logging.INFO
 
     def access_log(scope: dict, status: int, nbytes: int, duration: float) -> None:
+        # Nothing is formatted unless the line will be logged (isEnabledFor is cached).
         if not is_enabled_for(INFO):
             return
         client = scope.get("client")
@@ -250,16 +250,13 @@ def make_access_log(config: Config) -> Callable[[dict, int, int, float], None] |
         query = scope["query_string"]
         if query:
             path += b"?" + query
-        log(
-            INFO,
+        info(
             ACCESS_LOG_FORMAT,
-            (
-                client_addr,
-                scope["method"],
-                path.decode("ascii", "backslashreplace"),
-                scope["http_version"],
-                status,
-            ),
+            client_addr,
+            scope["method"],
+            path.decode("ascii", "backslashreplace"),
+            scope["http_version"],
+            status,
         )
 
     return access_log

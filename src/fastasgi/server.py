@@ -62,6 +62,7 @@ class Server:
         self.lifespan: Lifespan | None = None
         self.servers: list[asyncio.AbstractServer] = []
         self._tick_handle: asyncio.TimerHandle | None = None
+        self._ws_upgrade: Any = None
         self._uds_created = False
 
     def run(self, sockets: list[socket.socket] | None = None) -> None:
@@ -75,7 +76,9 @@ class Server:
             await self._serve(sockets)
 
     async def _serve(self, sockets: list[socket.socket] | None) -> None:
+        # Everything that can be refused is checked before anything is started.
         self.config.load()
+        self._ws_upgrade = _ws_upgrade(self.config)
         process_id = os.getpid()
         logger.info(
             "Started server process [%d]",
@@ -100,13 +103,12 @@ class Server:
         config = self.config
         loop = asyncio.get_running_loop()
         self.lifespan = Lifespan(config)
-        # Everything that can be refused is checked before the app's startup runs.
         self.ctx = ServerContext(
             config.loaded_app,
             loop,
             **_context_options(config),
             state=self.lifespan.state,
-            ws_upgrade=_ws_upgrade(config),
+            ws_upgrade=self._ws_upgrade,
         )
 
         if not await self._unless_forced(self.lifespan.startup()):
@@ -179,7 +181,9 @@ class Server:
             "http",
             host,
             port,
-            extra={"color_message": "fastasgi running on " + style(address_format, bold=True) + " (Press CTRL+C to quit)"},
+            extra={
+                "color_message": "fastasgi running on " + style(address_format, bold=True) + " (Press CTRL+C to quit)"
+            },
         )
 
     def _schedule_tick(self, loop: asyncio.AbstractEventLoop) -> None:

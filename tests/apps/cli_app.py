@@ -40,11 +40,11 @@ async def app(scope, receive, send):
     path = scope["path"]
     root_path = scope.get("root_path", "")
     if root_path and path.startswith(root_path):
-        path = path[len(root_path):]  # as frameworks do: routes are below the root path
+        path = path[len(root_path) :]  # as frameworks do: routes are below the root path
     if path == "/scope":
         await _respond(send, json.dumps(_jsonable(scope)).encode(), b"application/json")
     elif path == "/slow":
-        seconds = float(scope["query_string"].decode() .partition("=")[2] or 2)
+        seconds = float(scope["query_string"].decode().partition("=")[2] or 2)
         print("slow started", file=sys.stderr, flush=True)
         await asyncio.sleep(seconds)
         print("slow done", file=sys.stderr, flush=True)

@@ -350,15 +350,32 @@ async def r_long_poll(scope, receive, send, arg):
         REGISTRY[arg].append({"then": "timeout"})
 
 
+async def r_receive_after_body(scope, receive, send, arg):
+    """After the last body message, receive() must wait (for a disconnect): record what a
+    short wait gives, then respond."""
+    body, _ = await _read_body(receive)
+    try:
+        msg = await asyncio.wait_for(receive(), 0.3)
+        after = msg["type"]
+    except asyncio.TimeoutError:
+        after = "waiting"
+    await _respond(send, body=json.dumps({"len": len(body or b""), "after": after}).encode(),
+                   content_type=b"application/json")
+
+
 async def r_send_after_disconnect(scope, receive, send, arg):
     """Wait for the client to go away, then try to respond."""
     await receive()
-    msg = await asyncio.wait_for(receive(), 5)
+    try:
+        msg = await asyncio.wait_for(receive(), 5)
+    except asyncio.TimeoutError:
+        msg = {"type": "timeout"}
     try:
         await _respond(send, body=b"late")
         REGISTRY[arg].append({"disconnect": msg["type"], "send": "ok"})
     except Exception as exc:
-        REGISTRY[arg].append({"disconnect": msg["type"], "send": type(exc).__name__})
+        REGISTRY[arg].append({"disconnect": msg["type"], "send": type(exc).__name__,
+                              "oserror": isinstance(exc, OSError)})
 
 
 # ---- flow control
@@ -390,7 +407,7 @@ async def r_stream_big(scope, receive, send, arg):
 async def r_slow_consumer(scope, receive, send, arg):
     """Do not read the body for t seconds, then read it all and report its length."""
     await asyncio.sleep(float(_params(scope).get("t", "1.0")))
-    body, seen = await _read_body(receive)
+    body, _ = await _read_body(receive)
     REGISTRY[arg].append({"len": None if body is None else len(body)})
     if body is not None:
         await _respond(send, body=str(len(body)).encode())
@@ -411,7 +428,7 @@ ROUTES = {
     "noresponse": r_noresponse, "double-start": r_double_start, "cl-over": r_cl_over,
     "cl-under": r_cl_under, "badheader": r_badheader, "after-response": r_after_response,
     "wait-disconnect": r_wait_disconnect, "long-poll": r_long_poll,
-    "send-after-disconnect": r_send_after_disconnect, "big": r_big,
+    "send-after-disconnect": r_send_after_disconnect, "receive-after-body": r_receive_after_body, "big": r_big,
     "stream-big": r_stream_big, "slow-consumer": r_slow_consumer,
 }
 

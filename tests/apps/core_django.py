@@ -16,9 +16,16 @@ settings.configure(
     INSTALLED_APPS=[],
     MIDDLEWARE=["django.middleware.common.CommonMiddleware"],
     USE_TZ=True,
+    # Django logs request errors on "django.request"; send them to stderr like the server's log
+    LOGGING={
+        "version": 1,
+        "disable_existing_loggers": False,
+        "handlers": {"stderr": {"class": "logging.StreamHandler"}},
+        "loggers": {"django.request": {"handlers": ["stderr"], "level": "ERROR"}},
+    },
 )
 
-from django.core.asgi import get_asgi_application  # noqa: E402  (needs settings first)
+from django.core.asgi import get_asgi_application  # noqa: E402 (settings first)
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse  # noqa: E402
 from django.urls import path  # noqa: E402
 

@@ -18,10 +18,14 @@ async def respond(send, body, status=200):
 async def http_part(scope, receive, send):
     if scope["path"] == "/state":
         state = scope.get("state")
-        body = json.dumps({"state": sorted(state) if state is not None else None,
-                           "greeting": (state or {}).get("greeting"),
-                           "items": (state or {}).get("items")}).encode()
-        if state is not None:
+        body = json.dumps(
+            {
+                "state": sorted(state) if state is not None else None,
+                "greeting": (state or {}).get("greeting"),
+                "items": (state or {}).get("items"),
+            }
+        ).encode()
+        if state is not None and "items" in state:
             # Mutating the request's copy must not leak into the next request.
             state["leaked"] = True
             state["items"].append(len(state["items"]))

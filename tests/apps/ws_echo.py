@@ -18,7 +18,8 @@ BROWSER_PAGE = b"""<!doctype html>
 <body><pre id="result">pending</pre>
 <script>
 const out = document.getElementById("result");
-const ws = new WebSocket("ws://" + location.host + "/echo?from=browser", ["chat"]);
+const t = new URLSearchParams(location.search).get("t") || "";
+const ws = new WebSocket("ws://" + location.host + "/echo?from=browser&t=" + t, ["chat"]);
 ws.binaryType = "arraybuffer";
 const got = [];
 ws.onopen = () => { ws.send("h\\u00e9llo browser"); ws.send(new Uint8Array([1, 2, 3, 250])); };
@@ -27,10 +28,11 @@ ws.onmessage = (ev) => {
   if (got.length === 2) {
     const report = JSON.stringify({protocol: ws.protocol, extensions: ws.extensions, got: got});
     ws.close(4321, "done");
-    fetch("/report", {method: "POST", body: report}).then(() => { out.textContent = "reported " + report; });
+    fetch("/report?t=" + t, {method: "POST", body: report})
+      .then((r) => { out.textContent = "reported " + r.status + " " + report; });
   }
 };
-ws.onerror = () => { out.textContent = "error"; };
+ws.onerror = () => { out.textContent = "websocket error"; };
 </script></body></html>
 """
 
@@ -54,6 +56,12 @@ async def wait_disconnect(receive, scope):
             return message
 
 
+def route(scope):
+    """The path below --root-path (ASGI: path includes root_path)."""
+    path, root = scope["path"], scope.get("root_path", "")
+    return path[len(root):] if root and path.startswith(root) else path
+
+
 def query(scope):
     return dict(part.split("=", 1) for part in scope["query_string"].decode().split("&") if "=" in part)
 
@@ -68,7 +76,7 @@ async def app(scope, receive, send):
     if scope["type"] == "http":
         await http_app(scope, receive, send)
         return
-    path = scope["path"]
+    path = route(scope)
     message = await receive()
     assert message["type"] == "websocket.connect", message
     handler = scope_route if path.startswith("/scope") else ROUTES.get(path, echo)
@@ -83,12 +91,12 @@ async def http_app(scope, receive, send):
         if not message.get("more_body"):
             break
     status, ctype = 200, b"text/plain"
-    if scope["path"] == "/page":
+    if route(scope) == "/page":
         out, ctype = BROWSER_PAGE, b"text/html; charset=utf-8"
-    elif scope["path"] == "/report":
+    elif route(scope) == "/report":
         record(scope, json.loads(body))
         out = b"ok"
-    elif scope["path"] == "/events":
+    elif route(scope) == "/events":
         out, ctype = json.dumps(EVENTS).encode(), b"application/json"
     else:
         # Also what an upgrade request gets under --ws none.
@@ -195,20 +203,24 @@ async def slow_reader(scope, receive, send):
 
 async def flood(scope, receive, send):
     # Sends as fast as send() lets it, to a client that does not read: send() must wait.
+    # What it managed after `seconds` is recorded; the loop ends when the client goes away.
     await send({"type": "websocket.accept"})
     chunk = b"x" * (256 * 1024)
-    sent = 0
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + float(query(scope).get("seconds", "2"))
+    progress = {"sent": 0}
+
+    async def report():
+        await asyncio.sleep(float(query(scope).get("seconds", "2")))
+        record(scope, dict(progress))
+        print(f"flood sent {progress['sent']}", flush=True)
+
+    reporter = asyncio.get_running_loop().create_task(report())
     try:
-        while loop.time() < deadline and sent < 4000:
-            await asyncio.wait_for(send({"type": "websocket.send", "bytes": chunk}), deadline - loop.time())
-            sent += 1
-    except (asyncio.TimeoutError, OSError):
+        while progress["sent"] < 400:
+            await send({"type": "websocket.send", "bytes": chunk})
+            progress["sent"] += 1
+    except OSError:
         pass
-    record(scope, {"sent": sent})
-    print(f"flood sent {sent}", flush=True)
-    await send({"type": "websocket.close"})
+    await reporter
 
 
 async def hold(scope, receive, send):
@@ -227,6 +239,17 @@ async def send_after_close(scope, receive, send):
         record(scope, {"send_error": type(exc).__name__, "is_oserror": True})
     else:
         record(scope, {"send_error": None})
+
+
+async def bad_accept_header(scope, receive, send):
+    # Response splitting attempt: the server must refuse the header (and answer 500).
+    await send({"type": "websocket.accept", "headers": [(b"x-bad", b"a\r\ninjected: 1")]})
+
+
+async def bad_close_code(scope, receive, send):
+    # 1005 may never be sent on the wire (RFC 6455 7.4.1): an app error after accept.
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.close", "code": 1005})
 
 
 async def events(scope, receive, send):
@@ -253,6 +276,8 @@ ROUTES = {
     "/hold": hold,
     "/send-after-close": send_after_close,
     "/events": events,
+    "/bad-accept-header": bad_accept_header,
+    "/bad-close-code": bad_close_code,
 }
 
 if __name__ == "__main__":

@@ -64,6 +64,7 @@ cdef class HttpProtocol:
 
     cdef RequestCycle cycle       # the one request in progress, or None
     cdef list corked              # writes held back while _parse runs, flushed at its end
+    cdef Py_ssize_t corked_size
     cdef bint parse_paused        # stopped at a message boundary until `cycle` responds
     cdef bytes pending            # bytes received but not parsed while parse_paused
     cdef bint reading_paused
@@ -92,6 +93,7 @@ cdef class HttpProtocol:
     cdef _start_cycle(self, RequestCycle cycle)
     cdef _cycle_done(self, RequestCycle cycle)
     cdef _update_reading(self)
+    cdef _unpause_parsing(self)
     cdef _write(self, bytes data)
     cdef _uncork(self)
     cdef _close(self)
@@ -116,6 +118,7 @@ cdef class RequestCycle:
     cdef bint expect_continue
     cdef bint body_delivered          # the final (more_body False) message was returned
     cdef bint disconnected
+    cdef bint peer_eof                # the client half-closed after sending this request
     cdef bint running                 # the app coroutine has been started and not finished
 
     # response

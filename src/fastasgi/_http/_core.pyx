@@ -67,6 +67,7 @@ cdef str T_START = "http.response.start"
 cdef str T_BODY = "http.response.body"
 cdef bytes CONTINUE_100 = b"HTTP/1.1 100 Continue\r\n\r\n"
 cdef bytes LAST_CHUNK = b"0\r\n\r\n"
+cdef bytes ERROR_HEADERS = b"content-type: text/plain; charset=utf-8\r\ncontent-length: "
 
 
 class ClientDisconnected(OSError):
@@ -529,8 +530,19 @@ cdef class HttpProtocol:
     def eof_received(self):
         # The client half-closed. Answer what it sent before (a client may shut down its
         # sending side and still wait for the answers), then close.
+        cdef RequestCycle cycle = self.cycle
         self.eof = True
-        if self.cycle is not None or self.pending is not None:
+        if cycle is not None:
+            if not cycle.body_complete:
+                # the rest of the body can never arrive: the app sees http.disconnect
+                cycle._connection_lost()
+                return None
+            # receive() reports http.disconnect (the client will send nothing more, which
+            # is how long-polls learn it left); the response can still be written.
+            cycle.peer_eof = True
+            cycle._wake()
+            return True
+        if self.pending is not None:
             return True
         return None
 
@@ -539,6 +551,8 @@ cdef class HttpProtocol:
 
     def resume_writing(self):
         self.writing_paused = False
+        if self.parse_paused and self.cycle is None and not self.closing:
+            self._unpause_parsing()
         if self.drain_waiter is not None:
             waiter = self.drain_waiter
             self.drain_waiter = None
@@ -548,8 +562,11 @@ cdef class HttpProtocol:
     def data_received(self, bytes data):
         if self.closing:
             return
-        if self.parse_paused:
+        if self.parse_paused or self.pending is not None:
+            # behind a request in progress, or a resume of `pending` is already scheduled:
+            # keep the byte order
             self.pending = data if self.pending is None else self.pending + data
+            self._update_reading()
             return
         self._parse(data)
 
@@ -574,6 +591,7 @@ cdef class HttpProtocol:
         cdef llhttp_errno_t err
         cdef RequestCycle cycle
         self.corked = []
+        self.corked_size = 0
         try:
             while True:
                 err = llhttp_execute(&self.parser, base + off, n - off)
@@ -606,13 +624,16 @@ cdef class HttpProtocol:
                     if self.eof and self.cycle is None:
                         self._close()       # half-closed and nothing complete left to answer
                     return
-                if self.cycle is not None:
-                    # The response to the request just parsed is not complete: stop here
-                    # and keep the rest until it is (responses strictly in order).
+                if self.cycle is not None or self.writing_paused:
+                    # The response to the request just parsed is not complete, or the client
+                    # is not reading what we answer: stop here and keep the rest until it
+                    # is (responses strictly in order, nothing buffered without bound).
+                    self.parse_paused = True
                     if off < n:
                         self.pending = data[off:]
-                    self.parse_paused = True
-                    self._update_reading()
+                        self._update_reading()
+                    # else reading goes on, so a disconnect is seen while the app works;
+                    # data_received pauses it as soon as a next request arrives
                     return
                 if off >= n:
                     return
@@ -622,8 +643,10 @@ cdef class HttpProtocol:
     cdef int _error_status(self, llhttp_errno_t err):
         if self.err_status:
             return self.err_status
-        if self.te_unsupported or err == HPE_INVALID_TRANSFER_ENCODING and self.te_unsupported:
+        if self.te_unsupported:
             return 501
+        if err == HPE_INVALID_VERSION and self.parser.http_major >= 2:
+            return 505
         return 400
 
     cdef int _on_message_begin(self) except -1:
@@ -647,6 +670,10 @@ cdef class HttpProtocol:
         cdef char* v = p + nlen
         cdef Py_ssize_t i
         cdef bytes name
+        # RFC 9110 5.5: OWS around a field value is not part of it (llhttp drops the
+        # leading OWS, the trailing is ours to drop)
+        while vlen > 0 and (v[vlen - 1] == 32 or v[vlen - 1] == 9):
+            vlen -= 1
         for i in range(nlen):
             p[i] = <char>LOWER[<unsigned char>p[i]]
         name = make_name(p, nlen)
@@ -726,6 +753,7 @@ cdef class HttpProtocol:
             and not ctx.shutting_down
         cycle.expect_continue = self.expect_continue and not cycle.http10
         cycle.body_complete = False
+        cycle.peer_eof = self.eof
         if ctx.access_log is not None:
             cycle.start_time = time_time()
         self.cycle = cycle
@@ -832,21 +860,26 @@ cdef class HttpProtocol:
             self._close()
             return
         if self.parse_paused:
-            self.parse_paused = False
-            self._update_reading()
-            if self.pending is not None:
-                self.loop.call_soon(self._resume_parsing)
+            if not self.writing_paused:
+                self._unpause_parsing()
         elif self.reading_paused:
             self._update_reading()
 
+    cdef _unpause_parsing(self):
+        self.parse_paused = False
+        self._update_reading()
+        if self.pending is not None:
+            self.loop.call_soon(self._resume_parsing)
+
     def _resume_parsing(self):
         cdef bytes data = self.pending
+        if data is None or self.closing or self.parse_paused:
+            return      # closed meanwhile, or paused again: a later resume takes `pending`
         self.pending = None
-        if data is not None and not self.closing and self.cycle is None:
-            self._parse(data)
+        self._parse(data)
 
     cdef _update_reading(self):
-        cdef bint want_pause = self.parse_paused or self.body_paused
+        cdef bint want_pause = (self.parse_paused and self.pending is not None) or self.body_paused
         if self.transport is None or self.closing:
             return
         if want_pause and not self.reading_paused:
@@ -859,12 +892,19 @@ cdef class HttpProtocol:
     cdef _write(self, bytes data):
         if self.corked is not None:
             self.corked.append(data)
-        elif not self.closing:
+            self.corked_size += PyBytes_GET_SIZE(data)
+            if self.corked_size < HIGH_WATER:
+                return
+            data = b"".join(self.corked)
+            self.corked = []
+            self.corked_size = 0
+        if self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
 
     cdef _uncork(self):
         cdef list corked = self.corked
         self.corked = None
+        self.corked_size = 0
         if corked and self.transport is not None and not self.transport.is_closing():
             if len(corked) == 1:
                 self.transport.write(corked[0])
@@ -885,7 +925,7 @@ cdef class HttpProtocol:
         cdef Buf* b = &self.out
         if cycle is not None:
             if cycle.head_sent:
-                self.abort()
+                self._close()
                 cycle._connection_lost()
                 return
             cycle.response_started = True
@@ -902,7 +942,7 @@ cdef class HttpProtocol:
         if self.ctx.date_header:
             buf_add_bytes(b, date_line)
         buf_add_bytes(b, self.ctx.extra_lines)
-        buf_add(b, "content-type: text/plain; charset=utf-8\r\ncontent-length: ", 55)
+        buf_add_bytes(b, ERROR_HEADERS)
         buf_add_int(b, len(body), 10)
         buf_add(b, "\r\nconnection: close\r\n\r\n", 23)
         buf_add_bytes(b, body)
@@ -1003,15 +1043,16 @@ cdef class RequestCycle:
             if self.disconnected or self.response_complete:
                 return {"type": T_DISCONNECT}
             if self.body is not None:
+                if self.body_complete:
+                    self.body_delivered = True
                 return {"type": T_REQUEST, "body": self._take_body(),
                         "more_body": not self.body_complete}
-            if self.body_complete:
-                if self.body_delivered:
-                    # Nothing more will arrive: wait for the response or a disconnect.
-                    pass
-                else:
-                    self.body_delivered = True
-                    return {"type": T_REQUEST, "body": EMPTY, "more_body": False}
+            if self.body_complete and not self.body_delivered:
+                self.body_delivered = True
+                return {"type": T_REQUEST, "body": EMPTY, "more_body": False}
+            if self.peer_eof:
+                return {"type": T_DISCONNECT}
+            # Nothing more to hand out: wait for more body, the response or a disconnect.
             proto = self.proto
             if self.expect_continue:
                 # RFC 9110 10.1.1: 100 Continue only once the app asks for the body.
@@ -1070,16 +1111,15 @@ cdef class RequestCycle:
         cdef Py_ssize_t blen = PyBytes_GET_SIZE(body)
         cdef Buf* b = &proto.out
         cdef bint emit
+        b.len = 0
+        if not self.head_sent:
+            self._build_head(body, not more)      # sets expected_length from the headers
         if self.expected_length >= 0 and not self.is_head and \
                 self.sent_length + blen > self.expected_length:
+            b.len = 0
             self.keep_alive = False
             raise RuntimeError("Response content longer than Content-Length")
-        if not self.head_sent:
-            self.head_sent = True
-            b.len = 0
-            self._build_head(body, not more)
-        else:
-            b.len = 0
+        self.head_sent = True
         self.sent_length += blen
         emit = not (self.is_head or self.no_body)
         if emit and blen:
@@ -1278,7 +1318,7 @@ cdef class RequestCycle:
             proto._send_error(500)
         elif not self.response_complete:
             error_log.error("ASGI callable returned without completing response.")
-            proto.abort()
+            proto._close()
             self._connection_lost()
 
     cdef _app_failed(self, object exc):
@@ -1296,7 +1336,8 @@ cdef class RequestCycle:
         if not self.head_sent:
             proto._send_error(500)
         elif not self.response_complete:
-            proto.abort()
+            # what was sent stays sent; the client sees the connection end early
+            proto._close()
             self._connection_lost()
 
 

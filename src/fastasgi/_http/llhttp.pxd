@@ -39,6 +39,7 @@ cdef extern from "llhttp.h":
         HPE_PAUSED_UPGRADE
         HPE_USER
         HPE_INVALID_TRANSFER_ENCODING
+        HPE_INVALID_VERSION
 
     ctypedef enum llhttp_type_t:
         HTTP_REQUEST
