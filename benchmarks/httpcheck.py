@@ -163,7 +163,7 @@ def _verify_websocket(scenario: Scenario, host: str, port: int, timeout: float) 
                      close_timeout=2, compression=None) as ws:
             ws.send(message)
             answer = ws.recv(timeout=timeout)
-    except Exception as exc:  # websockets raises its own hierarchy plus OSError
+    except Exception as exc:  # noqa: BLE001 - websockets raises its own hierarchy plus OSError
         return [f"websocket echo failed: {type(exc).__name__}: {exc}"]
     if answer != message:
         return [f"websocket echo differs: {answer[:40]!r}"]

@@ -5,7 +5,15 @@ from __future__ import annotations
 import json
 import os
 
-from benchmarks.model import ERRORS, FAILED, OK, SKIPPED, Cell, ScenarioResult, to_jsonable
+from benchmarks.model import (
+    ERRORS,
+    FAILED,
+    OK,
+    SKIPPED,
+    Cell,
+    ScenarioResult,
+    to_jsonable,
+)
 
 
 def fmt_rate(v: float | None) -> str:
@@ -126,10 +134,10 @@ def _md_cell(c: Cell | None) -> str:
 def markdown(results: list[ScenarioResult], machine: dict, servers: list[str], rounds: int,
              command_line: str) -> str:
     lines = [
-        f"Requests/s (websocket: messages/s), median of {rounds} round(s). "
-        f"{machine.get('cpu_model')}, server pinned to CPU {machine.get('server_cpus')}, load "
-        f"generator to CPU {machine.get('client_cpus')}; {machine.get('kernel')}, Python "
-        f"{machine.get('python')}.",
+        (f"Requests/s (websocket: messages/s), median of {rounds} round(s). "
+         f"{machine.get('cpu_model')}, server pinned to CPU {machine.get('server_cpus')}, load "
+         f"generator to CPU {machine.get('client_cpus')}; {machine.get('kernel')}, Python "
+         f"{machine.get('python')}."),
         "",
         "| scenario | " + " | ".join(servers) + f" | {results[0].subject if results else 'fastasgi'} / "
         f"{results[0].baseline if results else 'uvicorn'} | vs fastest peer |",

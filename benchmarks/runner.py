@@ -25,7 +25,17 @@ import time
 from dataclasses import dataclass, field
 
 from benchmarks import httpcheck, machine, report, wrk, wsclient
-from benchmarks.model import ERRORS, FAILED, NOISY_LOAD, OK, SKIPPED, Cell, Sample, ScenarioResult, aggregate
+from benchmarks.model import (
+    ERRORS,
+    FAILED,
+    NOISY_LOAD,
+    OK,
+    SKIPPED,
+    Cell,
+    Sample,
+    ScenarioResult,
+    aggregate,
+)
 from benchmarks.procs import (
     TRACKER,
     cpu_busy_seconds,
@@ -94,6 +104,10 @@ def free_port(host: str) -> int:
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def server_env() -> dict[str, str]:
@@ -230,7 +244,7 @@ class Runner:
             expected_arg = "-"
         return pin_prefix(self.opts.client_cpus) + wrk.command(
             self.wrk_path,
-            f"http://{self.opts.host}:{port}{scenario.path}",
+            f"http://{url_host(self.opts.host)}:{port}{scenario.path}",
             threads=self.client_threads,
             connections=scenario.connections,
             duration=seconds,
@@ -364,6 +378,8 @@ class Runner:
                 return str(spec.websocket)
             if self.wsload is None:
                 return self.wsload_missing or "no websocket load generator"
+            if ":" in self.opts.host:
+                return "the websocket load generator speaks IPv4 only"
         return None
 
     def run(self) -> RunResult:

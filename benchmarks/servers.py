@@ -142,7 +142,8 @@ def probe(spec: ServerSpec, env: dict | None = None, cwd: str | None = None,
     """Import the server in a fresh interpreter with the environment it will run in."""
     argv = [python, "-c", _PROBE, spec.module, spec.dist or spec.module, *spec.requires]
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd,
+                              check=False)
     except subprocess.TimeoutExpired:
         return Probe(spec.name, False, reason=f"importing {spec.module} took over {timeout:.0f}s")
     try:

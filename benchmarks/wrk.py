@@ -43,7 +43,7 @@ def find_wrk(explicit: str | None = None) -> str:
 
 def wrk_version(path: str) -> str:
     try:
-        done = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10)
+        done = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"unknown ({exc})"
     text = (done.stdout + done.stderr).strip().splitlines()
@@ -130,14 +130,14 @@ _SIZE_UNITS = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
 def parse(text: str) -> WrkResult:
     """Read one wrk run's stdout (see the module docstring)."""
     r = WrkResult()
-    m = re.search(r"^\s*(\d+) requests in " + _TIME + r", ([0-9.]+)([KMGT]?B) read", text, re.M)
+    m = re.search(r"^\s*(\d+) requests in " + _TIME + r", ([0-9.]+)([KMGT]?B) read", text, re.MULTILINE)
     if m:
         r.requests = int(m.group(1))
         r.duration_s = _ms(m.group(2), m.group(3)) / 1e3
-    m = re.search(r"^Requests/sec:\s+([0-9.]+)", text, re.M)
+    m = re.search(r"^Requests/sec:\s+([0-9.]+)", text, re.MULTILINE)
     if m:
         r.rps = float(m.group(1))
-    m = re.search(r"^\s+Latency\s+" + _TIME + r"\s+" + _TIME + r"\s+" + _TIME, text, re.M)
+    m = re.search(r"^\s+Latency\s+" + _TIME + r"\s+" + _TIME + r"\s+" + _TIME, text, re.MULTILINE)
     if m:
         r.latency_ms["avg"] = _ms(m.group(1), m.group(2))
         r.latency_ms["max"] = _ms(m.group(5), m.group(6))
@@ -152,10 +152,10 @@ def parse(text: str) -> WrkResult:
     m = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     if m:
         r.non2xx_3xx = int(m.group(1))
-    m = re.search(r"^BENCH-CHECKS (.*)$", text, re.M)
+    m = re.search(r"^BENCH-CHECKS (.*)$", text, re.MULTILINE)
     if m:
         r.checks = _pairs(m.group(1))
-    m = re.search(r"^BENCH-SUMMARY (.*)$", text, re.M)
+    m = re.search(r"^BENCH-SUMMARY (.*)$", text, re.MULTILINE)
     if m:
         s = r.summary = _pairs(m.group(1))
         r.requests = s["requests"]

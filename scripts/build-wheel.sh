@@ -12,9 +12,10 @@
 # 3. A fresh venv (no system site-packages) gets the repaired wheel with the test extra, with
 #    `--only-binary fastasgi` and CC/CXX/LDSHARED=/bin/false, so nothing can be compiled.
 # 4. The test suite runs in that venv from a directory outside the source tree that holds
-#    only tests/, pyproject.toml and csrc/llhttp/VERSION taken from the sdist, with
-#    FASTASGI_EXPECT_INSTALLED=1 (tests/test_installed_module.py then checks that fastasgi is
-#    imported from site-packages and that the loaded extension is the file the wheel installed).
+#    only tests/, benchmarks/ (the tests drive it), pyproject.toml and csrc/llhttp/VERSION
+#    taken from the sdist, with FASTASGI_EXPECT_INSTALLED=1 (tests/test_installed_module.py
+#    then checks that fastasgi is imported from site-packages and that the loaded extension is
+#    the file the wheel installed).
 #
 # Environment: PYTHON (interpreter to build for, default python3), OUT (where the sdist and
 # the repaired wheel are copied, default <repo>/wheelhouse), KEEP_WORK=1 keeps the temporary
@@ -122,7 +123,7 @@ TESTDIR="$WORK/testrun"
 mkdir -p "$WORK/sdist-src" "$TESTDIR/csrc/llhttp"
 tar -xzf "$SDIST" -C "$WORK/sdist-src"
 SRC="$(echo "$WORK"/sdist-src/fastasgi-*)"
-cp -r "$SRC/tests" "$SRC/pyproject.toml" "$TESTDIR/"
+cp -r "$SRC/tests" "$SRC/benchmarks" "$SRC/pyproject.toml" "$TESTDIR/"
 cp "$SRC/csrc/llhttp/VERSION" "$TESTDIR/csrc/llhttp/"
 cd "$TESTDIR"
 unset PYTHONPATH PYTHONHOME

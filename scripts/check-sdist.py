@@ -10,7 +10,7 @@ Checks:
 - the version is the same in PKG-INFO, the sdist's name and src/fastasgi/_version.py;
 - no build artefacts: no compiled objects (.so/.pyd/.o/...), no Cython output (.c/.html under
   src/), no build/ or dist/ tree, no caches, no egg-info other than setuptools' own;
-- with --source-tree: every file of the checkout under src/, csrc/ and tests/ (what git tracks
+- with --source-tree: every file of the checkout under src/, csrc/, tests/ and benchmarks/ (what git tracks
   or would track) is in the sdist, so nothing added to the tree is silently left out.
 
 Exits non-zero with one line per problem. Needs Python 3.11+ (tomllib).
@@ -92,7 +92,7 @@ def read_member(path: Path, top: str, name: str) -> str:
 
 def tree_files(root: Path) -> list[str]:
     """Files of the checkout that belong in the sdist: what git tracks or would track."""
-    dirs = ["src", "csrc", "tests"]
+    dirs = ["src", "csrc", "tests", "benchmarks"]
     try:
         out = subprocess.run(
             ["git", "-C", str(root), "ls-files", "--cached", "--others", "--exclude-standard", "--", *dirs],

@@ -17,11 +17,20 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import httpcheck, report, runner, wrk, wsclient  # noqa: E402
-from benchmarks.model import ERRORS, FAILED, OK, SKIPPED, Cell, Sample, ScenarioResult, aggregate  # noqa: E402
-from benchmarks.procs import TRACKER, pin_prefix, process_tree  # noqa: E402
-from benchmarks.scenarios import SCENARIOS, Scenario  # noqa: E402
-from benchmarks.servers import SERVERS, ServerSpec  # noqa: E402
+from benchmarks import httpcheck, report, runner, wrk, wsclient
+from benchmarks.model import (
+    ERRORS,
+    FAILED,
+    OK,
+    SKIPPED,
+    Cell,
+    Sample,
+    ScenarioResult,
+    aggregate,
+)
+from benchmarks.procs import TRACKER, pin_prefix, process_tree
+from benchmarks.scenarios import SCENARIOS, Scenario
+from benchmarks.servers import SERVERS, ServerSpec
 
 FIXTURES = ROOT / "tests" / "bench_fixtures"
 HAVE_WRK = shutil.which("wrk") is not None
@@ -35,10 +44,11 @@ def fixture(name: str) -> str:
 
 
 def options(tmp_path, **kw) -> runner.Options:
-    base = dict(
-        rounds=1, duration=1, warmup=1, server_cpus=SERVER_CPUS, client_cpus=CLIENT_CPUS,
-        out_dir=None, log_dir=str(tmp_path / "logs"), startup_timeout=20,
-    )
+    base = {
+        "rounds": 1, "duration": 1, "warmup": 1, "server_cpus": SERVER_CPUS,
+        "client_cpus": CLIENT_CPUS, "out_dir": None, "log_dir": str(tmp_path / "logs"),
+        "startup_timeout": 20,
+    }
     base.update(kw)
     os.makedirs(base["log_dir"], exist_ok=True)
     return runner.Options(**base)
@@ -79,7 +89,7 @@ def test_server_flags_are_the_documented_configurations():
     assert fa[1:3] == ["-m", "fastasgi"] and "--no-access-log" in fa
     assert "--server-header" in cmd("h2corn")
     assert cmd("daphne")[-1] == "a:b"
-    assert SERVERS["fastpysgi"].websocket != True  # noqa: E712  (a reason string)
+    assert SERVERS["fastpysgi"].websocket != True
     assert all(SERVERS[n].websocket is True for n in ("fastasgi", "uvicorn", "granian", "hypercorn"))
 
 

@@ -15,6 +15,7 @@ cdef class ServerContext:
     cdef readonly object loop
     cdef public dict state
     cdef readonly set connections
+    cdef readonly set tasks                  # asyncio Tasks of HTTP apps that suspended
     cdef public Py_ssize_t active_requests
     cdef public Py_ssize_t total_requests
     cdef public bint shutting_down

@@ -28,6 +28,9 @@ class ServerContext:
     #: Each member has ``shutdown()`` (graceful: finish the current exchange, then close)
     #: and ``abort()`` (close now).
     connections: set[Any]
+    #: the asyncio Tasks of HTTP requests whose app suspended and has not finished
+    #: (an app that finishes in its first step never has one); cancel them to end them
+    tasks: set[asyncio.Task[Any]]
     #: number of requests being processed right now
     active_requests: int
     #: total requests served since start (for --limit-max-requests)

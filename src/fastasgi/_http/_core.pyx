@@ -373,6 +373,7 @@ cdef class ServerContext:
         self.loop = loop
         self.state = {} if state is None else state
         self.connections = set()
+        self.tasks = set()
         self.active_requests = 0
         self.total_requests = 0
         self.shutting_down = False
@@ -578,9 +579,15 @@ cdef class HttpProtocol:
             self._close()
 
     def abort(self):
+        """Close now and cancel the app's task for the request in progress, if any."""
+        cdef RequestCycle cycle = self.cycle
         self.closing = True
         if self.transport is not None:
             self.transport.abort()
+        if cycle is not None:
+            cycle._connection_lost()
+            if cycle.task is not None and not cycle.task.done():
+                cycle.task.cancel()
 
     # parsing ------------------------------------------------------------------------------
 
@@ -1303,11 +1310,14 @@ cdef class RequestCycle:
         # The app is waiting on something: a Task drives the rest.
         self.task = task
         task.__init__(_continue(self, coro, result), loop=loop, context=context)
+        proto.ctx.tasks.add(task)
 
     cdef _app_returned(self, object result):
         cdef HttpProtocol proto = self.proto
         self.running = False
-        self.task = None
+        if self.task is not None:
+            proto.ctx.tasks.discard(self.task)
+            self.task = None
         proto.ctx.active_requests -= 1
         if result is not None:
             error_log.error("ASGI callable returned a value (%r); it should return None.", result)
@@ -1324,7 +1334,9 @@ cdef class RequestCycle:
     cdef _app_failed(self, object exc):
         cdef HttpProtocol proto = self.proto
         self.running = False
-        self.task = None
+        if self.task is not None:
+            proto.ctx.tasks.discard(self.task)
+            self.task = None
         proto.ctx.active_requests -= 1
         if self.disconnected and (isinstance(exc, (OSError, aio_CancelledError))
                                   or type(exc).__name__ == "ClientDisconnect"):
