@@ -505,14 +505,22 @@ cdef class HttpProtocol:
         if isinstance(peername, tuple):
             client = (peername[0], peername[1])
         self.scheme = "https" if transport.get_extra_info("sslcontext") is not None else "http"
+        # Every key of the http scope, so that the per-request copy (a memcpy of the key
+        # table) only has values replaced, never keys inserted or the table resized.
         self.scope_template = {
             "type": "http",
             "asgi": ASGI_VERSIONS,
             "http_version": HTTP_11,
+            "method": None,
             "scheme": self.scheme,
-            "server": server,
-            "client": client,
+            "path": None,
+            "raw_path": None,
+            "query_string": EMPTY,
             "root_path": ctx.root_path,
+            "headers": None,
+            "client": client,
+            "server": server,
+            "state": None,
         }
         if ctx.shutting_down:
             self.keep_alive_allowed = False
@@ -742,12 +750,12 @@ cdef class HttpProtocol:
             self.is_websocket_upgrade = False
 
         scope = PyDict_Copy(self.scope_template)
-        scope["method"] = <str>METHODS[p.method]
         if p.http_minor == 0:
             scope["http_version"] = HTTP_10
-        self._fill_path(scope)
+        scope["method"] = <str>METHODS[p.method]
         scope["headers"] = self.headers
         scope["state"] = PyDict_Copy(ctx.state)
+        self._fill_path(scope)
 
         cycle = RequestCycle.__new__(RequestCycle)
         cycle.proto = self
@@ -1072,7 +1080,10 @@ cdef class RequestCycle:
 
     # response side --------------------------------------------------------------------------
 
-    async def send(self, message):
+    def send(self, message):
+        """ASGI send. Does its work right away and returns an awaitable: the shared,
+        already-complete _DONE when nothing has to wait (no coroutine object, no loop
+        round-trip), or the connection's drain future while the transport is paused."""
         cdef HttpProtocol proto = self.proto
         cdef str mtype = message["type"]
         cdef object body
@@ -1097,8 +1108,8 @@ cdef class RequestCycle:
                 waiter = proto.drain_waiter
                 if waiter is None:
                     waiter = proto.drain_waiter = proto.loop.create_future()
-                await waiter
-            return
+                return waiter
+            return _DONE
         if mtype == T_START:
             if self.response_started:
                 raise RuntimeError(
@@ -1110,7 +1121,7 @@ cdef class RequestCycle:
             self.status = status
             self.resp_headers = message.get("headers", ())
             self.response_started = True
-            return
+            return _DONE
         raise RuntimeError("Unexpected ASGI message '%s' sent for an http scope." % (mtype,))
 
     cdef _send_body(self, bytes body, bint more):
@@ -1351,6 +1362,35 @@ cdef class RequestCycle:
             # what was sent stays sent; the client sees the connection end early
             proto._close()
             self._connection_lost()
+
+
+@cython.final
+cdef class _Done:
+    """An awaitable that is already complete, with the result None. Stateless, so one
+    instance serves every send() that has nothing to wait for."""
+
+    def __await__(self):
+        return self
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        raise StopIteration     # Cython returns NULL without an exception: result None
+
+    def send(self, value):
+        raise StopIteration
+
+    def throw(self, typ, val=None, tb=None):
+        if val is None:
+            raise typ
+        raise val
+
+    def close(self):
+        pass
+
+
+cdef _Done _DONE = _Done()
 
 
 async def _continue(RequestCycle cycle, object coro, object first):
