@@ -53,7 +53,7 @@ class Cell:
     server_cpu: float | None = None
     client_cpu: float | None = None
     client_bound: bool = False
-    other_load: float | None = None  # median over rounds
+    other_load: float | None = None  # the most any round saw
     noisy: bool = False  # other processes took more than NOISY_LOAD of the pinned cores
     rounds: int = 0
     ratio_to_baseline: float | None = None
@@ -92,7 +92,8 @@ def aggregate(scenario: str, server: str, samples: list[Sample]) -> Cell:
     cell.server_cpu = _median(s.server_cpu for s in measured)
     cell.client_cpu = _median(s.client_cpu for s in measured)
     cell.client_bound = bool(cell.client_cpu is not None and cell.client_cpu > CLIENT_BOUND_CPU)
-    cell.other_load = _median(s.other_load for s in measured)
+    loads = [s.other_load for s in measured if s.other_load is not None]
+    cell.other_load = max(loads) if loads else None
     cell.noisy = bool(cell.other_load is not None and cell.other_load > NOISY_LOAD)
     if failed:
         cell.status = FAILED

@@ -186,7 +186,9 @@ class ProcessTracker:
             return self._family.pop(proc.pid, set())
 
     def stop(self, proc: subprocess.Popen, grace: float = 3.0) -> None:
-        """SIGTERM the group, wait up to ``grace`` seconds, then SIGKILL what is left."""
+        """SIGTERM the group, wait up to ``grace`` seconds, then SIGKILL what is left, and
+        wait (briefly) until it is gone: the next server must not share the core with a
+        dying one."""
         if proc.returncode is None:
             self.remember_family(proc)
             _signal_group(proc.pid, signal.SIGTERM)
@@ -199,12 +201,15 @@ class ProcessTracker:
                 proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 pass
-        for pid, st in self._forget(proc):
-            if start_time(pid) == st:  # still the same process
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
+        family = [(pid, st) for pid, st in self._forget(proc) if start_time(pid) == st]
+        for pid, _ in family:  # still the same processes
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline and any(_running(pid, st) for pid, st in family):
+            time.sleep(0.01)
 
     def stop_all(self, grace: float = 1.0) -> None:
         for proc in self.live():
@@ -244,6 +249,12 @@ class ProcessTracker:
                 timed_out=timed_out,
                 wall_seconds=wall,
             )
+
+
+def _running(pid: int, started: int) -> bool:
+    """``pid`` is still the process that started at ``started`` and is not a zombie."""
+    fields = _stat_fields(pid)
+    return bool(fields) and fields[0] != "Z" and int(fields[19]) == started
 
 
 def _signal_group(pgid: int, sig: int) -> None:

@@ -185,15 +185,22 @@ def serve(tmp_path_factory):
     """
     logdir = tmp_path_factory.mktemp("servers")
     shared: dict[tuple, ServerProcess] = {}
+    broken: dict[tuple, str] = {}  # a server that would not start is not retried per test
     started: list[ServerProcess] = []
 
     def _serve(app: str, *args: str, fresh: bool = False) -> ServerProcess:
         key = (app, args)
+        if key in broken:
+            raise RuntimeError(broken[key])
         if not fresh and key in shared and shared[key].alive():
             return shared[key]
         proc = ServerProcess(app, args, logdir)
         started.append(proc)
-        proc.start()
+        try:
+            proc.start()
+        except RuntimeError as exc:
+            broken[key] = str(exc)
+            raise
         if not fresh:
             shared[key] = proc
         return proc

@@ -349,7 +349,7 @@ def test_tracker_kills_the_whole_tree():
         time.sleep(0.02)
     tree = process_tree(proc.pid)
     assert len(tree) == 2
-    TRACKER.stop_all()
+    TRACKER.stop_all()  # returns once the whole tree is gone
     proc.stdout.close()
     assert not any(alive(pid) for pid in tree)
 
@@ -400,3 +400,24 @@ def test_smoke_fastasgi_and_uvicorn(tmp_path):
     assert "| scenario | fastasgi | uvicorn |" in Path(files[".md"]).read_text()
     assert Path(files[".png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert TRACKER.live() == []
+
+
+@needs_wrk
+def test_interrupted_run_reports_what_it_measured(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_run_one(self, spec, scenario, rnd):
+        calls.append(spec.name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return _sample(spec.name, 1000.0, rnd)
+
+    monkeypatch.setattr(runner.Runner, "run_one", fake_run_one)
+    opts = options(tmp_path, scenarios=["plaintext"], servers=["uvicorn", "daphne"], rounds=2,
+                   out_dir=str(tmp_path / "out"), name="partial", chart=False)
+    result = runner.Runner(opts, progress=io.StringIO()).run()
+    assert result.interrupted and calls == ["uvicorn", "daphne"]
+    cells = result.scenarios[0].cells
+    assert cells["uvicorn"].status == OK and cells["uvicorn"].rate == 1000.0
+    assert cells["daphne"].status == SKIPPED  # never measured
+    assert json.loads(Path(result.files[0]).read_text())["interrupted"] is True

@@ -7,15 +7,30 @@ usage error naming the flag); ``Config`` checks how they fit together.
 
 from __future__ import annotations
 
+import os
 import platform
+import ssl
+import sys
 from typing import Any
 
 import click
 
 from fastasgi._version import __version__
-from fastasgi.config import DEFAULT_LIMIT_REQUEST_HEAD_SIZE, LIFESPAN_MODES, encode_header
-from fastasgi.logging import LOG_LEVELS
+from fastasgi.config import (
+    DEFAULT_LIMIT_REQUEST_HEAD_SIZE,
+    DEFAULT_TIMEOUT_REQUEST_BODY,
+    DEFAULT_TIMEOUT_REQUEST_HEAD,
+    LIFESPAN_MODES,
+    SSL_PROTOCOL_VERSION,
+    encode_header,
+    parse_bind,
+)
+from fastasgi.logging import LOG_LEVELS, LOGGING_CONFIG, compile_access_format
 from fastasgi.server import run
+
+#: Every option can also come from the environment: --limit-concurrency from
+#: FASTASGI_LIMIT_CONCURRENCY, APP from FASTASGI_APP (uvicorn: UVICORN_...).
+ENV_PREFIX = "FASTASGI"
 
 
 def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
@@ -37,8 +52,63 @@ def _check_headers(ctx: click.Context, param: click.Parameter, value: tuple[str,
     return list(value)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("app")
+def _check_binds(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[str]:
+    for bind in value:
+        try:
+            parse_bind(bind)
+        except ValueError as exc:
+            raise click.BadParameter(f"{bind!r} {exc}.", ctx=ctx, param=param) from None
+    return list(value)
+
+
+def _check_access_log_format(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        try:
+            compile_access_format(value)
+        except ValueError as exc:
+            raise click.BadParameter(f"{exc}.", ctx=ctx, param=param) from None
+    return value
+
+
+def _load_env_file(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--env-file is read before the other options (it is eager), so that FASTASGI_*
+    variables in it set options too. Variables already in the environment win."""
+    if value is not None and not ctx.resilient_parsing:
+        try:
+            from dotenv import load_dotenv
+        except ImportError:
+            return value  # Config reports it
+        load_dotenv(dotenv_path=value)
+    return value
+
+
+class _Command(click.Command):
+    """click's command, with usage errors (a bad or unknown flag, a missing APP) reported in
+    one line, ``Error: Invalid value for '--port': 'x' is not a valid integer.``, exit 2."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            result = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as exc:
+            message = " ".join(exc.format_message().split("\n"))
+            click.echo(f"Error: {message}", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+@click.command(
+    cls=_Command,
+    context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": ENV_PREFIX},
+)
+@click.argument("app", envvar=f"{ENV_PREFIX}_APP")
 @click.option("--host", type=str, default="127.0.0.1", show_default=True, help="Bind socket to this host.")
 @click.option(
     "--port",
@@ -47,8 +117,81 @@ def _check_headers(ctx: click.Context, param: click.Parameter, value: tuple[str,
     show_default=True,
     help="Bind socket to this port. If 0, an available port will be picked.",
 )
+@click.option(
+    "--bind",
+    "-b",
+    "bind",
+    multiple=True,
+    callback=_check_binds,
+    help="Listen on this address (repeatable; replaces --host/--port): HOST:PORT, [IPV6]:PORT,"
+    " unix:PATH or fd://N.",
+)
 @click.option("--uds", type=str, default=None, help="Bind to a UNIX domain socket.")
 @click.option("--fd", type=click.IntRange(min=0), default=None, help="Bind to socket from this file descriptor.")
+@click.option("--reload", is_flag=True, default=False, help="Enable auto-reload (needs watchfiles).")
+@click.option(
+    "--reload-dir",
+    "reload_dirs",
+    multiple=True,
+    type=click.Path(exists=True),
+    help="Set reload directories explicitly, instead of using the current working directory.",
+)
+@click.option(
+    "--reload-include",
+    "reload_includes",
+    multiple=True,
+    help="Set glob patterns to include while watching for files. Includes '*.py' by default;"
+    " these defaults can be overridden with `--reload-exclude`.",
+)
+@click.option(
+    "--reload-exclude",
+    "reload_excludes",
+    multiple=True,
+    help="Set glob patterns to exclude while watching for files. Includes '.*, .py[cod], .sw.*, ~*'"
+    " by default; these defaults can be overridden with `--reload-include`.",
+)
+@click.option(
+    "--reload-delay",
+    type=click.FloatRange(min=0),
+    default=0.25,
+    show_default=True,
+    help="Delay between previous and next check if application needs to be reloaded.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Number of worker processes. Defaults to the $WEB_CONCURRENCY environment variable if available,"
+    " or 1. Not valid with --reload.",
+)
+@click.option(
+    "--reuse-port",
+    is_flag=True,
+    default=False,
+    help="Give each worker a listener of its own (SO_REUSEPORT): the kernel spreads connections over them.",
+)
+@click.option(
+    "--limit-max-requests",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Maximum number of requests to service before terminating the process (a worker is replaced).",
+)
+@click.option(
+    "--limit-max-requests-jitter",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Maximum jitter to add to limit_max_requests. Staggers worker restarts to avoid all workers"
+    " restarting simultaneously.",
+)
+@click.option(
+    "--timeout-worker-healthcheck",
+    type=click.FloatRange(min=0, min_open=True),
+    default=5,
+    show_default=True,
+    help="Maximum number of seconds to wait for a worker to respond to a healthcheck"
+    " (its event loop's heartbeat, once it serves).",
+)
 @click.option(
     "--loop",
     type=click.Choice(["auto", "asyncio", "uvloop"]),
@@ -56,6 +199,14 @@ def _check_headers(ctx: click.Context, param: click.Parameter, value: tuple[str,
     show_default=True,
     help="Event loop implementation (auto: uvloop when installed).",
 )
+@click.option(
+    "--http",
+    type=click.Choice(["auto", "h11", "httptools"]),
+    default="auto",
+    show_default=True,
+    help="HTTP protocol implementation. fastasgi has one, its own (llhttp); h11 and httptools are refused.",
+)
+@click.option("--http2", is_flag=True, default=False, help="Enable HTTP/2 support (not supported: refused).")
 @click.option(
     "--ws",
     type=click.Choice(["auto", "websockets", "none"]),
@@ -99,6 +250,27 @@ def _check_headers(ctx: click.Context, param: click.Parameter, value: tuple[str,
     help="WebSocket per-message-deflate compression.",
 )
 @click.option(
+    "--interface",
+    type=click.Choice(["auto", "asgi3", "asgi2", "wsgi"]),
+    default="auto",
+    show_default=True,
+    help="Select ASGI3 or ASGI2 as the application interface (wsgi is refused).",
+)
+@click.option(
+    "--env-file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    is_eager=True,
+    callback=_load_env_file,
+    help="Environment configuration file (FASTASGI_* variables in it set options too).",
+)
+@click.option(
+    "--log-config",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Logging configuration file. Supported formats: .ini, .json, .yaml.",
+)
+@click.option(
     "--lifespan",
     type=click.Choice(LIFESPAN_MODES),
     default="auto",
@@ -112,14 +284,101 @@ def _check_headers(ctx: click.Context, param: click.Parameter, value: tuple[str,
     help="Log level. [default: info]",
 )
 @click.option("--access-log/--no-access-log", default=True, help="Enable/Disable access log.")
+@click.option(
+    "--access-log-format",
+    default=None,
+    callback=_check_access_log_format,
+    help="Access log line, with atoms such as %(h)s %(r)s %(s)s %(b)s %(M)s %({header}i)s"
+    " (see the README). [default: uvicorn's line]",
+)
+@click.option("--use-colors/--no-use-colors", default=None, help="Enable/Disable colorized logging.")
+@click.option(
+    "--proxy-headers/--no-proxy-headers",
+    default=True,
+    help="Enable/Disable X-Forwarded-For/-Proto/-Host/-Port and Forwarded (RFC 7239) from trusted"
+    " proxies to populate client, scheme and server.  [default: enabled]",
+)
 @click.option("--server-header/--no-server-header", default=True, help="Enable/Disable default Server header.")
 @click.option("--date-header/--no-date-header", default=True, help="Enable/Disable default Date header.")
+@click.option(
+    "--forwarded-allow-ips",
+    type=str,
+    default=None,
+    help="Comma separated list of IP Addresses, IP Networks, or literals (e.g. UNIX Socket path) to"
+    " trust with proxy headers. Defaults to the $FORWARDED_ALLOW_IPS environment variable if"
+    " available, or '127.0.0.1,::1'. The literal '*' means trust everything.",
+)
 @click.option(
     "--header",
     "headers",
     multiple=True,
     callback=_check_headers,
     help="Specify custom default HTTP response headers as a Name:Value pair (repeatable).",
+)
+@click.option(
+    "--limit-concurrency",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Maximum number of concurrent connections or tasks to allow, before issuing HTTP 503 responses.",
+)
+@click.option(
+    "--backlog",
+    type=click.IntRange(min=1),
+    default=2048,
+    show_default=True,
+    help="Maximum number of connections to hold in backlog.",
+)
+@click.option(
+    "--limit-request-body",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Maximum bytes in a request body; larger requests get 413.  [default: no limit]",
+)
+@click.option(
+    "--timeout-request-head",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_TIMEOUT_REQUEST_HEAD,
+    show_default=True,
+    help="Seconds to receive a whole request head once it has begun (slowloris defence); then 408"
+    " and close. 0 turns it off.",
+)
+@click.option(
+    "--timeout-request-body",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_TIMEOUT_REQUEST_BODY,
+    show_default=True,
+    help="Seconds without a request body byte while the app waits for the body; then 408 and close."
+    " 0 turns it off.",
+)
+@click.option("--ssl-keyfile", type=str, default=None, help="SSL key file")
+@click.option("--ssl-certfile", type=str, default=None, help="SSL certificate file")
+@click.option("--ssl-keyfile-password", type=str, default=None, help="SSL keyfile password")
+@click.option(
+    "--ssl-version",
+    type=int,
+    default=int(SSL_PROTOCOL_VERSION),
+    show_default=True,
+    help="SSL version to use (see stdlib ssl module's)",
+)
+@click.option(
+    "--ssl-cert-reqs",
+    type=click.IntRange(0, 2),
+    default=int(ssl.CERT_NONE),
+    show_default=True,
+    help="Whether client certificate is required (see stdlib ssl module's): 0 none, 1 optional, 2 required",
+)
+@click.option("--ssl-ca-certs", type=str, default=None, help="CA certificates file")
+@click.option(
+    "--ssl-ciphers",
+    type=str,
+    default=None,
+    help="Ciphers to use (see stdlib ssl module's). Defaults to OpenSSL's safe defaults.",
+)
+@click.option(
+    "--reset-contextvars",
+    is_flag=True,
+    default=False,
+    help="Run each ASGI request in a fresh contextvars.Context (not supported yet: refused).",
 )
 @click.option(
     "--root-path",
@@ -184,6 +443,8 @@ def _check_headers(ctx: click.Context, param: click.Parameter, value: tuple[str,
 )
 def main(app: str, **options: Any) -> None:
     """Serve the ASGI application APP, given as "module:attribute"."""
+    if options.get("log_config") is None:
+        options["log_config"] = LOGGING_CONFIG
     run(app, **options)
 
 

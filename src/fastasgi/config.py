@@ -12,19 +12,22 @@ accepted and ignored (see ``NOT_SUPPORTED``).
 from __future__ import annotations
 
 import asyncio
+import errno
 import importlib
 import inspect
 import logging
 import os
 import re
+import socket
 import ssl
+import stat
 import sys
 import types
 from collections.abc import Awaitable, Callable
 from configparser import RawConfigParser
 from typing import IO, Any, Literal
 
-from fastasgi.logging import LOG_LEVELS, LOGGING_CONFIG, configure_logging
+from fastasgi.logging import LOG_LEVELS, LOGGING_CONFIG, compile_access_format, configure_logging
 
 LifespanType = Literal["auto", "on", "off"]
 LoopType = Literal["none", "auto", "asyncio", "uvloop"]
@@ -42,6 +45,21 @@ STARTUP_FAILURE = 3
 
 DEFAULT_LIMIT_REQUEST_HEAD_SIZE = 65536
 SSL_PROTOCOL_VERSION: int = ssl.PROTOCOL_TLS_SERVER
+
+# Slow-client defences uvicorn does not have (0 or None turns each off):
+#: seconds from the first byte of a request head to its end; beyond it 408 and close. Heads
+#: are a few KB and arrive in one or two packets even on a slow mobile link; a client still
+#: sending one after 30 s is trickling it to hold the connection (slowloris). Apache's
+#: mod_reqtimeout allows 20-40 s, nginx's client_header_timeout 60 s.
+DEFAULT_TIMEOUT_REQUEST_HEAD = 30.0
+#: seconds without a body byte while the app waits for the body; beyond it 408 and close.
+#: nginx's client_body_timeout (the same rule: between two reads) is 60 s.
+DEFAULT_TIMEOUT_REQUEST_BODY = 60.0
+#: --forwarded-allow-ips when neither the flag nor $FORWARDED_ALLOW_IPS is set (uvicorn's)
+DEFAULT_FORWARDED_ALLOW_IPS = "127.0.0.1,::1"
+#: mode of a unix socket file we create (uvicorn's): the proxy in front of the server usually
+#: runs as another user; restrict access with the permissions of the socket's directory.
+UDS_MODE = 0o666
 
 # RFC 9110 5.6.2: a header name is a token.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -81,12 +99,6 @@ def _invalid(name: str, value: Any, reason: str) -> ConfigError:
 # Each is refused when asked for; an entry is removed when its feature lands.
 NOT_SUPPORTED: list[tuple[str, Callable[[Any], bool], str]] = [
     (
-        "workers",
-        lambda v: v is not None and v != 1,
-        "--workers is not supported yet: fastasgi runs one process per command",
-    ),
-    ("reload", bool, "--reload is not supported yet"),
-    (
         "http",
         lambda v: v != "auto",
         "--http {value} is not supported: fastasgi always uses its own llhttp-based HTTP/1.1 protocol (--http auto)",
@@ -101,22 +113,6 @@ NOT_SUPPORTED: list[tuple[str, Callable[[Any], bool], str]] = [
         "ws",
         lambda v: v == "wsproto",
         "--ws wsproto is not supported: fastasgi's WebSockets use the websockets library (--ws websockets)",
-    ),
-    ("proxy_headers", lambda v: v is True, "--proxy-headers is not supported yet"),
-    ("forwarded_allow_ips", lambda v: v is not None, "--forwarded-allow-ips is not supported yet"),
-    ("ssl_keyfile", lambda v: v is not None, "--ssl-keyfile is not supported yet (no TLS yet)"),
-    ("ssl_certfile", lambda v: v is not None, "--ssl-certfile is not supported yet (no TLS yet)"),
-    (
-        "ssl_keyfile_password",
-        lambda v: v is not None,
-        "--ssl-keyfile-password is not supported yet (no TLS yet)",
-    ),
-    ("ssl_ca_certs", lambda v: v is not None, "--ssl-ca-certs is not supported yet (no TLS yet)"),
-    ("ssl_ciphers", lambda v: v is not None, "--ssl-ciphers is not supported yet (no TLS yet)"),
-    (
-        "ssl_context_factory",
-        lambda v: v is not None,
-        "ssl_context_factory is not supported yet (no TLS yet)",
     ),
     (
         "reset_contextvars",
@@ -134,9 +130,18 @@ class Config:
     ``limit_request_head_size``: most bytes in a request line plus headers (431 beyond it);
     uvicorn's ``h11_max_incomplete_event_size`` is accepted as another name for it.
     ``limit_request_fields``: most header lines in one request (431 beyond it).
+    ``limit_request_body``: most bytes in a request body (413 beyond it); None: no limit.
+    ``timeout_request_head``: seconds to receive a whole request head once it has begun
+    (slowloris defence; 408 and close); ``timeout_request_body``: seconds without a body
+    byte while the app waits for the body (408 and close). 0 or None turns each off.
+    ``access_log_format``: the access line, with ``%(atom)s`` parts (see
+    ``fastasgi.logging.ACCESS_LOG_ATOMS``); None: uvicorn's line.
+    ``bind``: listening addresses, each ``HOST:PORT``, ``[IPV6]:PORT``, ``unix:PATH`` or
+    ``fd://N``; when given they replace ``host``/``port``/``uds``/``fd``.
 
-    ``proxy_headers`` defaults to None (off) until proxy-header support lands; asking for it
-    is refused rather than ignored.
+    ``forwarded_allow_ips`` (None: ``$FORWARDED_ALLOW_IPS``, else ``127.0.0.1,::1``) and
+    ``workers`` (None: ``$WEB_CONCURRENCY``, else 1) read the environment as uvicorn does,
+    after ``env_file`` has been loaded.
     """
 
     def __init__(
@@ -168,7 +173,8 @@ class Config:
         reload_includes: list[str] | str | None = None,
         reload_excludes: list[str] | str | None = None,
         workers: int | None = None,
-        proxy_headers: bool | None = None,
+        reuse_port: bool = False,
+        proxy_headers: bool = True,
         server_header: bool = True,
         date_header: bool = True,
         forwarded_allow_ips: list[str] | str | None = None,
@@ -197,6 +203,11 @@ class Config:
         app_dir: str | None = None,
         limit_request_head_size: int = DEFAULT_LIMIT_REQUEST_HEAD_SIZE,
         limit_request_fields: int = 100,
+        limit_request_body: int | None = None,
+        timeout_request_head: float | None = DEFAULT_TIMEOUT_REQUEST_HEAD,
+        timeout_request_body: float | None = DEFAULT_TIMEOUT_REQUEST_BODY,
+        access_log_format: str | None = None,
+        bind: list[str] | tuple[str, ...] | str | None = None,
     ) -> None:
         self.app = app
         self.host = host
@@ -225,6 +236,7 @@ class Config:
         self.reload_includes = reload_includes
         self.reload_excludes = reload_excludes
         self.workers = workers
+        self.reuse_port = reuse_port
         self.proxy_headers = proxy_headers
         self.server_header = server_header
         self.date_header = date_header
@@ -254,6 +266,17 @@ class Config:
         self.app_dir = app_dir
         self.limit_request_head_size = limit_request_head_size
         self.limit_request_fields = limit_request_fields
+        self.limit_request_body = limit_request_body
+        self.timeout_request_head = timeout_request_head
+        self.timeout_request_body = timeout_request_body
+        self.access_log_format = access_log_format
+        self.bind = [bind] if isinstance(bind, str) else list(bind or [])
+        #: where to listen: ("tcp", (host, port)), ("unix", path) or ("fd", n); see endpoints
+        self.endpoints: list[tuple[str, Any]] = []
+        #: trusted proxies, parsed from forwarded_allow_ips (set after the environment is read)
+        self.trusted_proxies: Any = None
+        #: the server's SSLContext when TLS is on (built by load())
+        self.ssl: ssl.SSLContext | None = None
 
         self.loaded = False
         self.loaded_app: Any = None
@@ -265,6 +288,8 @@ class Config:
         self._configure_logging()
         self._validate()
         self._load_env_file()
+        self._apply_web_concurrency()
+        self._validate_operations()
         if (reload_dirs or reload_includes or reload_excludes) and not reload:
             logger.warning("--reload-dir, --reload-include and --reload-exclude have no effect without --reload.")
 
@@ -298,7 +323,9 @@ class Config:
         _check_number("timeout_keep_alive", self.timeout_keep_alive)
         _check_number("timeout_notify", self.timeout_notify)
         _check_number("timeout_graceful_shutdown", self.timeout_graceful_shutdown, optional=True)
-        _check_number("timeout_worker_healthcheck", self.timeout_worker_healthcheck)
+        _check_number("timeout_worker_healthcheck", self.timeout_worker_healthcheck, positive=True)
+        if self.reuse_port and (self.uds is not None or self.fd is not None):
+            raise ConfigError("--reuse-port needs --host/--port: it cannot be used with --uds or --fd.")
         _check_number("reload_delay", self.reload_delay)
         if not isinstance(self.root_path, str):
             raise _invalid("root_path", self.root_path, "is not a string")
@@ -352,6 +379,161 @@ class Config:
             ) from None
         logger.info("Loading environment from '%s'", os.fspath(self.env_file))
         load_dotenv(dotenv_path=self.env_file)
+
+    def _apply_web_concurrency(self) -> None:
+        # uvicorn's (and gunicorn's) fallback for --workers; read after --env-file, as uvicorn.
+        value = os.environ.get("WEB_CONCURRENCY")
+        if self.workers is not None or not value:
+            return
+        try:
+            workers = int(value)
+        except ValueError:
+            raise ConfigError(f"Invalid value for 'WEB_CONCURRENCY': {value!r} is not a valid integer.") from None
+        if workers < 1:
+            raise ConfigError(f"Invalid value for 'WEB_CONCURRENCY': {value!r} is not in the range x>=1.")
+        self.workers = workers
+
+    def _validate_operations(self) -> None:
+        """Limits, timeouts, proxies, TLS, access log format and listening addresses."""
+        _check_int("limit_request_body", self.limit_request_body, 0, optional=True)
+        _check_number("timeout_request_head", self.timeout_request_head, optional=True)
+        _check_number("timeout_request_body", self.timeout_request_body, optional=True)
+
+        if self.access_log_format is not None:
+            if not isinstance(self.access_log_format, str):
+                raise _invalid("access_log_format", self.access_log_format, "is not a string")
+            try:
+                compile_access_format(self.access_log_format)
+            except ValueError as exc:
+                raise ConfigError(f"Invalid value for '--access-log-format': {exc}.") from None
+
+        if self.forwarded_allow_ips is None:
+            self.forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", DEFAULT_FORWARDED_ALLOW_IPS)
+        from fastasgi.middleware.proxy_headers import TrustedProxies
+
+        try:
+            self.trusted_proxies = TrustedProxies(self.forwarded_allow_ips)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise _invalid("forwarded_allow_ips", self.forwarded_allow_ips, str(exc) or "is not a list") from None
+
+        self._validate_ssl()
+        self.endpoints = self._endpoints()
+
+    def _validate_ssl(self) -> None:
+        if self.ssl_cert_reqs not in (ssl.CERT_NONE, ssl.CERT_OPTIONAL, ssl.CERT_REQUIRED):
+            raise _invalid("ssl_cert_reqs", self.ssl_cert_reqs, "is not one of 0 (none), 1 (optional), 2 (required)")
+        _check_int("ssl_version", self.ssl_version, 0)
+        for name in ("ssl_certfile", "ssl_keyfile", "ssl_ca_certs"):
+            path = getattr(self, name)
+            if path is not None and not os.path.isfile(path):
+                raise _invalid(name, os.fspath(path), "is not a file")
+        if self.ssl_certfile is None and self.ssl_context_factory is None:
+            # Without a certificate there is no TLS: refuse the TLS settings instead of
+            # dropping them.
+            given = [
+                flag_name(name)
+                for name, default in (
+                    ("ssl_keyfile", None),
+                    ("ssl_keyfile_password", None),
+                    ("ssl_ca_certs", None),
+                    ("ssl_ciphers", None),
+                    ("ssl_cert_reqs", ssl.CERT_NONE),
+                    ("ssl_version", SSL_PROTOCOL_VERSION),
+                )
+                if getattr(self, name) != default
+            ]
+            if given:
+                verb = "needs" if len(given) == 1 else "need"
+                raise ConfigError(f"{', '.join(given)} {verb} --ssl-certfile: TLS is on only with a certificate.")
+        if self.ssl_cert_reqs != ssl.CERT_NONE and self.ssl_ca_certs is None and self.ssl_context_factory is None:
+            logger.warning("--ssl-cert-reqs %d without --ssl-ca-certs: no client certificate can be verified.",
+                           self.ssl_cert_reqs)
+
+    def _endpoints(self) -> list[tuple[str, Any]]:
+        if self.bind:
+            if self.uds is not None or self.fd is not None:
+                raise ConfigError(
+                    "--bind cannot be combined with --uds or --fd; give them as --bind unix:PATH or --bind fd://N."
+                )
+            endpoints = []
+            for value in self.bind:
+                try:
+                    endpoints.append(parse_bind(value))
+                except ValueError as exc:
+                    raise _invalid("bind", value, str(exc)) from None
+            return endpoints
+        if self.fd is not None:
+            return [("fd", self.fd)]
+        if self.uds is not None:
+            return [("unix", self.uds)]
+        return [("tcp", (self.host, self.port))]
+
+    def create_ssl_context(self) -> ssl.SSLContext | None:
+        """The server's TLS context from the ``ssl_*`` settings (None without TLS): the
+        certificate chain, client verification, ciphers, and ALPN advertising http/1.1.
+        ``ssl_context_factory(config, default_factory)`` may build or adjust it, as in
+        uvicorn. Raises ``ConfigError`` naming the flag whose file or value is refused."""
+        if self.ssl_context_factory is not None:
+            context = self.ssl_context_factory(self, self._default_ssl_context)
+            if not isinstance(context, ssl.SSLContext):
+                raise ConfigError(f"ssl_context_factory must return an ssl.SSLContext, got {type(context).__name__}.")
+            return context
+        if self.ssl_certfile is None:
+            return None
+        return self._default_ssl_context()
+
+    def _default_ssl_context(self) -> ssl.SSLContext:
+        if self.ssl_certfile is None:
+            raise ConfigError("The default SSL context needs --ssl-certfile.")
+        try:
+            context = ssl.SSLContext(self.ssl_version)
+        except (ValueError, OSError) as exc:
+            raise _invalid("ssl_version", self.ssl_version, f"cannot be used ({exc})") from None
+        password = self.ssl_keyfile_password
+        try:
+            context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile, (lambda: password) if password else None)
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            flags = "'--ssl-certfile' / '--ssl-keyfile'" + (" / '--ssl-keyfile-password'" if password else "")
+            raise ConfigError(f"Invalid value for {flags}: cannot load the certificate and its key ({exc}).") from None
+        context.verify_mode = ssl.VerifyMode(self.ssl_cert_reqs)
+        if self.ssl_ca_certs:
+            try:
+                context.load_verify_locations(self.ssl_ca_certs)
+            except (ssl.SSLError, OSError, ValueError) as exc:
+                raise _invalid("ssl_ca_certs", os.fspath(self.ssl_ca_certs), f"cannot be loaded ({exc})") from None
+        if self.ssl_ciphers:
+            try:
+                context.set_ciphers(self.ssl_ciphers)
+            except ssl.SSLError:
+                raise _invalid("ssl_ciphers", self.ssl_ciphers, "is not a cipher list OpenSSL accepts") from None
+        # RFC 7301: say which protocol we speak, so that clients offering h2 fall back.
+        context.set_alpn_protocols(["http/1.1"])
+        return context
+
+    def bind_sockets(self, reuse_port: bool = False) -> list[socket.socket]:
+        """Listening sockets for every endpoint (``--bind``, or ``--fd``, ``--uds``,
+        ``--host``/``--port``), bound and listening. A host name binds each address it
+        resolves to, on one port (the first one's, for port 0). Unix socket files get mode
+        ``UDS_MODE`` (an existing socket file is replaced and keeps its mode). On failure
+        the sockets already made are closed and ``BindError`` (an OSError whose ``where``
+        names the address) is raised."""
+        sockets: list[socket.socket] = []
+        try:
+            for kind, where in self.endpoints:
+                sockets.extend(self.bind_endpoint(kind, where, reuse_port=reuse_port))
+        except BaseException:
+            for sock in sockets:
+                sock.close()
+            raise
+        return sockets
+
+    def bind_endpoint(self, kind: str, where: Any, reuse_port: bool = False) -> list[socket.socket]:
+        """The listening socket(s) of one endpoint of ``endpoints`` (see ``bind_sockets``)."""
+        if kind == "fd":
+            return [_socket_from_fd(where)]
+        if kind == "unix":
+            return [_bind_unix(where, self.backlog)]
+        return _bind_tcp(where[0], where[1], self.backlog, reuse_port)
 
     # -- derived settings ---------------------------------------------------------------
 
@@ -413,9 +595,151 @@ class Config:
             self.interface = "asgi3" if _is_asgi3(app) else "asgi2"
         if self.interface == "asgi2":
             app = ASGI2Adapter(app)
+        if self.proxy_headers:
+            from fastasgi.middleware.proxy_headers import ProxyHeadersMiddleware
+
+            app = ProxyHeadersMiddleware(app, self.trusted_proxies)
+        self.ssl = self.create_ssl_context()
 
         self.loaded_app = app
         self.loaded = True
+
+
+# -- listening sockets -------------------------------------------------------------------
+
+
+class BindError(OSError):
+    """A listening socket could not be made; ``where`` names the address
+    (``127.0.0.1:8000``, ``[::1]:8000``, a unix socket path, ``fd 3``)."""
+
+    def __init__(self, exc: OSError, where: str) -> None:
+        super().__init__(exc.errno, exc.strerror or str(exc))
+        self.where = where
+
+
+def parse_bind(value: str) -> tuple[str, Any]:
+    """One ``--bind`` value -> an endpoint: ``HOST:PORT``, ``HOST`` (port 8000),
+    ``[IPV6]:PORT``, ``:PORT`` (all interfaces) -> ("tcp", (host, port)); ``unix:PATH`` ->
+    ("unix", path); ``fd://N`` -> ("fd", n). Raises ``ValueError`` saying what is wrong."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("is not an address")
+    value = value.strip()
+    if value.startswith("unix:"):
+        path = value[len("unix:") :]
+        if not path:
+            raise ValueError("has no socket path after 'unix:'")
+        return ("unix", path)
+    if value.startswith("fd://"):
+        number = value[len("fd://") :]
+        if not number.isdigit():
+            raise ValueError("is not fd://N with N a file descriptor number")
+        return ("fd", int(number))
+    if value.startswith("["):
+        end = value.find("]")
+        if end == -1:
+            raise ValueError("has no ']' after the IPv6 address")
+        host, rest = value[1:end], value[end + 1 :]
+        if rest and not rest.startswith(":"):
+            raise ValueError("is not [IPV6]:PORT")
+        port_text = rest[1:] if rest else "8000"
+    elif value.count(":") > 1:
+        raise ValueError("is an IPv6 address without brackets; write it as [ADDRESS]:PORT")
+    else:
+        host, _, port_text = value.partition(":") if ":" in value else (value, "", "8000")
+    if not port_text.isdigit() or int(port_text) > 65535:
+        raise ValueError(f"has an invalid port {port_text!r}")
+    return ("tcp", (host or None, int(port_text)))
+
+
+def describe_endpoint(kind: str, where: Any) -> str:
+    if kind == "fd":
+        return f"fd {where}"
+    if kind == "unix":
+        return str(where)
+    host, port = where
+    host = host or "0.0.0.0"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _socket_from_fd(fd: int) -> socket.socket:
+    try:
+        # Socket activation: family and type are read from the descriptor.
+        return socket.socket(fileno=fd)
+    except OSError as exc:
+        raise BindError(exc, f"fd {fd}") from None
+
+
+def _bind_unix(path: str, backlog: int) -> socket.socket:
+    # Keep the mode of a socket file that is being replaced (a restart); a new one gets
+    # UDS_MODE.
+    mode = UDS_MODE
+    try:
+        status = os.stat(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise BindError(exc, path) from None
+    else:
+        if not stat.S_ISSOCK(status.st_mode) or _unix_socket_in_use(path):
+            raise BindError(OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE)), path)
+        mode = stat.S_IMODE(status.st_mode)
+        os.unlink(path)  # left by a server that is gone
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+        os.chmod(path, mode)
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        raise BindError(exc, path) from None
+    return sock
+
+
+def _unix_socket_in_use(path: str) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(path)
+        except OSError:
+            return False
+    return True
+
+
+def _bind_tcp(host: str | None, port: int, backlog: int, reuse_port: bool) -> list[socket.socket]:
+    where = describe_endpoint("tcp", (host, port))
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise BindError(OSError(exc.errno, exc.strerror), where) from None
+    seen = set()
+    addresses = []
+    for family, _, _, _, sockaddr in infos:
+        if (family, sockaddr[0]) not in seen:
+            seen.add((family, sockaddr[0]))
+            addresses.append((family, sockaddr))
+    sockets: list[socket.socket] = []
+    try:
+        for family, sockaddr in addresses:
+            if sockets and port == 0:
+                sockaddr = (sockaddr[0], sockets[0].getsockname()[1], *sockaddr[2:])
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if family == socket.AF_INET6 and len(addresses) > 1:
+                # Binding "::" next to "0.0.0.0": the IPv6 socket must leave IPv4 alone.
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(sockaddr)
+                sock.listen(backlog)
+            except OSError as exc:
+                shown = describe_endpoint("tcp", (sockaddr[0], sockaddr[1])) if len(addresses) > 1 else where
+                raise BindError(exc, shown) from None
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
 
 
 def _check_choice(name: str, value: Any, choices: tuple[str, ...], allow_import_string: bool = False) -> None:

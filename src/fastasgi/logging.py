@@ -13,12 +13,17 @@ stream is a terminal, as uvicorn does.
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import binascii
 import http
 import json
 import logging
 import logging.config
 import os
+import re
 import sys
+import time
 from collections.abc import Callable
 from copy import copy
 from typing import TYPE_CHECKING, Any, Literal
@@ -27,6 +32,9 @@ if TYPE_CHECKING:
     from fastasgi.config import Config
 
 TRACE_LOG_LEVEL = 5
+
+#: The access handler's format in the default log config: uvicorn's line.
+DEFAULT_ACCESS_FMT = '%(levelprefix)s %(client_addr)s - "%(request_line)s" %(status_code)s'
 
 LOG_LEVELS: dict[str, int] = {
     "critical": logging.CRITICAL,
@@ -48,7 +56,7 @@ LOGGING_CONFIG: dict[str, Any] = {
         },
         "access": {
             "()": "fastasgi.logging.AccessFormatter",
-            "fmt": '%(levelprefix)s %(client_addr)s - "%(request_line)s" %(status_code)s',
+            "fmt": DEFAULT_ACCESS_FMT,
             "use_colors": None,
         },
     },
@@ -143,16 +151,21 @@ class DefaultFormatter(ColourizedFormatter):
 
 
 class AccessFormatter(ColourizedFormatter):
-    """Formats records logged by the access log: their args are ``(client_addr, method,
-    path_with_query, http_version, status)``, and the format may use ``%(client_addr)s``,
-    ``%(request_line)s`` and ``%(status_code)s`` ("200 OK")."""
+    """Formats records logged by the access log, and the format may use
+    ``%(client_addr)s``, ``%(request_line)s`` and ``%(status_code)s`` ("200 OK").
+
+    With the default ``--access-log-format`` a record's args are uvicorn's ``(client_addr,
+    method, path_with_query, http_version, status)``; with a custom one the message is the
+    finished line and the three fields come as record attributes (uncoloured)."""
 
     stream_name = "stdout"
     status_colors = {1: "bright_white", 2: "green", 3: "yellow", 4: "red", 5: "bright_red"}
 
     def formatMessage(self, record: logging.LogRecord) -> str:
+        if not (isinstance(record.args, tuple) and len(record.args) == 5):
+            return super().formatMessage(record)
         record = copy(record)
-        client_addr, method, full_path, http_version, status = record.args  # type: ignore[misc]
+        client_addr, method, full_path, http_version, status = record.args
         try:
             phrase = http.HTTPStatus(status).phrase
         except ValueError:
@@ -209,10 +222,23 @@ def configure_logging(config: Config) -> None:
         for name in ("fastasgi.error", "fastasgi.access", "fastasgi.asgi"):
             logging.getLogger(name).setLevel(level)
 
+    if getattr(config, "access_log_format", None) is not None and log_config is not None:
+        # --access-log-format is the whole line: the default access handler writes it as is.
+        _plain_access_formatter()
+
     if not config.access_log:
         access_logger = logging.getLogger("fastasgi.access")
         access_logger.handlers = []
         access_logger.propagate = False
+
+
+def _plain_access_formatter() -> None:
+    """Give the access handlers that use our default access format ``%(message)s``
+    instead (``--access-log-format`` then decides the whole line)."""
+    for handler in logging.getLogger("fastasgi.access").handlers:
+        formatter = handler.formatter
+        if isinstance(formatter, AccessFormatter) and formatter._fmt == DEFAULT_ACCESS_FMT:
+            handler.setFormatter(AccessFormatter("%(message)s", use_colors=False))
 
 
 def _with_colors(log_config: dict[str, Any], use_colors: bool) -> dict[str, Any]:
@@ -227,36 +253,398 @@ def _with_colors(log_config: dict[str, Any], use_colors: bool) -> dict[str, Any]
     return log_config
 
 
+# -- the access log ------------------------------------------------------------------------
+#
+# The protocol calls ``access_log(scope, status, nbytes, duration)`` once per response. At
+# tens of thousands of responses a second, one ``Logger.info`` per response (a LogRecord, a
+# handler lock, a formatter pass, a write and a flush) would cost more than serving the
+# request. So the line format is compiled once into one Python function, and while the
+# access logger is in its default shape (one StreamHandler with a formatter we can compile)
+# finished lines are collected and written with one ``write`` per event-loop iteration.
+# Any other logging setup (files, JSON formatters, filters, extra handlers, propagation to
+# the root logger) gets one ordinary ``Logger.info`` per response instead. The shape is
+# checked again at the start of every batch, so a log config changed at run time (in the
+# app's lifespan, say) is followed from the next batch on.
+
+#: ``--access-log-format`` atoms. Names shared with gunicorn mean what they mean there.
+ACCESS_LOG_ATOMS: dict[str, str] = {
+    "h": "client IP address ('-' when unknown, e.g. on a unix socket)",
+    "client_addr": "client address as uvicorn shows it, 'IP:port' ('' when unknown)",
+    "l": "'-' (the identd field of the common log format)",
+    "u": "user name from an HTTP Basic Authorization header, else '-'",
+    "t": "time of the log line, [21/Nov/2025:13:55:36 +0000]",
+    "r": "request line: GET /path?query HTTP/1.1",
+    "request_line": "the same as %(r)s",
+    "m": "request method",
+    "U": "URL path as the client sent it (raw_path, percent-escapes kept), without the query",
+    "q": "query string, without the '?' ('' when none)",
+    "H": "protocol: HTTP/1.1",
+    "s": "status code: 200",
+    "status_code": "status code and reason phrase: 200 OK",
+    "b": "response body bytes, '-' when none",
+    "B": "response body bytes",
+    "D": "duration in microseconds (integer)",
+    "M": "duration in milliseconds (integer)",
+    "L": "duration in seconds, with 6 decimals",
+    "T": "duration in whole seconds",
+    "a": "User-Agent request header ('-' when absent)",
+    "f": "Referer request header ('-' when absent)",
+    "p": "process id, <1234>",
+    "{name}i": "request header 'name' (several occurrences joined with ', '; '-' when absent)",
+}
+
+#: The access record uvicorn logs: client_addr, method, path with query, HTTP version, status.
+ACCESS_LOG_FORMAT = '%s - "%s %s HTTP/%s" %d'
+
+# The message of a default access record, written with atoms.
+_UVICORN_MESSAGE = '%(client_addr)s - "%(request_line)s" %(s)s'
+
+# nginx's rule for log fields: everything but printable ASCII, and '"' and '\\', becomes
+# \xHH, so a line is always one printable line and its quoted fields can be split.
+_UNSAFE = re.compile(rb'[^ !#-\[\]-~]')
+_unsafe_search = _UNSAFE.search
+_unsafe_sub = _UNSAFE.sub
+
+
+def _hex_escape(match: re.Match[bytes]) -> bytes:
+    return b"\\x%02x" % match[0][0]
+
+
+def escape(raw: bytes) -> str:
+    """A request field (path, query, header value) made safe for one log line."""
+    if _unsafe_search(raw) is None:
+        return raw.decode("ascii")
+    return _unsafe_sub(_hex_escape, raw).decode("ascii")
+
+
+_STATUS_TEXT: dict[int, str] = {}
+_STATUS_COLORED: dict[int, str] = {}
+
+
+def _status_text(status: int) -> str:
+    try:
+        return _STATUS_TEXT[status]
+    except KeyError:
+        pass
+    try:
+        text = f"{status} {http.HTTPStatus(status).phrase}"
+    except ValueError:
+        text = f"{status} "
+    if 100 <= status < 600:
+        _STATUS_TEXT[status] = text
+    return text
+
+
+def _status_colored(status: int) -> str:
+    try:
+        return _STATUS_COLORED[status]
+    except KeyError:
+        pass
+    color = AccessFormatter.status_colors.get(status // 100)
+    text = style(_status_text(status), fg=color) if color else _status_text(status)
+    if 100 <= status < 600:
+        _STATUS_COLORED[status] = text
+    return text
+
+
+def _bold(text: str) -> str:
+    return "\033[1m" + text + "\033[0m"
+
+
+def _request_header(headers: list[tuple[bytes, bytes]], name: bytes) -> str:
+    found: bytes | None = None
+    for key, value in headers:
+        if key == name:  # names in the scope are lower-case
+            found = value if found is None else found + b", " + value
+    return "-" if found is None else escape(found)
+
+
+def _basic_user(headers: list[tuple[bytes, bytes]]) -> str:
+    for key, value in headers:
+        if key == b"authorization":
+            scheme, _, credentials = value.strip().partition(b" ")
+            if scheme.lower() != b"basic":
+                return "-"
+            try:
+                decoded = base64.b64decode(credentials.strip(), validate=True)
+            except (binascii.Error, ValueError):
+                return "-"
+            user = decoded.partition(b":")[0]
+            return escape(user) if user else "-"
+    return "-"
+
+
+_clf_second = -1
+_clf_text = ""
+
+
+def _clf_time() -> str:
+    """The common log format's time, formatted once per second."""
+    global _clf_second, _clf_text
+    now = int(time.time())
+    if now != _clf_second:
+        _clf_text = time.strftime("[%d/%b/%Y:%H:%M:%S %z]", time.localtime(now))
+        _clf_second = now
+    return _clf_text
+
+
+# Values an atom needs, computed at most once per line, in dependency order:
+# name -> (statement, names it needs).
+_LOCALS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "client": ('client = scope.get("client")', ()),
+    "method": ('method = scope["method"]', ()),
+    "path": ('path = _escape(scope.get("raw_path") or scope["path"].encode("utf-8"))', ()),
+    "query": ('query = _escape(scope.get("query_string", b""))', ()),
+    "full_path": ('full_path = path + "?" + query if query else path', ("path", "query")),
+    "protocol": ('protocol = "HTTP/" + scope["http_version"]', ()),
+    "request_line": (
+        'request_line = method + " " + full_path + " " + protocol',
+        ("method", "full_path", "protocol"),
+    ),
+}
+
+# atom -> (expression, names from _LOCALS it needs)
+_ATOM_CODE: dict[str, tuple[str, tuple[str, ...]]] = {
+    "h": ('client[0] if client else "-"', ("client",)),
+    "client_addr": ('f"{client[0]}:{client[1]}" if client else ""', ("client",)),
+    "l": ('"-"', ()),
+    "u": ('_basic_user(scope["headers"])', ()),
+    "t": ("_clf_time()", ()),
+    "r": ("request_line", ("request_line",)),
+    "request_line": ("request_line", ("request_line",)),
+    "m": ("method", ("method",)),
+    "U": ("path", ("path",)),
+    "q": ("query", ("query",)),
+    "H": ("protocol", ("protocol",)),
+    "s": ("status", ()),
+    "status_code": ("_status_text(status)", ()),
+    "b": ('nbytes or "-"', ()),
+    "B": ("nbytes", ()),
+    "D": ("int(duration * 1000000)", ()),
+    "M": ("int(duration * 1000)", ()),
+    "L": ('f"{duration:.6f}"', ()),
+    "T": ("int(duration)", ()),
+    "a": ('_header(scope["headers"], b"user-agent")', ()),
+    "f": ('_header(scope["headers"], b"referer")', ()),
+    "p": ("_PID", ()),
+    # only in a formatter's fmt with colours on (see _line_format)
+    "\0request_line_c": ("_bold(request_line)", ("request_line",)),
+    "\0status_code_c": ("_status_colored(status)", ()),
+}
+
+_TOKEN_BYTES = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_FORMAT_PART = re.compile(r"%\((?P<atom>[^)]*)\)s|%%|%")
+
+LineFormatter = Callable[[dict, int, int, float], str]
+
+
+def compile_access_format(fmt: str, prefix: str = "", suffix: str = "") -> LineFormatter:
+    """Compile an access line format (``%(atom)s`` parts, see ``ACCESS_LOG_ATOMS``, and
+    ``%%`` for a percent sign) into ``format_line(scope, status, nbytes, duration) -> str``.
+    ``prefix`` and ``suffix`` are literal text around it. Raises ``ValueError`` saying what
+    is wrong with ``fmt``."""
+    template = [prefix.replace("%", "%%")]
+    expressions: list[str] = []
+    needed: set[str] = set()
+    namespace: dict[str, Any] = {
+        "_escape": escape,
+        "_header": _request_header,
+        "_basic_user": _basic_user,
+        "_clf_time": _clf_time,
+        "_status_text": _status_text,
+        "_status_colored": _status_colored,
+        "_bold": _bold,
+        "_PID": f"<{os.getpid()}>",
+    }
+    position = 0
+    for match in _FORMAT_PART.finditer(fmt):
+        template.append(fmt[position : match.start()].replace("%", "%%"))
+        position = match.end()
+        token = match.group(0)
+        if token == "%%":
+            template.append("%%")
+            continue
+        atom = match.group("atom")
+        if atom is None:
+            raise ValueError(
+                f"{fmt!r} has a '%' at position {match.start()} that starts no atom; "
+                "write atoms as %(h)s and a percent sign as %%"
+            )
+        if atom.startswith("{") and atom.endswith("}i") and len(atom) > 3:
+            name = atom[1:-2]
+            if not _TOKEN_BYTES.fullmatch(name):
+                raise ValueError(f"{fmt!r}: %({atom})s does not name a header")
+            constant = f"_header_name_{len(expressions)}"
+            namespace[constant] = name.lower().encode("ascii")
+            expressions.append(f'_header(scope["headers"], {constant})')
+        elif atom in _ATOM_CODE:
+            expression, needs = _ATOM_CODE[atom]
+            expressions.append(expression)
+            needed.update(needs)
+        else:
+            raise ValueError(f"{fmt!r} has an unknown atom %({atom})s")
+        template.append("%s")
+    template.append(fmt[position:].replace("%", "%%"))
+    template.append(suffix.replace("%", "%%"))
+
+    # Add what the needed locals need themselves, then emit them in dependency order.
+    pending = list(needed)
+    while pending:
+        for dependency in _LOCALS[pending.pop()][1]:
+            if dependency not in needed:
+                needed.add(dependency)
+                pending.append(dependency)
+    lines = ["def format_line(scope, status, nbytes, duration):"]
+    lines += [f"    {statement}" for name, (statement, _) in _LOCALS.items() if name in needed]
+    namespace["_TEMPLATE"] = "".join(template)
+    values = "".join(f"{expression}, " for expression in expressions)
+    lines.append(f"    return _TEMPLATE % ({values})")
+    exec(compile("\n".join(lines), f"<access log format {fmt!r}>", "exec"), namespace)
+    return namespace["format_line"]  # type: ignore[no-any-return]
+
+
+def _uvicorn_args(scope: dict, status: int) -> tuple[str, str, str, str, int]:
+    """The args of uvicorn's access record (``ACCESS_LOG_FORMAT``)."""
+    client = scope.get("client")
+    path = escape(scope.get("raw_path") or scope["path"].encode("utf-8"))
+    query = scope.get("query_string")
+    if query:
+        path += "?" + escape(query)
+    return (f"{client[0]}:{client[1]}" if client else "", scope["method"], path, scope["http_version"], status)
+
+
+def _line_format(formatter: logging.Formatter | None, message_format: str) -> str | None:
+    """The formatter's fmt as one access line format, with its ``%(message)s`` replaced by
+    ``message_format``; None when the formatter does something we do not compile (a time
+    stamp, other record attributes, ``{``-style, a subclass of its own)."""
+    if type(formatter) not in (AccessFormatter, logging.Formatter) or formatter is None:
+        return None
+    if type(formatter._style) is not logging.PercentStyle:
+        return None
+    fmt = formatter._fmt or "%(message)s"
+    is_access = isinstance(formatter, AccessFormatter)
+    colors = is_access and formatter.use_colors  # type: ignore[union-attr]
+    parts = []
+    position = 0
+    for match in _FORMAT_PART.finditer(fmt):
+        parts.append(fmt[position : match.start()])
+        position = match.end()
+        atom = match.group("atom")
+        if atom is None:
+            parts.append(match.group(0))
+        elif atom == "message":
+            parts.append(message_format)
+        elif atom == "levelname":
+            parts.append("INFO")
+        elif atom == "name":
+            parts.append("fastasgi.access")
+        elif atom == "levelprefix" and is_access:
+            levelname = style("INFO", fg="green") if colors else "INFO"
+            parts.append((levelname + ":" + " " * 4).replace("%", "%%"))
+        elif atom in ("client_addr", "request_line", "status_code") and is_access:
+            parts.append(f"%(\0{atom}_c)s" if colors and atom != "client_addr" else match.group(0))
+        else:
+            return None
+    parts.append(fmt[position:])
+    return "".join(parts)
+
+
 def make_access_log(config: Config) -> Callable[[dict, int, int, float], None] | None:
     """The callback the HTTP protocol calls after each response, or None when the access
-    log is off (then the protocol skips the call altogether)."""
+    log is off (then the protocol skips the call altogether). The callback has a
+    ``flush()`` attribute: the server calls it at shutdown."""
     if not config.access_log:
         return None
-
     logger = logging.getLogger("fastasgi.access")
+    if not logger.isEnabledFor(logging.INFO):
+        return None  # --log-level warning and above: no access lines, at no cost
+    custom_format: str | None = getattr(config, "access_log_format", None)
+    message_format = _UVICORN_MESSAGE if custom_format is None else custom_format
+    custom_line = None if custom_format is None else compile_access_format(custom_format)
+    error_logger = logging.getLogger("fastasgi.error")
     is_enabled_for = logger.isEnabledFor
     info = logger.info
     INFO = logging.INFO
 
-    def access_log(scope: dict, status: int, nbytes: int, duration: float) -> None:
-        # Nothing is formatted unless the line will be logged (isEnabledFor is cached).
-        if not is_enabled_for(INFO):
-            return
-        client = scope.get("client")
-        client_addr = f"{client[0]}:{client[1]}" if client else ""
-        # raw_path is the target as the client sent it; backslashreplace keeps any
-        # non-ASCII byte visible and the line printable.
-        path = scope.get("raw_path") or scope["path"].encode()
-        query = scope["query_string"]
-        if query:
-            path += b"?" + query
-        info(
-            ACCESS_LOG_FORMAT,
-            client_addr,
-            scope["method"],
-            path.decode("ascii", "backslashreplace"),
-            scope["http_version"],
-            status,
+    # The handler lines are written to directly, and its formatter compiled, or None.
+    handler = logger.handlers[0] if len(logger.handlers) == 1 else None
+    formatter = handler.formatter if handler is not None else None
+    line_format = _line_format(formatter, message_format)
+    direct_line: LineFormatter | None = None
+    if handler is not None and type(handler) is logging.StreamHandler and line_format is not None:
+        direct_line = compile_access_format(line_format, suffix=handler.terminator)
+
+    def still_direct() -> bool:
+        handlers = logger.handlers
+        return (
+            len(handlers) == 1
+            and handlers[0] is handler
+            and handler.formatter is formatter  # type: ignore[union-attr]
+            and not logger.propagate
+            and not logger.filters
+            and not handler.filters  # type: ignore[union-attr]
+            and handler.level <= INFO  # type: ignore[union-attr]
+            and not logger.disabled
+            and is_enabled_for(INFO)
         )
 
+    buffer: list[str] = []
+    append = buffer.append
+    direct = direct_line is not None and still_direct()
+
+    def through_logging(scope: dict, status: int, nbytes: int, duration: float) -> None:
+        if not is_enabled_for(INFO):
+            return
+        args = _uvicorn_args(scope, status)
+        if custom_line is None:
+            info(ACCESS_LOG_FORMAT, *args)
+        else:
+            extra = {
+                "client_addr": args[0],
+                "request_line": f"{args[1]} {args[2]} HTTP/{args[3]}",
+                "status_code": _status_text(status),
+            }
+            info(custom_line(scope, status, nbytes, duration), extra=extra)
+
+    def flush() -> None:
+        nonlocal direct
+        if not buffer:
+            return
+        data = "".join(buffer)
+        buffer.clear()
+        assert handler is not None
+        handler.acquire()
+        try:
+            stream = handler.stream  # type: ignore[attr-defined]
+            stream.write(data)
+            stream.flush()
+        except Exception as exc:
+            direct = False  # from now on through logging, which reports errors its own way
+            error_logger.error("Access log write failed: %s", exc)
+        finally:
+            handler.release()
+
+    def start_batch(scope: dict, status: int, nbytes: int, duration: float) -> None:
+        nonlocal direct
+        if not still_direct():
+            direct = False
+            through_logging(scope, status, nbytes, duration)
+            return
+        append(direct_line(scope, status, nbytes, duration))  # type: ignore[misc]
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            flush()  # called outside the server (a test, a tool): write now
+            return
+        loop.call_soon(flush)
+
+    def access_log(scope: dict, status: int, nbytes: int, duration: float) -> None:
+        if buffer:
+            append(direct_line(scope, status, nbytes, duration))  # type: ignore[misc]
+        elif direct:
+            start_batch(scope, status, nbytes, duration)
+        else:
+            through_logging(scope, status, nbytes, duration)
+
+    access_log.flush = flush  # type: ignore[attr-defined]
     return access_log

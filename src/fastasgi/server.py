@@ -20,6 +20,7 @@ import os
 import random
 import signal
 import socket
+import stat
 import sys
 import threading
 import time
@@ -28,7 +29,7 @@ from types import FrameType
 from typing import Any
 
 from fastasgi._http._core import HttpProtocol, ServerContext
-from fastasgi.config import STARTUP_FAILURE, Config, ConfigError
+from fastasgi.config import STARTUP_FAILURE, BindError, Config, ConfigError
 from fastasgi.lifespan import Lifespan
 from fastasgi.logging import make_access_log, style
 
@@ -63,7 +64,11 @@ class Server:
         self.servers: list[asyncio.AbstractServer] = []
         self._tick_handle: asyncio.TimerHandle | None = None
         self._ws_upgrade: Any = None
-        self._uds_created = False
+        #: (endpoint kind, socket) of each listener bound here (not of sockets handed in)
+        self._listening: list[tuple[str, socket.socket]] = []
+        #: unix socket files created here, removed at shutdown
+        self._unix_paths: list[str] = []
+        self._access_log: Any = None
 
     def run(self, sockets: list[socket.socket] | None = None) -> None:
         """Serve on a new event loop (``--loop``) until told to stop."""
@@ -103,10 +108,12 @@ class Server:
         config = self.config
         loop = asyncio.get_running_loop()
         self.lifespan = Lifespan(config)
+        options = _context_options(config)
+        self._access_log = options["access_log"]
         self.ctx = ServerContext(
             config.loaded_app,
             loop,
-            **_context_options(config),
+            **options,
             state=self.lifespan.state,
             ws_upgrade=self._ws_upgrade,
         )
@@ -141,50 +148,61 @@ class Server:
         config = self.config
         loop = asyncio.get_running_loop()
         backlog = config.backlog
+        tls = config.ssl
 
         if sockets is not None:
             # Listening sockets handed in (by a supervisor or gunicorn).
-            return [await loop.create_server(create_protocol, sock=sock, backlog=backlog) for sock in sockets]
+            return [await loop.create_server(create_protocol, sock=sock, backlog=backlog, ssl=tls) for sock in sockets]
 
-        if config.fd is not None:
-            # Socket activation: family and type are read from the descriptor.
-            sock = socket.socket(fileno=config.fd)
-            return [await loop.create_server(create_protocol, sock=sock, backlog=backlog)]
-
-        if config.uds is not None:
-            # Keep the mode of an existing socket file; a new one is made usable by any
-            # local user (0o666), as uvicorn does.
-            uds_perms = os.stat(config.uds).st_mode if os.path.exists(config.uds) else 0o666
-            server = await loop.create_unix_server(create_protocol, path=config.uds, backlog=backlog)
-            self._uds_created = True
-            os.chmod(config.uds, uds_perms)
-            return [server]
-
-        server = await loop.create_server(create_protocol, host=config.host, port=config.port, backlog=backlog)
-        return [server]
+        # Every endpoint (--bind ..., or --fd / --uds / --host and --port) is bound before
+        # any is served, so that a failure leaves nothing half-started.
+        bound: list[tuple[str, socket.socket]] = []
+        try:
+            for kind, where in config.endpoints:
+                for sock in config.bind_endpoint(kind, where, reuse_port=getattr(config, "reuse_port", False)):
+                    bound.append((kind, sock))
+                if kind == "unix":
+                    self._unix_paths.append(where)
+        except BaseException:
+            for _, sock in bound:
+                sock.close()
+            self._remove_unix_sockets()
+            raise
+        servers = []
+        for kind, sock in bound:
+            server = await loop.create_server(create_protocol, sock=sock, backlog=backlog, ssl=tls)
+            servers.append(server)
+            self._listening.append((kind, sock))
+        return servers
 
     def _log_started_message(self, servers: Sequence[asyncio.AbstractServer]) -> None:
-        config = self.config
-        if config.fd is not None:
-            sock = servers[0].sockets[0]
-            logger.info("fastasgi running on socket %s (Press CTRL+C to quit)", sock.getsockname())
-            return
-        if config.uds is not None:
-            logger.info("fastasgi running on unix socket %s (Press CTRL+C to quit)", config.uds)
-            return
+        scheme = "https" if self.config.ssl is not None else "http"
+        for kind, sock in self._listening:
+            if kind == "fd":
+                logger.info("fastasgi running on socket %s (Press CTRL+C to quit)", sock.getsockname())
+            elif kind == "unix":
+                logger.info("fastasgi running on unix socket %s (Press CTRL+C to quit)", sock.getsockname())
+            else:
+                host, port = sock.getsockname()[:2]
+                address_format = "%s://[%s]:%d" if ":" in host else "%s://%s:%d"
+                logger.info(
+                    f"fastasgi running on {address_format} (Press CTRL+C to quit)",
+                    scheme,
+                    host,
+                    port,
+                    extra={
+                        "color_message": "fastasgi running on "
+                        + style(address_format, bold=True)
+                        + " (Press CTRL+C to quit)"
+                    },
+                )
 
-        host = config.host or "0.0.0.0"
-        port = servers[0].sockets[0].getsockname()[1] if servers[0].sockets else config.port
-        address_format = "%s://[%s]:%d" if ":" in host else "%s://%s:%d"
-        logger.info(
-            f"fastasgi running on {address_format} (Press CTRL+C to quit)",
-            "http",
-            host,
-            port,
-            extra={
-                "color_message": "fastasgi running on " + style(address_format, bold=True) + " (Press CTRL+C to quit)"
-            },
-        )
+    def _remove_unix_sockets(self) -> None:
+        for path in self._unix_paths:
+            with contextlib.suppress(OSError):
+                if stat.S_ISSOCK(os.stat(path).st_mode):
+                    os.remove(path)
+        self._unix_paths = []
 
     def _schedule_tick(self, loop: asyncio.AbstractEventLoop) -> None:
         """One timer for the whole server: ``ctx.tick()`` just after each wall-clock
@@ -220,7 +238,10 @@ class Server:
 
     # -- shutdown -----------------------------------------------------------------------
 
-    async def shutdown(self) -> None:
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Stop accepting, finish what is in flight (within ``--timeout-graceful-shutdown``,
+        then cancel it), lifespan shutdown. ``sockets`` is accepted for uvicorn's
+        signature; the listeners are this server's own."""
         assert self.ctx is not None and self.lifespan is not None
         ctx = self.ctx
         loop = asyncio.get_running_loop()
@@ -234,10 +255,12 @@ class Server:
 
         timeout = self.config.timeout_graceful_shutdown
         deadline = None if timeout is None else loop.time() + timeout
+        timed_out = False
         if self._busy() and not self.force_exit:
             logger.info("Waiting for connections to close. (CTRL+C to force quit)")
         while self._busy() and not self.force_exit:
             if deadline is not None and loop.time() >= deadline:
+                timed_out = True
                 logger.error(
                     "Graceful shutdown timed out after %ss: closing %d connection(s) with %d request(s) in flight.",
                     timeout,
@@ -245,23 +268,36 @@ class Server:
                     ctx.active_requests,
                 )
                 break
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.05)
 
         left = list(ctx.connections)
         if left and self.force_exit:
             logger.warning("Forced exit: closing %d connection(s).", len(left))
+        # What is still running is cancelled; its connection is closed without a response.
+        tasks = [task for task in ctx.tasks if not task.done()]
+        if tasks:
+            logger.warning("Cancelling %d request task(s) still running.", len(tasks))
+        for task in tasks:
+            task.cancel()
         for connection in left:
             connection.abort()
+        if tasks and timed_out:
+            # Give the cancelled apps a moment to run their cleanup (finally blocks).
+            _, pending = await asyncio.wait(tasks, timeout=1.0)
+            if pending:
+                logger.error("%d request task(s) did not finish after being cancelled.", len(pending))
         for server in self.servers:
             await server.wait_closed()
         if self._tick_handle is not None:
             self._tick_handle.cancel()
-        if self._uds_created and self.config.uds and os.path.exists(self.config.uds):
-            os.remove(self.config.uds)
+        self._remove_unix_sockets()
 
         if not self.force_exit:
             if not await self._unless_forced(self.lifespan.shutdown()):
                 self.lifespan.cancel()
+        flush_access_log = getattr(self._access_log, "flush", None)
+        if flush_access_log is not None:
+            flush_access_log()
 
     def _busy(self) -> bool:
         assert self.ctx is not None
@@ -319,6 +355,9 @@ def _context_options(config: Config) -> dict[str, Any]:
         "keep_alive_timeout": float(config.timeout_keep_alive),
         "access_log": make_access_log(config),
         "limit_concurrency": config.limit_concurrency,
+        "max_body_size": config.limit_request_body,
+        "timeout_request_head": config.timeout_request_head or None,
+        "timeout_request_body": config.timeout_request_body or None,
     }
 
 
@@ -341,7 +380,9 @@ def _ws_upgrade(config: Config) -> Any:
 
 def _bind_error_message(exc: OSError, config: Config) -> str:
     """One line: ``[Errno 98] address already in use: 127.0.0.1:8000``."""
-    if config.fd is not None:
+    if isinstance(exc, BindError):
+        where = exc.where
+    elif config.fd is not None:
         where = f"fd {config.fd}"
     elif config.uds is not None:
         where = config.uds
@@ -387,6 +428,13 @@ def run(app: Any, **kwargs: Any) -> None:
     failed), as ``uvicorn.run`` does."""
     try:
         config = Config(app, **kwargs)
+        if config.reload or (config.workers or 1) > 1:
+            from fastasgi.supervisors import supervise
+
+            exit_code = supervise(config)
+            if exit_code:
+                sys.exit(exit_code)
+            return
         Server(config).run()
     except ConfigError as exc:
         logger.error(str(exc), exc_info=exc.__cause__ if exc.show_cause else None)

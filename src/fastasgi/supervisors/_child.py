@@ -1,0 +1,177 @@
+"""What runs inside a server process that a supervisor started.
+
+A worker (``--workers``) talks to its supervisor through one pipe, one byte per message:
+
+- ``.`` heartbeat. While the worker starts (imports the app, runs lifespan startup) a
+  thread sends it: the process is alive. Once it serves, its event loop sends it: the loop
+  turns. A worker the supervisor has not heard from for ``--timeout-worker-healthcheck``
+  seconds is killed and replaced.
+- ``R`` ready: lifespan startup is complete and the sockets accept.
+- ``X`` retiring: ``--limit-max-requests`` was reached; the worker drains and exits by itself,
+  and the supervisor starts its replacement at once.
+
+Exit codes: 0 after a normal stop, 3 (``STARTUP_FAILURE``) when the app could not be started
+(import error, lifespan startup failure, listener bind failure), 1 for a crash while serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import threading
+from collections.abc import Callable
+from types import FrameType
+
+from fastasgi.config import STARTUP_FAILURE, Config, ConfigError
+from fastasgi.logging import configure_logging
+from fastasgi.server import Server, StartupError
+from fastasgi.supervisors._sockets import bind_reuse_port_listeners
+
+logger = logging.getLogger("fastasgi.error")
+
+BEAT = b"."
+READY = b"R"
+RETIRING = b"X"
+
+
+class ChildServer(Server):
+    """A ``Server`` whose process a supervisor stops.
+
+    The first SIGINT or SIGTERM starts the graceful stop; only a second SIGINT forces it.
+    Ctrl+C in a terminal sends SIGINT to the whole process group, and the supervisor then
+    forwards SIGTERM: that second signal must not cut the requests in flight short. The
+    supervisor forces a stop with SIGINT (or, in the end, SIGKILL).
+    """
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if not self.should_exit:
+            self.should_exit = True
+        elif sig == signal.SIGINT:
+            self.force_exit = True
+
+
+class Heartbeat:
+    """The worker's end of its pipe to the supervisor."""
+
+    def __init__(self, fd: int, interval: float) -> None:
+        self.fd = fd
+        self.interval = interval
+        #: set when a write fails for another reason than a full pipe: the supervisor is gone
+        self.lost = False
+        os.set_blocking(fd, False)
+
+    def send(self, message: bytes) -> None:
+        try:
+            os.write(self.fd, message)
+        except BlockingIOError:
+            pass  # the supervisor is behind on reading: it has heard from us recently enough
+        except OSError:
+            self.lost = True
+
+    def beat_until(self, done: threading.Event, on_lost: Callable[[], None]) -> None:
+        """Heartbeats from a thread until ``done`` is set (used while the app starts)."""
+        while not done.wait(self.interval):
+            self.send(BEAT)
+            if self.lost:
+                on_lost()
+                return
+
+
+class WorkerServer(ChildServer):
+    """The server of one ``--workers`` process: reports ready, heartbeats from its event loop,
+    announces ``--limit-max-requests``, and stops when its supervisor disappears."""
+
+    def __init__(self, config: Config, heartbeat: Heartbeat, supervisor_pid: int) -> None:
+        super().__init__(config)
+        self.heartbeat = heartbeat
+        self.supervisor_pid = supervisor_pid
+        #: set once serving (or once the process is on its way out): ends the startup beats
+        self.serving = threading.Event()
+        self._beat_handle: asyncio.TimerHandle | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if not self.started:
+            return
+        self.serving.set()
+        self.heartbeat.send(READY)
+        loop = asyncio.get_running_loop()
+        self._beat_handle = loop.call_later(self.heartbeat.interval, self._beat, loop)
+
+    def _beat(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.heartbeat.send(BEAT)
+        if self.heartbeat.lost or os.getppid() != self.supervisor_pid:
+            self.supervisor_lost()
+        self._beat_handle = loop.call_later(self.heartbeat.interval, self._beat, loop)
+
+    def supervisor_lost(self) -> None:
+        if not self.should_exit:
+            logger.warning("The supervisor process [%d] is gone; shutting down.", self.supervisor_pid)
+            self.should_exit = True
+
+    async def main_loop(self) -> None:
+        await super().main_loop()
+        if not self.should_exit:
+            # Only --limit-max-requests ends the main loop without should_exit.
+            self.heartbeat.send(RETIRING)
+
+    async def shutdown(self) -> None:
+        await super().shutdown()
+        if self._beat_handle is not None:
+            self._beat_handle.cancel()
+
+
+def run_worker(
+    config: Config,
+    sockets: list[socket.socket],
+    heartbeat: Heartbeat,
+    supervisor_pid: int,
+    reuse_port: bool,
+) -> int:
+    """Serve as one worker until told to stop; return the process exit code. With
+    ``reuse_port``, ``sockets`` are the supervisor's reserved addresses and the worker binds
+    listeners of its own on them."""
+    server = WorkerServer(config, heartbeat, supervisor_pid)
+    starting = threading.Thread(
+        target=heartbeat.beat_until, args=(server.serving, server.supervisor_lost), daemon=True
+    )
+    starting.start()
+    try:
+        if reuse_port:
+            try:
+                listeners = bind_reuse_port_listeners(sockets, config.backlog)
+            except OSError as exc:
+                logger.error("Could not bind the listener of worker [%d]: %s", os.getpid(), exc)
+                return STARTUP_FAILURE
+            for reserved in sockets:
+                reserved.close()
+            sockets = listeners
+        server.run(sockets=sockets)
+    except ConfigError as exc:
+        logger.error(str(exc), exc_info=exc.__cause__ if exc.show_cause else None)
+        return STARTUP_FAILURE
+    except StartupError:
+        return STARTUP_FAILURE  # already logged
+    except Exception:
+        logger.exception("Worker [%d] crashed", os.getpid())
+        return 1 if server.started else STARTUP_FAILURE
+    finally:
+        server.serving.set()
+    return 0
+
+
+def run_reload_child(config: Config, sockets: list[socket.socket]) -> None:
+    """The target of the ``--reload`` server process (a fresh interpreter: ``spawn``)."""
+    configure_logging(config)  # the Config arrived pickled: its __init__ did not run here
+    try:
+        ChildServer(config).run(sockets=sockets)
+    except ConfigError as exc:
+        logger.error(str(exc), exc_info=exc.__cause__ if exc.show_cause else None)
+        raise SystemExit(exc.exit_code) from None
+    except StartupError as exc:
+        raise SystemExit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,499 @@
+"""``--workers N``: one supervisor process and N server processes (workers).
+
+The supervisor binds the sockets, forks the workers (each runs ``Server.serve`` on the
+inherited sockets, or on listeners of its own with ``--reuse-port``) and then only watches:
+it never imports the application and never runs an event loop. Workers are forked rather
+than spawned: a worker starts in milliseconds, nothing has to be pickled, and each one
+imports the application itself, so a restarted worker runs the code that is on disk now.
+
+Signals to the supervisor:
+
+- SIGINT, SIGTERM: graceful stop. Every worker gets SIGTERM and finishes what it has in
+  flight (each enforces ``--timeout-graceful-shutdown`` itself); a worker still running
+  ``KILL_GRACE`` seconds after that timeout gets SIGKILL. Exit 0. A second signal forces the
+  workers to stop now (SIGINT to each), a third kills them.
+- SIGHUP: rolling restart. One worker at a time: start a new one, wait until it reports
+  ready (within ``--timeout-worker-healthcheck``), then stop an old one gracefully. There
+  is never less than N workers accepting, so a steady client sees no failed request. A new
+  worker that fails to start aborts the restart and the old workers keep serving.
+- SIGTTIN / SIGTTOU: one worker more / one less (never less than one).
+
+A worker that dies is replaced (and logged). A worker that exits with code 3 before it was
+ever ready could not start the app and would fail the same way again: the supervisor stops
+everything and exits 3 rather than restart it in a loop. A worker the supervisor has not
+heard from for ``--timeout-worker-healthcheck`` seconds is killed and replaced; once a
+worker serves, its heartbeat comes from its event loop, so this also catches an event loop
+that is blocked (uvicorn only checks that the process answers). A worker that reaches
+``--limit-max-requests`` says so before it drains, and its replacement starts at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import selectors
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Generator
+from types import FrameType
+
+from fastasgi.config import STARTUP_FAILURE, Config, ConfigError
+from fastasgi.logging import style
+from fastasgi.supervisors._child import READY, RETIRING, Heartbeat, run_worker
+
+logger = logging.getLogger("fastasgi.error")
+
+#: after ``--timeout-graceful-shutdown``, how long a stopping worker still gets (for the
+#: app's lifespan shutdown) before it is killed
+KILL_GRACE = 3.0
+
+HANDLED_SIGNALS = (
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGHUP,
+    signal.SIGTTIN,
+    signal.SIGTTOU,
+    signal.SIGCHLD,  # only to wake the loop up and reap at once
+)
+#: supervisor signals a worker ignores: they are meant for the supervisor, and a shell
+#: or terminal may send them to the whole process group (SIGTTIN/SIGTTOU would stop it)
+IGNORED_IN_WORKERS = (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU)
+
+
+class Worker:
+    """The supervisor's record of one worker process."""
+
+    __slots__ = ("fd", "kill_at", "killed", "last_seen", "pid", "ready", "started_at")
+
+    def __init__(self, pid: int, fd: int, now: float) -> None:
+        self.pid = pid
+        #: read end of the worker's pipe; None once the worker has closed it
+        self.fd: int | None = fd
+        self.started_at = now
+        self.last_seen = now
+        self.ready = False
+        #: when a stopping worker gets SIGKILL (None: it may take as long as it needs)
+        self.kill_at: float | None = None
+        self.killed = False
+
+
+class Multiprocess:
+    def __init__(self, config: Config) -> None:
+        if not hasattr(os, "fork"):
+            raise ConfigError("--workers needs os.fork(): it is not available on this platform")
+        self.config = config
+        self.target = config.workers or 1
+        self.healthcheck = float(config.timeout_worker_healthcheck)
+        self.beat_interval = max(0.05, min(1.0, self.healthcheck / 4))
+        self.pid = os.getpid()
+        self.sockets: list[socket.socket] = []
+
+        #: the serving slots (starting or ready): there are ``target`` of them
+        self.workers: list[Worker] = []
+        #: told to stop, or stopping by themselves (--limit-max-requests); not counted
+        self.leaving: list[Worker] = []
+        #: rolling restart: the new worker not yet ready, and the old ones still to replace
+        self.candidate: Worker | None = None
+        self.to_replace: list[Worker] = []
+
+        self.stopping = False
+        self.stop_signals = 0
+        self.exit_code = 0
+        self._signals: list[int] = []
+        self._selector: selectors.BaseSelector | None = None
+        self._wakeup: tuple[int, int] | None = None
+        self._last_check = time.monotonic()
+
+    # -- the loop -----------------------------------------------------------------------
+
+    def run(self, sockets: list[socket.socket]) -> int:
+        """Supervise until stopped; return the exit code (0, or 3 after a startup failure).
+        With ``--reuse-port``, ``sockets`` are the reserved addresses (not listening)."""
+        self.sockets = sockets
+        logger.info(
+            "Started parent process [%d]",
+            self.pid,
+            extra={"color_message": "Started parent process [" + style("%d", fg="cyan", bold=True) + "]"},
+        )
+        with self._signal_handling(), selectors.DefaultSelector() as selector:
+            assert self._wakeup is not None
+            selector.register(self._wakeup[0], selectors.EVENT_READ, None)
+            self._selector = selector
+            self._maintain_count()
+            while not (self.stopping and not self._all()):
+                self._wait(0.5)
+                self._handle_signals()
+                self._reap()
+                if not self.stopping:
+                    self._check_health()
+                    self._advance_restart()
+                    self._maintain_count()
+                self._enforce_kill_deadlines()
+            self._selector = None
+        logger.info(
+            "Stopping parent process [%d]",
+            self.pid,
+            extra={"color_message": "Stopping parent process [" + style("%d", fg="cyan", bold=True) + "]"},
+        )
+        return self.exit_code
+
+    def _all(self) -> list[Worker]:
+        workers = self.workers + self.leaving
+        if self.candidate is not None:
+            workers.append(self.candidate)
+        return workers
+
+    def _wait(self, timeout: float) -> None:
+        """Sleep until a signal, a message from a worker, or ``timeout``; read the messages."""
+        assert self._selector is not None and self._wakeup is not None
+        for key, _ in self._selector.select(timeout):
+            if key.data is None:
+                _drain(self._wakeup[0])
+            else:
+                self._read_messages(key.data)
+
+    def _read_messages(self, worker: Worker) -> None:
+        assert worker.fd is not None
+        data = b""
+        while True:
+            try:
+                chunk = os.read(worker.fd, 4096)
+            except BlockingIOError:
+                break
+            except OSError:
+                chunk = b""
+            if not chunk:
+                self._close_pipe(worker)  # the worker has exited (or is about to)
+                break
+            data += chunk
+        if not data:
+            return
+        worker.last_seen = time.monotonic()
+        if READY in data:
+            worker.ready = True
+        if RETIRING in data:
+            self._retire(worker)
+
+    def _close_pipe(self, worker: Worker) -> None:
+        if worker.fd is None:
+            return
+        if self._selector is not None:
+            self._selector.unregister(worker.fd)
+        os.close(worker.fd)
+        worker.fd = None
+
+    # -- starting and stopping workers --------------------------------------------------
+
+    def _spawn(self) -> Worker | None:
+        read_fd, write_fd = os.pipe()
+        # What is buffered now would be written twice, by both processes.
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            os.close(read_fd)
+            os.close(write_fd)
+            logger.error("Could not start a child process: %s", exc)
+            return None
+        if pid == 0:  # the worker
+            os.close(read_fd)
+            self._run_child(write_fd)  # never returns
+        os.close(write_fd)
+        os.set_blocking(read_fd, False)
+        worker = Worker(pid, read_fd, time.monotonic())
+        assert self._selector is not None
+        self._selector.register(read_fd, selectors.EVENT_READ, worker)
+        return worker
+
+    def _run_child(self, fd: int) -> None:
+        code = 1
+        try:
+            self._leave_supervisor()
+            heartbeat = Heartbeat(fd, self.beat_interval)
+            code = run_worker(self.config, self.sockets, heartbeat, self.pid, self.config.reuse_port)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:
+            logger.exception("Child process [%d] failed", os.getpid())
+        finally:
+            logging.shutdown()
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+            os._exit(code)
+
+    def _leave_supervisor(self) -> None:
+        """In a new worker: drop what belongs to the supervisor (its signal handling, its
+        pipes to the other workers)."""
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
+            signal.signal(sig, signal.SIG_DFL)  # until the server installs its own
+        for sig in IGNORED_IN_WORKERS:
+            signal.signal(sig, signal.SIG_IGN)
+        assert self._wakeup is not None
+        for fd in self._wakeup:
+            os.close(fd)
+        for other in self._all():
+            if other.fd is not None:
+                os.close(other.fd)
+        self._selector = None  # its epoll descriptor is the supervisor's; never used here
+
+    def _stop(self, worker: Worker) -> None:
+        """Ask a worker to stop gracefully; it moves to ``leaving``."""
+        _kill(worker.pid, signal.SIGTERM)
+        timeout = self.config.timeout_graceful_shutdown
+        if timeout is not None and worker.kill_at is None:
+            worker.kill_at = time.monotonic() + timeout + KILL_GRACE
+        self.leaving.append(worker)
+        logger.info(
+            "Waiting for child process [%d]",
+            worker.pid,
+            extra={"color_message": "Waiting for child process [" + style("%d", fg="cyan") + "]"},
+        )
+
+    def _retire(self, worker: Worker) -> None:
+        """The worker reached --limit-max-requests and is draining: replace it now."""
+        if worker in self.workers:
+            self.workers.remove(worker)
+        elif worker is self.candidate:
+            self.candidate = None
+        else:
+            return
+        timeout = self.config.timeout_graceful_shutdown
+        if timeout is not None:
+            worker.kill_at = time.monotonic() + timeout + KILL_GRACE
+        self.leaving.append(worker)
+        logger.info("Child process [%d] reached the request limit; starting a replacement.", worker.pid)
+
+    def _stop_all(self) -> None:
+        self.stopping = True
+        self.to_replace.clear()
+        running = self.workers + ([self.candidate] if self.candidate is not None else [])
+        self.workers, self.candidate = [], None
+        for worker in running:
+            self._stop(worker)
+
+    def _maintain_count(self) -> None:
+        while len(self.workers) < self.target:
+            worker = self._spawn()
+            if worker is None:
+                return  # fork failed (logged); try again on the next turn
+            self.workers.append(worker)
+        while len(self.workers) > self.target:
+            self._stop(self.workers.pop())
+
+    # -- watching -----------------------------------------------------------------------
+
+    def _reap(self) -> None:
+        for worker in self._all():
+            try:
+                pid, status = os.waitpid(worker.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped by someone else: its status is lost
+                pid, status = worker.pid, 1 << 8
+            if pid:
+                self._exited(worker, os.waitstatus_to_exitcode(status))
+
+    def _exited(self, worker: Worker, code: int) -> None:
+        if worker.fd is not None:
+            self._read_messages(worker)  # what it said last (READY, RETIRING) still counts
+            self._close_pipe(worker)
+        how = _describe_exit(code)
+
+        if worker in self.leaving:
+            self.leaving.remove(worker)
+            if code != 0 and not worker.killed:
+                logger.warning("Child process [%d] %s while stopping.", worker.pid, how)
+            return
+
+        if worker is self.candidate:
+            self.candidate = None
+            self.to_replace.clear()
+            logger.error(
+                "New child process [%d] %s before it was ready; keeping the old workers and aborting the restart.",
+                worker.pid,
+                how,
+            )
+            return
+
+        self.workers.remove(worker)
+        if self.stopping:
+            return
+        if code == STARTUP_FAILURE and not worker.ready:
+            logger.error("Child process [%d] failed to start, stopping the parent process.", worker.pid)
+            self.exit_code = STARTUP_FAILURE
+            self._stop_all()
+            return
+        logger.warning(
+            "Child process [%d] died (%s)",
+            worker.pid,
+            how,
+            extra={"color_message": "Child process [" + style("%d", fg="cyan") + "] died (%s)"},
+        )
+
+    def _check_health(self) -> None:
+        now = time.monotonic()
+        if now - self._last_check > self.healthcheck:
+            # The supervisor itself was not running (suspended): it cannot judge the silence.
+            for worker in self._all():
+                worker.last_seen = max(worker.last_seen, now)
+        self._last_check = now
+        watched = self.workers + ([self.candidate] if self.candidate is not None else [])
+        for worker in watched:
+            if not worker.killed and now - worker.last_seen > self.healthcheck:
+                logger.error(
+                    "Child process [%d] did not answer its healthcheck within %gs; killing it.",
+                    worker.pid,
+                    self.healthcheck,
+                )
+                _kill(worker.pid, signal.SIGKILL)
+                worker.killed = True
+
+    def _enforce_kill_deadlines(self) -> None:
+        now = time.monotonic()
+        for worker in self.leaving:
+            if worker.kill_at is not None and now >= worker.kill_at and not worker.killed:
+                logger.warning("Child process [%d] did not stop in time; killing it.", worker.pid)
+                _kill(worker.pid, signal.SIGKILL)
+                worker.killed = True
+
+    # -- rolling restart ----------------------------------------------------------------
+
+    def _advance_restart(self) -> None:
+        candidate = self.candidate
+        if candidate is not None:
+            if candidate.ready:
+                self.candidate = None
+                self.workers.append(candidate)
+                old = self._next_to_replace()
+                if old is not None:
+                    self.to_replace.remove(old)
+                    self.workers.remove(old)
+                    self._stop(old)
+                # else the old one died meanwhile and was replaced: _maintain_count trims
+            elif time.monotonic() - candidate.started_at > self.healthcheck:
+                logger.error(
+                    "New child process [%d] was not ready within %gs; keeping the old workers and "
+                    "aborting the restart.",
+                    candidate.pid,
+                    self.healthcheck,
+                )
+                self.candidate = None
+                self.to_replace.clear()
+                _kill(candidate.pid, signal.SIGKILL)
+                candidate.killed = True
+                self.leaving.append(candidate)
+                return
+            else:
+                return
+        if self._next_to_replace() is not None:
+            self.candidate = self._spawn()
+        elif self.to_replace:
+            self.to_replace.clear()
+
+    def _next_to_replace(self) -> Worker | None:
+        """The next old worker the rolling restart must replace (one still serving)."""
+        self.to_replace = [worker for worker in self.to_replace if worker in self.workers]
+        return self.to_replace[0] if self.to_replace else None
+
+    # -- signals ------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _signal_handling(self) -> Generator[None, None, None]:
+        if threading.current_thread() is not threading.main_thread():
+            raise ConfigError("--workers must be started from the main thread: it handles signals")
+        wakeup = os.pipe()
+        for fd in wakeup:
+            os.set_blocking(fd, False)
+        self._wakeup = wakeup
+        previous_wakeup = signal.set_wakeup_fd(wakeup[1], warn_on_full_buffer=False)
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in HANDLED_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            signal.set_wakeup_fd(previous_wakeup)
+            for fd in wakeup:
+                os.close(fd)
+            self._wakeup = None
+
+    def _on_signal(self, sig: int, frame: FrameType | None) -> None:
+        self._signals.append(sig)  # handled by the loop, which the wakeup fd wakes
+
+    def _handle_signals(self) -> None:
+        while self._signals:
+            sig = self._signals.pop(0)
+            if sig in (signal.SIGINT, signal.SIGTERM):
+                self._handle_stop(signal.Signals(sig).name)
+            elif sig == signal.SIGHUP:
+                self._handle_hup()
+            elif sig == signal.SIGTTIN:
+                self._handle_ttin()
+            elif sig == signal.SIGTTOU:
+                self._handle_ttou()
+
+    def _handle_stop(self, name: str) -> None:
+        self.stop_signals += 1
+        if self.stop_signals == 1:
+            logger.info("Received %s, exiting.", name)
+            self._stop_all()
+        elif self.stop_signals == 2:
+            logger.warning("Received %s again: forcing the child processes to stop.", name)
+            for worker in self.leaving:
+                _kill(worker.pid, signal.SIGINT)
+        else:
+            logger.warning("Received %s again: killing the child processes.", name)
+            for worker in self.leaving:
+                _kill(worker.pid, signal.SIGKILL)
+                worker.killed = True
+
+    def _handle_hup(self) -> None:
+        if self.stopping:
+            return
+        logger.info("Received SIGHUP, restarting processes.")
+        if self.candidate is not None:
+            # It was started before this signal, perhaps with older code: start over.
+            self._stop(self.candidate)
+            self.candidate = None
+        self.to_replace = list(self.workers)
+
+    def _handle_ttin(self) -> None:
+        if self.stopping:
+            return
+        logger.info("Received SIGTTIN, increasing the number of processes.")
+        self.target += 1
+
+    def _handle_ttou(self) -> None:
+        if self.stopping:
+            return
+        logger.info("Received SIGTTOU, decreasing number of processes.")
+        if self.target <= 1:
+            logger.info("Already reached one process, cannot decrease the number of processes anymore.")
+            return
+        self.target -= 1
+
+
+def _kill(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+
+
+def _drain(fd: int) -> None:
+    with contextlib.suppress(BlockingIOError):
+        while os.read(fd, 4096):
+            pass
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"

@@ -1,0 +1,142 @@
+"""A gunicorn worker class: ``gunicorn -k fastasgi.workers.FastASGIWorker main:app``.
+
+gunicorn's arbiter binds the sockets, forks the workers, restarts them and handles its
+signals; each worker runs a fastasgi ``Server`` on the sockets it inherited. gunicorn's
+settings pass through as:
+
+=========================  ==============================================================
+gunicorn                   fastasgi
+=========================  ==============================================================
+``--bind``, ``--workers``  the arbiter's sockets and processes (``--reuse-port`` too)
+``--keep-alive``           ``timeout_keep_alive``
+``--timeout``              the worker heartbeat (``notify()`` every ``timeout / 2`` s from
+                           the event loop: a blocked loop gets the worker restarted)
+``--graceful-timeout``     ``timeout_graceful_shutdown`` (SIGTERM: finish in-flight requests)
+``--max-requests``         ``limit_max_requests`` (gunicorn adds ``--max-requests-jitter``)
+``--backlog``              ``backlog``
+``--limit-request-fields`` ``limit_request_fields``
+``--forwarded-allow-ips``  ``forwarded_allow_ips``
+``--keyfile``,             ``ssl_keyfile``, ``ssl_certfile``, ``ssl_ca_certs``,
+``--certfile``, ...        ``ssl_cert_reqs``, ``ssl_ciphers``
+``--access-logfile``,      fastasgi's access and error lines go to gunicorn's handlers;
+``--error-logfile``,       without an access log file no access line is even formatted.
+``--log-level``
+=========================  ==============================================================
+
+Signals (sent by the arbiter): SIGTERM stops gracefully; SIGINT and SIGQUIT stop at once
+(gunicorn's quick shutdown); SIGUSR1 reopens the log files. A worker whose app cannot start
+(import error, lifespan startup failure) exits with gunicorn's ``WORKER_BOOT_ERROR`` (3), and
+the arbiter stops instead of restarting it in a loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from types import FrameType
+from typing import Any
+
+from gunicorn.arbiter import Arbiter
+from gunicorn.workers.base import Worker
+
+from fastasgi.config import Config, ConfigError
+from fastasgi.server import Server, StartupError
+
+__all__ = ["FastASGIWorker"]
+
+
+class _GunicornServer(Server):
+    def __init__(self, config: Config, worker: FastASGIWorker) -> None:
+        super().__init__(config)
+        self.worker = worker
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.should_exit = True
+        if sig in (signal.SIGINT, signal.SIGQUIT):
+            self.force_exit = True  # gunicorn's quick shutdown
+
+
+class FastASGIWorker(Worker):
+    """Serves an ASGI application with fastasgi inside a gunicorn worker process."""
+
+    #: extra ``Config`` keywords; a subclass may set e.g. ``{"loop": "asyncio"}``
+    CONFIG_KWARGS: dict[str, Any] = {"loop": "auto"}
+
+    def init_signals(self) -> None:
+        # gunicorn's own handlers would swallow the signals the server handles; the server
+        # installs SIGINT/SIGTERM handlers when it starts and run() adds SIGQUIT.
+        for sig in self.SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGUSR1, self.handle_usr1)
+        signal.siginterrupt(signal.SIGUSR1, False)
+
+    def run(self) -> None:
+        access_log = self._wire_logging()
+        try:
+            config = Config(**self.config_kwargs(access_log=access_log))
+        except ConfigError as exc:
+            self.log.error("%s", exc)
+            sys.exit(Arbiter.WORKER_BOOT_ERROR)
+
+        server = _GunicornServer(config, self)
+        self._server = server
+        signal.signal(signal.SIGQUIT, server.handle_exit)
+        try:
+            server.run(sockets=[listener.sock for listener in self.sockets])
+        except ConfigError as exc:
+            self.log.error("%s", exc, exc_info=exc.__cause__ if exc.show_cause else None)
+            sys.exit(Arbiter.WORKER_BOOT_ERROR)
+        except StartupError:
+            sys.exit(Arbiter.WORKER_BOOT_ERROR)  # the reason is logged already
+        if not server.started:
+            sys.exit(Arbiter.WORKER_BOOT_ERROR)
+
+    def config_kwargs(self, access_log: bool) -> dict[str, Any]:
+        """The ``Config`` keywords for gunicorn's settings (see the module docstring)."""
+        cfg = self.cfg
+        kwargs: dict[str, Any] = {
+            "app": self.wsgi,
+            "log_config": None,  # gunicorn owns logging
+            "access_log": access_log,
+            "timeout_keep_alive": cfg.keepalive,
+            "timeout_notify": self.timeout,  # the arbiter passes --timeout / 2
+            "callback_notify": self.callback_notify,
+            "timeout_graceful_shutdown": cfg.graceful_timeout,
+            # Worker.__init__ has added the jitter already.
+            "limit_max_requests": self.max_requests if cfg.max_requests > 0 else None,
+            "forwarded_allow_ips": list(cfg.forwarded_allow_ips),
+        }
+        if cfg.backlog:
+            kwargs["backlog"] = cfg.backlog
+        if cfg.limit_request_fields:  # 0 means no limit to gunicorn
+            kwargs["limit_request_fields"] = cfg.limit_request_fields
+        if cfg.is_ssl:
+            kwargs.update(
+                ssl_keyfile=cfg.keyfile,
+                ssl_certfile=cfg.certfile,
+                ssl_cert_reqs=cfg.cert_reqs,
+                ssl_ca_certs=cfg.ca_certs,
+                ssl_ciphers=cfg.ciphers,
+            )
+        kwargs.update(self.CONFIG_KWARGS)
+        return kwargs
+
+    async def callback_notify(self) -> None:
+        """The server's heartbeat, from its event loop: tell the arbiter we are alive, and
+        stop when the arbiter is gone."""
+        self.notify()
+        if os.getppid() != self.ppid and not self._server.should_exit:
+            self.log.info("Parent changed, shutting down: %s", self)
+            self._server.should_exit = True
+
+    def _wire_logging(self) -> bool:
+        """Send fastasgi's log lines to gunicorn's handlers; True when gunicorn writes an
+        access log."""
+        for name, source in (("fastasgi.error", self.log.error_log), ("fastasgi.access", self.log.access_log)):
+            target = logging.getLogger(name)
+            target.handlers = list(source.handlers)
+            target.setLevel(source.level)
+            target.propagate = False
+        return bool(self.log.access_log.handlers)

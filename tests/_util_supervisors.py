@@ -1,0 +1,206 @@
+"""Helpers for the supervisor tests (test_workers.py, test_reload.py, test_gunicorn.py).
+
+A supervisor starts processes of its own. The tests find them by scanning /proc for the
+children of the supervisor's PID (no psutil), and clean up only those: the supervisor's
+children and the worker PIDs its log named, each checked to still be one of ours.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from _util_cli import ServerProcess, fastasgi_command, server_env
+
+HTTP_TIMEOUT = 10.0
+STARTED = re.compile(r"Started server process \[(\d+)\]")
+
+
+def children_of(pid: int) -> set[int]:
+    """PIDs whose parent is ``pid`` (from /proc/<pid>/stat)."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                data = stat.read()
+        except OSError:
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        fields = data[data.rindex(b")") + 2 :].split()
+        if int(fields[1]) == pid:
+            found.add(int(entry))
+    return found
+
+
+def is_alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            data = stat.read()
+    except OSError:
+        return False
+    return data[data.rindex(b")") + 2 :].split()[0] != b"Z"
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as file:
+            return file.read()
+    except OSError:
+        return b""
+
+
+def get(port: int, path: str = "/", timeout: float = HTTP_TIMEOUT, host: str = "127.0.0.1") -> tuple[int, bytes]:
+    """One request on a new connection (``Connection: close``): (status, body)."""
+    connection = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        connection.request("GET", path, headers={"Connection": "close"})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.05):
+    """Poll ``predicate`` until it returns a true value; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class Supervised(ServerProcess):
+    """A supervisor (fastasgi --workers/--reload, or gunicorn) as a subprocess. Leaving the
+    ``with`` block kills it and every process it started that is still there."""
+
+    def __init__(self, command: list[str], **kwargs) -> None:
+        kwargs.setdefault("env", server_env())
+        super().__init__(command, **kwargs)
+        self._known: set[int] = set()
+
+    @classmethod
+    def cli(cls, *args: str, **kwargs) -> Supervised:
+        return cls(fastasgi_command(*args), **kwargs)
+
+    @classmethod
+    def gunicorn(cls, *args: str, **kwargs) -> Supervised:
+        return cls([sys.executable, "-m", "gunicorn", *args], **kwargs)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def children(self) -> set[int]:
+        """The live child processes of the supervisor (zombies left out)."""
+        found = {pid for pid in children_of(self.pid) if is_alive(pid)}
+        self._known |= found
+        return found
+
+    def started_pids(self) -> list[int]:
+        """Worker PIDs in the order their "Started server process" lines appeared."""
+        pids = [int(m.group(1)) for line in list(self.stderr_lines) if (m := STARTED.search(line))]
+        self._known |= set(pids)
+        return pids
+
+    def wait_workers(self, count: int, timeout: float = 20.0, exclude: set[int] = frozenset()) -> set[int]:
+        """Wait until the supervisor has ``count`` live children that are not in ``exclude``
+        and that each logged "Application startup complete" or serve; return their PIDs."""
+
+        def ready() -> set[int] | None:
+            children = self.children() - set(exclude)
+            started = set(self.started_pids())
+            if len(children) == count and children <= started and self._all_ready(children):
+                return children
+            return None
+
+        return wait_until(ready, timeout, f"{count} workers of [{self.pid}]; log:\n{self._log()}")
+
+    def _all_ready(self, pids: set[int]) -> bool:
+        # The child's "Started server process [pid]" line comes first; "running"/"startup
+        # complete" lines carry no PID, so readiness is judged by a request reaching it being
+        # possible at all: a live child that logged its start and a complete-startup count.
+        complete = sum("Application startup complete." in line for line in list(self.stderr_lines))
+        return complete >= len(set(self.started_pids()))
+
+    def __exit__(self, *exc_info) -> None:
+        ours = set(self._known) | self.children()
+        for child in list(ours):
+            ours |= children_of(child)  # e.g. multiprocessing's resource tracker
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+        for pid in ours:
+            # Only a process that is still one of ours: same program, and either still our
+            # child or orphaned by the kill above.
+            if is_alive(pid) and (b"fastasgi" in _cmdline(pid) or b"gunicorn" in _cmdline(pid)):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        super().__exit__(*exc_info)
+
+
+class SteadyClient(threading.Thread):
+    """Requests in a loop, one new connection each, until stopped; counts what failed."""
+
+    def __init__(self, port: int, path: str = "/") -> None:
+        super().__init__(daemon=True)
+        self.port = port
+        self.path = path
+        self.ok = 0
+        self.failures: list[str] = []
+        self.pids: list[int] = []
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            try:
+                status, body = get(self.port, self.path, timeout=5)
+            except (OSError, http.client.HTTPException) as exc:
+                self.failures.append(repr(exc))
+                continue
+            if status == 200:
+                self.ok += 1
+                self.pids.append(int(body))
+            else:
+                self.failures.append(f"status {status}")
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(10)
+
+
+def python_file(directory: Path, name: str, text: str) -> Path:
+    path = directory / name
+    path.write_text(text)
+    return path
+
+
+def subprocess_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    return server_env(extra)
+
+
+__all__ = [
+    "HTTP_TIMEOUT",
+    "STARTED",
+    "SteadyClient",
+    "Supervised",
+    "children_of",
+    "get",
+    "is_alive",
+    "python_file",
+    "subprocess",
+    "subprocess_env",
+    "wait_until",
+]
