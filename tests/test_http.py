@@ -589,3 +589,16 @@ def test_errors_do_not_disturb_other_connections(errsrv, token):
         exchange(errsrv.port, request_with_token("/raise-after", token))
         exchange(errsrv.port, request_with_token("/raise-before", token))
         assert other.request(b"GET /plain HTTP/1.1\r\n" + H + b"\r\n").body == b"hello"
+
+
+def test_no_error_logged_when_client_left_before_response(errsrv, token):
+    """A long-poll app whose client went away returns without responding: nobody is left to
+    get a 500, so this is not an app error (uvicorn logs nothing either)."""
+    mark = errsrv.log_mark()
+    with RawConn(errsrv.port) as c:
+        c.send(b"GET /long-poll/%s HTTP/1.1\r\nHost: t\r\n\r\n" % token.encode())
+        wait_registry(errsrv.port, token, lambda e: len(e) >= 1)
+    entries = wait_registry(errsrv.port, token, lambda e: len(e) >= 2, timeout=6)
+    assert entries[1:] == [{"then": "http.disconnect"}]
+    time.sleep(0.2)
+    assert "without starting" not in errsrv.log_since(mark), errsrv.log_since(mark)

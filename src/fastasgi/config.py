@@ -290,6 +290,8 @@ class Config:
         self._load_env_file()
         self._apply_web_concurrency()
         self._validate_operations()
+        if self.reuse_port and any(kind != "tcp" for kind, _ in self.endpoints):
+            raise ConfigError("--reuse-port needs TCP addresses: it cannot be used with unix sockets or --fd.")
         if (reload_dirs or reload_includes or reload_excludes) and not reload:
             logger.warning("--reload-dir, --reload-include and --reload-exclude have no effect without --reload.")
 
@@ -324,8 +326,6 @@ class Config:
         _check_number("timeout_notify", self.timeout_notify)
         _check_number("timeout_graceful_shutdown", self.timeout_graceful_shutdown, optional=True)
         _check_number("timeout_worker_healthcheck", self.timeout_worker_healthcheck, positive=True)
-        if self.reuse_port and (self.uds is not None or self.fd is not None):
-            raise ConfigError("--reuse-port needs --host/--port: it cannot be used with --uds or --fd.")
         _check_number("reload_delay", self.reload_delay)
         if not isinstance(self.root_path, str):
             raise _invalid("root_path", self.root_path, "is not a string")

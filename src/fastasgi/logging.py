@@ -347,10 +347,6 @@ def _status_colored(status: int) -> str:
     return text
 
 
-def _bold(text: str) -> str:
-    return "\033[1m" + text + "\033[0m"
-
-
 def _request_header(headers: list[tuple[bytes, bytes]], name: bytes) -> str:
     found: bytes | None = None
     for key, value in headers:
@@ -388,36 +384,56 @@ def _clf_time() -> str:
     return _clf_text
 
 
-# Values an atom needs, computed at most once per line, in dependency order:
-# name -> (statement, names it needs).
-_LOCALS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "client": ('client = scope.get("client")', ()),
-    "method": ('method = scope["method"]', ()),
-    "path": ('path = _escape(scope.get("raw_path") or scope["path"].encode("utf-8"))', ()),
-    "query": ('query = _escape(scope.get("query_string", b""))', ()),
-    "full_path": ('full_path = path + "?" + query if query else path', ("path", "query")),
-    "protocol": ('protocol = "HTTP/" + scope["http_version"]', ()),
-    "request_line": (
-        'request_line = method + " " + full_path + " " + protocol',
-        ("method", "full_path", "protocol"),
+# Escaped paths and client addresses repeat from request to request: keep the recent ones.
+_CACHE_SIZE = 1024
+_escaped_paths: dict[bytes, str] = {}
+_client_addrs: dict[Any, str] = {}
+
+
+def _escape_path(raw: bytes) -> str:
+    if len(_escaped_paths) >= _CACHE_SIZE:
+        _escaped_paths.clear()
+    text = _escaped_paths[raw] = escape(raw)
+    return text
+
+
+def _client_addr(client: tuple[str, int] | None) -> str:
+    if len(_client_addrs) >= _CACHE_SIZE:
+        _client_addrs.clear()
+    text = _client_addrs[client] = f"{client[0]}:{client[1]}" if client else ""
+    return text
+
+
+# Values atoms need, computed at most once per line, in dependency order:
+# name -> (statements, names it needs).
+_LOCALS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "client": (('client = scope.get("client")',), ()),
+    "path": (
+        (
+            'raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")',
+            "path = _escaped_paths.get(raw_path)",
+            "if path is None: path = _escape_path(raw_path)",
+        ),
+        (),
     ),
+    "query": (('query = scope.get("query_string")',), ()),
+    "full_path": (('full_path = path + "?" + _escape(query) if query else path',), ("path", "query")),
 }
 
-# atom -> (expression, names from _LOCALS it needs)
+# atom -> (expression, names from _LOCALS it needs). Composite atoms (r, H, ...) are
+# expanded into these in the template itself (see _EXPANSIONS), which is cheaper than
+# joining strings per line.
 _ATOM_CODE: dict[str, tuple[str, tuple[str, ...]]] = {
     "h": ('client[0] if client else "-"', ("client",)),
-    "client_addr": ('f"{client[0]}:{client[1]}" if client else ""', ("client",)),
+    "client_addr": ("_client_addrs.get(client) or _client_addr(client)", ("client",)),
     "l": ('"-"', ()),
     "u": ('_basic_user(scope["headers"])', ()),
     "t": ("_clf_time()", ()),
-    "r": ("request_line", ("request_line",)),
-    "request_line": ("request_line", ("request_line",)),
-    "m": ("method", ("method",)),
+    "m": ('scope["method"]', ()),
     "U": ("path", ("path",)),
-    "q": ("query", ("query",)),
-    "H": ("protocol", ("protocol",)),
+    "q": ('_escape(query) if query else ""', ("query",)),
     "s": ("status", ()),
-    "status_code": ("_status_text(status)", ()),
+    "status_code": ("_STATUS_TEXT.get(status) or _status_text(status)", ()),
     "b": ('nbytes or "-"', ()),
     "B": ("nbytes", ()),
     "D": ("int(duration * 1000000)", ()),
@@ -427,9 +443,18 @@ _ATOM_CODE: dict[str, tuple[str, tuple[str, ...]]] = {
     "a": ('_header(scope["headers"], b"user-agent")', ()),
     "f": ('_header(scope["headers"], b"referer")', ()),
     "p": ("_PID", ()),
-    # only in a formatter's fmt with colours on (see _line_format)
-    "\0request_line_c": ("_bold(request_line)", ("request_line",)),
+    "\0full_path": ("full_path", ("full_path",)),
+    "\0version": ('scope["http_version"]', ()),
     "\0status_code_c": ("_status_colored(status)", ()),
+}
+
+_REQUEST_LINE = [("atom", "m"), ("text", " "), ("atom", "\0full_path"), ("text", " HTTP/"), ("atom", "\0version")]
+_EXPANSIONS: dict[str, list[tuple[str, str]]] = {
+    "r": _REQUEST_LINE,
+    "request_line": _REQUEST_LINE,
+    "H": [("text", "HTTP/"), ("atom", "\0version")],
+    # only in a formatter's fmt with colours on (see _line_format)
+    "\0request_line_c": [("text", "\033[1m"), *_REQUEST_LINE, ("text", "\033[0m")],
 }
 
 _TOKEN_BYTES = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -438,54 +463,73 @@ _FORMAT_PART = re.compile(r"%\((?P<atom>[^)]*)\)s|%%|%")
 LineFormatter = Callable[[dict, int, int, float], str]
 
 
-def compile_access_format(fmt: str, prefix: str = "", suffix: str = "") -> LineFormatter:
-    """Compile an access line format (``%(atom)s`` parts, see ``ACCESS_LOG_ATOMS``, and
-    ``%%`` for a percent sign) into ``format_line(scope, status, nbytes, duration) -> str``.
-    ``prefix`` and ``suffix`` are literal text around it. Raises ``ValueError`` saying what
-    is wrong with ``fmt``."""
+def _parse_format(fmt: str) -> list[tuple[str, str]]:
+    """``fmt`` -> [("text", literal) | ("atom", name) | ("header", lower-case name)]."""
+    parts: list[tuple[str, str]] = []
+    position = 0
+    for match in _FORMAT_PART.finditer(fmt):
+        parts.append(("text", fmt[position : match.start()]))
+        position = match.end()
+        atom = match.group("atom")
+        if match.group(0) == "%%":
+            parts.append(("text", "%"))
+        elif atom is None:
+            raise ValueError(
+                f"{fmt!r} has a '%' at position {match.start()} that starts no atom; "
+                "write atoms as %(h)s and a percent sign as %%"
+            )
+        elif atom.startswith("{") and atom.endswith("}i") and len(atom) > 3:
+            name = atom[1:-2]
+            if not _TOKEN_BYTES.fullmatch(name):
+                raise ValueError(f"{fmt!r}: %({atom})s does not name a header")
+            parts.append(("header", name.lower()))
+        elif atom in _EXPANSIONS:
+            parts.extend(_EXPANSIONS[atom])
+        elif atom in _ATOM_CODE:
+            parts.append(("atom", atom))
+        else:
+            raise ValueError(f"{fmt!r} has an unknown atom %({atom})s")
+    parts.append(("text", fmt[position:]))
+    return parts
+
+
+def _generate(fmt: str, prefix: str, suffix: str, batched: bool) -> tuple[list[str], dict[str, Any]]:
+    """Source lines and namespace of the line function for ``fmt`` (see
+    ``compile_access_format``). With ``batched``, the function is ``access_log`` itself:
+    it appends the line to ``_buffer``, or hands over to ``_start_batch`` when the buffer
+    is empty (so the checks of a batch are made once, at its start)."""
     template = [prefix.replace("%", "%%")]
     expressions: list[str] = []
     needed: set[str] = set()
     namespace: dict[str, Any] = {
         "_escape": escape,
+        "_escaped_paths": _escaped_paths,
+        "_escape_path": _escape_path,
+        "_client_addrs": _client_addrs,
+        "_client_addr": _client_addr,
         "_header": _request_header,
         "_basic_user": _basic_user,
         "_clf_time": _clf_time,
+        "_STATUS_TEXT": _STATUS_TEXT,
         "_status_text": _status_text,
         "_status_colored": _status_colored,
-        "_bold": _bold,
         "_PID": f"<{os.getpid()}>",
     }
-    position = 0
-    for match in _FORMAT_PART.finditer(fmt):
-        template.append(fmt[position : match.start()].replace("%", "%%"))
-        position = match.end()
-        token = match.group(0)
-        if token == "%%":
-            template.append("%%")
+    for kind, value in _parse_format(fmt):
+        if kind == "text":
+            template.append(value.replace("%", "%%"))
             continue
-        atom = match.group("atom")
-        if atom is None:
-            raise ValueError(
-                f"{fmt!r} has a '%' at position {match.start()} that starts no atom; "
-                "write atoms as %(h)s and a percent sign as %%"
-            )
-        if atom.startswith("{") and atom.endswith("}i") and len(atom) > 3:
-            name = atom[1:-2]
-            if not _TOKEN_BYTES.fullmatch(name):
-                raise ValueError(f"{fmt!r}: %({atom})s does not name a header")
+        if kind == "header":
             constant = f"_header_name_{len(expressions)}"
-            namespace[constant] = name.lower().encode("ascii")
+            namespace[constant] = value.encode("ascii")
             expressions.append(f'_header(scope["headers"], {constant})')
-        elif atom in _ATOM_CODE:
-            expression, needs = _ATOM_CODE[atom]
+        else:
+            expression, needs = _ATOM_CODE[value]
             expressions.append(expression)
             needed.update(needs)
-        else:
-            raise ValueError(f"{fmt!r} has an unknown atom %({atom})s")
         template.append("%s")
-    template.append(fmt[position:].replace("%", "%%"))
     template.append(suffix.replace("%", "%%"))
+    namespace["_TEMPLATE"] = "".join(template)
 
     # Add what the needed locals need themselves, then emit them in dependency order.
     pending = list(needed)
@@ -494,13 +538,39 @@ def compile_access_format(fmt: str, prefix: str = "", suffix: str = "") -> LineF
             if dependency not in needed:
                 needed.add(dependency)
                 pending.append(dependency)
-    lines = ["def format_line(scope, status, nbytes, duration):"]
-    lines += [f"    {statement}" for name, (statement, _) in _LOCALS.items() if name in needed]
-    namespace["_TEMPLATE"] = "".join(template)
     values = "".join(f"{expression}, " for expression in expressions)
-    lines.append(f"    return _TEMPLATE % ({values})")
+    if batched:
+        lines = [
+            "def access_log(scope, status, nbytes, duration):",
+            "    if not _buffer:",
+            "        return _start_batch(scope, status, nbytes, duration)",
+        ]
+    else:
+        lines = ["def format_line(scope, status, nbytes, duration):"]
+    for name, (statements, _) in _LOCALS.items():
+        if name in needed:
+            lines += [f"    {statement}" for statement in statements]
+    lines.append(f"    {'_append(' if batched else 'return '}_TEMPLATE % ({values}){')' if batched else ''}")
+    return lines, namespace
+
+
+def compile_access_format(fmt: str, prefix: str = "", suffix: str = "") -> LineFormatter:
+    """Compile an access line format (``%(atom)s`` parts, see ``ACCESS_LOG_ATOMS``, and
+    ``%%`` for a percent sign) into ``format_line(scope, status, nbytes, duration) -> str``.
+    ``prefix`` and ``suffix`` are literal text around it. Raises ``ValueError`` saying what
+    is wrong with ``fmt``."""
+    lines, namespace = _generate(fmt, prefix, suffix, batched=False)
     exec(compile("\n".join(lines), f"<access log format {fmt!r}>", "exec"), namespace)
     return namespace["format_line"]  # type: ignore[no-any-return]
+
+
+def _compile_batched(
+    fmt: str, suffix: str, buffer: list[str], start_batch: Callable[[dict, int, int, float], None]
+) -> Callable[[dict, int, int, float], None]:
+    lines, namespace = _generate(fmt, "", suffix, batched=True)
+    namespace.update(_buffer=buffer, _append=buffer.append, _start_batch=start_batch)
+    exec(compile("\n".join(lines), f"<access log format {fmt!r}>", "exec"), namespace)
+    return namespace["access_log"]  # type: ignore[no-any-return]
 
 
 def _uvicorn_args(scope: dict, status: int) -> tuple[str, str, str, str, int]:
@@ -566,31 +636,28 @@ def make_access_log(config: Config) -> Callable[[dict, int, int, float], None] |
     info = logger.info
     INFO = logging.INFO
 
-    # The handler lines are written to directly, and its formatter compiled, or None.
+    # The handler that lines are written to directly, its formatter compiled into the
+    # line; or, when the logger has any other shape, None and everything goes through logging.
     handler = logger.handlers[0] if len(logger.handlers) == 1 else None
     formatter = handler.formatter if handler is not None else None
     line_format = _line_format(formatter, message_format)
-    direct_line: LineFormatter | None = None
-    if handler is not None and type(handler) is logging.StreamHandler and line_format is not None:
-        direct_line = compile_access_format(line_format, suffix=handler.terminator)
+    if handler is None or type(handler) is not logging.StreamHandler or line_format is None:
+        handler = None
 
     def still_direct() -> bool:
         handlers = logger.handlers
         return (
-            len(handlers) == 1
+            handler is not None
+            and len(handlers) == 1
             and handlers[0] is handler
-            and handler.formatter is formatter  # type: ignore[union-attr]
+            and handler.formatter is formatter
             and not logger.propagate
             and not logger.filters
-            and not handler.filters  # type: ignore[union-attr]
-            and handler.level <= INFO  # type: ignore[union-attr]
+            and not handler.filters
+            and handler.level <= INFO
             and not logger.disabled
             and is_enabled_for(INFO)
         )
-
-    buffer: list[str] = []
-    append = buffer.append
-    direct = direct_line is not None and still_direct()
 
     def through_logging(scope: dict, status: int, nbytes: int, duration: float) -> None:
         if not is_enabled_for(INFO):
@@ -606,6 +673,9 @@ def make_access_log(config: Config) -> Callable[[dict, int, int, float], None] |
             }
             info(custom_line(scope, status, nbytes, duration), extra=extra)
 
+    buffer: list[str] = []
+    direct = still_direct()
+
     def flush() -> None:
         nonlocal direct
         if not buffer:
@@ -615,7 +685,7 @@ def make_access_log(config: Config) -> Callable[[dict, int, int, float], None] |
         assert handler is not None
         handler.acquire()
         try:
-            stream = handler.stream  # type: ignore[attr-defined]
+            stream = handler.stream
             stream.write(data)
             stream.flush()
         except Exception as exc:
@@ -626,25 +696,25 @@ def make_access_log(config: Config) -> Callable[[dict, int, int, float], None] |
 
     def start_batch(scope: dict, status: int, nbytes: int, duration: float) -> None:
         nonlocal direct
-        if not still_direct():
+        if not direct or not still_direct():
             direct = False
             through_logging(scope, status, nbytes, duration)
             return
-        append(direct_line(scope, status, nbytes, duration))  # type: ignore[misc]
+        buffer.append(first_line(scope, status, nbytes, duration))
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            flush()  # called outside the server (a test, a tool): write now
+            flush()  # called outside a running loop (a test, a tool): write now
             return
         loop.call_soon(flush)
 
-    def access_log(scope: dict, status: int, nbytes: int, duration: float) -> None:
-        if buffer:
-            append(direct_line(scope, status, nbytes, duration))  # type: ignore[misc]
-        elif direct:
-            start_batch(scope, status, nbytes, duration)
-        else:
-            through_logging(scope, status, nbytes, duration)
-
+    if handler is None:
+        access_log = through_logging
+    else:
+        assert line_format is not None
+        first_line = compile_access_format(line_format, suffix=handler.terminator)
+        # While a batch is open (the buffer is not empty), a line is formatted straight
+        # into it: no check, no call beyond this one.
+        access_log = _compile_batched(line_format, handler.terminator, buffer, start_batch)
     access_log.flush = flush  # type: ignore[attr-defined]
     return access_log

@@ -1334,6 +1334,12 @@ cdef class RequestCycle:
             error_log.error("ASGI callable returned a value (%r); it should return None.", result)
         if self.disconnected:
             return
+        if self.peer_eof and not self.response_started:
+            # The client left (it half-closed, receive() said http.disconnect) and the app
+            # gave up on it: no error, as uvicorn, and nothing more to answer.
+            proto._close()
+            self._connection_lost()
+            return
         if not self.response_started:
             error_log.error("ASGI callable returned without starting response.")
             proto._send_error(500)

@@ -11,17 +11,13 @@ import logging
 
 from fastasgi.config import Config
 from fastasgi.server import _bind_error_message
-from fastasgi.supervisors._sockets import bind_sockets, close_sockets, log_listening
+from fastasgi.supervisors._sockets import bind_listeners, close_listeners
 from fastasgi.supervisors.multiprocess import Multiprocess
 from fastasgi.supervisors.reload import ChangeReload
 
-__all__ = ["ChangeReload", "Multiprocess", "needs_supervisor", "supervise"]
+__all__ = ["ChangeReload", "Multiprocess", "supervise"]
 
 logger = logging.getLogger("fastasgi.error")
-
-
-def needs_supervisor(config: Config) -> bool:
-    return bool(config.reload or (config.workers or 1) > 1)
 
 
 def supervise(config: Config) -> int:
@@ -29,19 +25,13 @@ def supervise(config: Config) -> int:
     ``--workers``, as in uvicorn) and return the exit code. Raises ``ConfigError`` for a
     setting the supervisor cannot work with; a bind failure is logged and returns 1."""
     supervisor: Multiprocess | ChangeReload
-    if config.reload:
-        supervisor = ChangeReload(config)
-        reservation = False
-    else:
-        supervisor = Multiprocess(config)
-        reservation = config.reuse_port
+    supervisor = ChangeReload(config) if config.reload else Multiprocess(config)
     try:
-        sockets = bind_sockets(config, reservation=reservation)
+        sockets = bind_listeners(config)
     except OSError as exc:
         logger.error(_bind_error_message(exc, config))
         return 1
     try:
-        log_listening(config, sockets)
         return supervisor.run(sockets)
     finally:
-        close_sockets(config, sockets)
+        close_listeners(config, sockets)

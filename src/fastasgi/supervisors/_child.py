@@ -11,7 +11,7 @@ A worker (``--workers``) talks to its supervisor through one pipe, one byte per 
   and the supervisor starts its replacement at once.
 
 Exit codes: 0 after a normal stop, 3 (``STARTUP_FAILURE``) when the app could not be started
-(import error, lifespan startup failure, listener bind failure), 1 for a crash while serving.
+(import error, lifespan startup failure), 1 for a crash while serving.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from types import FrameType
 from fastasgi.config import STARTUP_FAILURE, Config, ConfigError
 from fastasgi.logging import configure_logging
 from fastasgi.server import Server, StartupError
-from fastasgi.supervisors._sockets import bind_reuse_port_listeners
 
 logger = logging.getLogger("fastasgi.error")
 
@@ -124,31 +123,14 @@ class WorkerServer(ChildServer):
             self._beat_handle.cancel()
 
 
-def run_worker(
-    config: Config,
-    sockets: list[socket.socket],
-    heartbeat: Heartbeat,
-    supervisor_pid: int,
-    reuse_port: bool,
-) -> int:
-    """Serve as one worker until told to stop; return the process exit code. With
-    ``reuse_port``, ``sockets`` are the supervisor's reserved addresses and the worker binds
-    listeners of its own on them."""
+def run_worker(config: Config, sockets: list[socket.socket], heartbeat: Heartbeat, supervisor_pid: int) -> int:
+    """Serve on ``sockets`` as one worker until told to stop; return the exit code."""
     server = WorkerServer(config, heartbeat, supervisor_pid)
     starting = threading.Thread(
         target=heartbeat.beat_until, args=(server.serving, server.supervisor_lost), daemon=True
     )
     starting.start()
     try:
-        if reuse_port:
-            try:
-                listeners = bind_reuse_port_listeners(sockets, config.backlog)
-            except OSError as exc:
-                logger.error("Could not bind the listener of worker [%d]: %s", os.getpid(), exc)
-                return STARTUP_FAILURE
-            for reserved in sockets:
-                reserved.close()
-            sockets = listeners
         server.run(sockets=sockets)
     except ConfigError as exc:
         logger.error(str(exc), exc_info=exc.__cause__ if exc.show_cause else None)

@@ -1,7 +1,8 @@
 """``--workers N``: one supervisor process and N server processes (workers).
 
 The supervisor binds the sockets, forks the workers (each runs ``Server.serve`` on the
-inherited sockets, or on listeners of its own with ``--reuse-port``) and then only watches:
+inherited sockets; with ``--reuse-port`` each worker has a set of listeners of its own, see
+``_sockets``) and then only watches:
 it never imports the application and never runs an event loop. Workers are forked rather
 than spawned: a worker starts in milliseconds, nothing has to be pickled, and each one
 imports the application itself, so a restarted worker runs the code that is on disk now.
@@ -44,6 +45,7 @@ from types import FrameType
 from fastasgi.config import STARTUP_FAILURE, Config, ConfigError
 from fastasgi.logging import style
 from fastasgi.supervisors._child import READY, RETIRING, Heartbeat, run_worker
+from fastasgi.supervisors._sockets import bind_like, close_listeners
 
 logger = logging.getLogger("fastasgi.error")
 
@@ -67,10 +69,12 @@ IGNORED_IN_WORKERS = (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU)
 class Worker:
     """The supervisor's record of one worker process."""
 
-    __slots__ = ("fd", "kill_at", "killed", "last_seen", "pid", "ready", "started_at")
+    __slots__ = ("fd", "kill_at", "killed", "last_seen", "listeners", "pid", "ready", "started_at")
 
-    def __init__(self, pid: int, fd: int, now: float) -> None:
+    def __init__(self, pid: int, fd: int, listeners: list[socket.socket], now: float) -> None:
         self.pid = pid
+        #: the listening sockets it serves on
+        self.listeners = listeners
         #: read end of the worker's pipe; None once the worker has closed it
         self.fd: int | None = fd
         self.started_at = now
@@ -90,7 +94,9 @@ class Multiprocess:
         self.healthcheck = float(config.timeout_worker_healthcheck)
         self.beat_interval = max(0.05, min(1.0, self.healthcheck / 4))
         self.pid = os.getpid()
-        self.sockets: list[socket.socket] = []
+        #: the sets of listening sockets: one shared by every worker, or with --reuse-port
+        #: one per worker (the first set is the one the caller bound and closes)
+        self.listener_sets: list[list[socket.socket]] = []
 
         #: the serving slots (starting or ready): there are ``target`` of them
         self.workers: list[Worker] = []
@@ -112,8 +118,8 @@ class Multiprocess:
 
     def run(self, sockets: list[socket.socket]) -> int:
         """Supervise until stopped; return the exit code (0, or 3 after a startup failure).
-        With ``--reuse-port``, ``sockets`` are the reserved addresses (not listening)."""
-        self.sockets = sockets
+        ``sockets`` are the bound listeners; the caller closes them afterwards."""
+        self.listener_sets = [sockets]
         logger.info(
             "Started parent process [%d]",
             self.pid,
@@ -134,6 +140,8 @@ class Multiprocess:
                     self._maintain_count()
                 self._enforce_kill_deadlines()
             self._selector = None
+        for extra in self.listener_sets[1:]:
+            close_listeners(self.config, extra)
         logger.info(
             "Stopping parent process [%d]",
             self.pid,
@@ -142,10 +150,11 @@ class Multiprocess:
         return self.exit_code
 
     def _all(self) -> list[Worker]:
-        workers = self.workers + self.leaving
-        if self.candidate is not None:
-            workers.append(self.candidate)
-        return workers
+        return self._counted() + self.leaving
+
+    def _counted(self) -> list[Worker]:
+        """The workers that serve or will: the slots plus a rolling restart's new worker."""
+        return self.workers + ([self.candidate] if self.candidate is not None else [])
 
     def _wait(self, timeout: float) -> None:
         """Sleep until a signal, a message from a worker, or ``timeout``; read the messages."""
@@ -188,7 +197,12 @@ class Multiprocess:
 
     # -- starting and stopping workers --------------------------------------------------
 
-    def _spawn(self) -> Worker | None:
+    def _spawn(self, replacing: Worker | None = None) -> Worker | None:
+        try:
+            listeners = self._listeners_for_new_worker(replacing)
+        except OSError as exc:
+            logger.error("Could not bind the listeners of a new child process: %s", exc)
+            return None
         read_fd, write_fd = os.pipe()
         # What is buffered now would be written twice, by both processes.
         for stream in (sys.stdout, sys.stderr):
@@ -203,20 +217,43 @@ class Multiprocess:
             return None
         if pid == 0:  # the worker
             os.close(read_fd)
-            self._run_child(write_fd)  # never returns
+            self._run_child(write_fd, listeners)  # never returns
         os.close(write_fd)
         os.set_blocking(read_fd, False)
-        worker = Worker(pid, read_fd, time.monotonic())
+        worker = Worker(pid, read_fd, listeners, time.monotonic())
         assert self._selector is not None
         self._selector.register(read_fd, selectors.EVENT_READ, worker)
         return worker
 
-    def _run_child(self, fd: int) -> None:
+    def _listeners_for_new_worker(self, replacing: Worker | None) -> list[socket.socket]:
+        if not self.config.reuse_port:
+            return self.listener_sets[0]
+        if replacing is not None:
+            return replacing.listeners  # the queue of the old worker goes to its successor
+        in_use = {id(worker.listeners) for worker in self._counted()}
+        for listeners in self.listener_sets:
+            if id(listeners) not in in_use:
+                return listeners
+        listeners = bind_like(self.config, self.listener_sets[0])
+        self.listener_sets.append(listeners)
+        return listeners
+
+    def _close_unused_listeners(self) -> None:
+        """--reuse-port after SIGTTOU: close the sets no worker will serve on again."""
+        in_use = {id(worker.listeners) for worker in self._counted()}
+        for listeners in self.listener_sets[1:]:
+            if len(self.listener_sets) <= self.target:
+                break
+            if id(listeners) not in in_use:
+                self.listener_sets.remove(listeners)
+                close_listeners(self.config, listeners)
+
+    def _run_child(self, fd: int, listeners: list[socket.socket]) -> None:
         code = 1
         try:
-            self._leave_supervisor()
+            self._leave_supervisor(listeners)
             heartbeat = Heartbeat(fd, self.beat_interval)
-            code = run_worker(self.config, self.sockets, heartbeat, self.pid, self.config.reuse_port)
+            code = run_worker(self.config, listeners, heartbeat, self.pid)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
         except BaseException:
@@ -228,9 +265,9 @@ class Multiprocess:
                     stream.flush()
             os._exit(code)
 
-    def _leave_supervisor(self) -> None:
+    def _leave_supervisor(self, listeners: list[socket.socket]) -> None:
         """In a new worker: drop what belongs to the supervisor (its signal handling, its
-        pipes to the other workers)."""
+        pipes to the other workers, the other workers' listeners)."""
         signal.set_wakeup_fd(-1)
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)  # until the server installs its own
@@ -242,6 +279,10 @@ class Multiprocess:
         for other in self._all():
             if other.fd is not None:
                 os.close(other.fd)
+        for other_listeners in self.listener_sets:
+            if other_listeners is not listeners:
+                for sock in other_listeners:
+                    sock.close()
         self._selector = None  # its epoll descriptor is the supervisor's; never used here
 
     def _stop(self, worker: Worker) -> None:
@@ -287,6 +328,8 @@ class Multiprocess:
             self.workers.append(worker)
         while len(self.workers) > self.target:
             self._stop(self.workers.pop())
+        if self.config.reuse_port:
+            self._close_unused_listeners()
 
     # -- watching -----------------------------------------------------------------------
 
@@ -391,8 +434,9 @@ class Multiprocess:
                 return
             else:
                 return
-        if self._next_to_replace() is not None:
-            self.candidate = self._spawn()
+        old = self._next_to_replace()
+        if old is not None:
+            self.candidate = self._spawn(replacing=old)
         elif self.to_replace:
             self.to_replace.clear()
 

@@ -1,0 +1,298 @@
+"""``--workers N``: the supervisor process, run for real with real signals.
+
+Each test starts ``python -m fastasgi sup_app:... --workers N --port 0`` as a subprocess,
+reads the port from the "running on" line, finds the worker processes as the children of
+the supervisor's PID (/proc), and talks to them over loopback. ``sup_app`` answers with the
+PID of the worker that served the request. Leaving a test kills the supervisor and every
+worker it started that is still alive.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from _util_cli import server_env
+from _util_supervisors import SteadyClient, Supervised, get, is_alive, wait_until
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="--workers needs os.fork")
+
+
+def start(*args: str, app: str = "sup_app:app", env: dict[str, str] | None = None, **kwargs) -> Supervised:
+    return Supervised.cli(app, "--port", "0", *args, env=env, **kwargs)
+
+
+def pid_of(port: int, path: str = "/") -> int:
+    status, body = get(port, path)
+    assert status == 200
+    return int(body)
+
+
+# -- serving from several processes ------------------------------------------------------
+
+
+def test_two_workers_serve_from_two_processes():
+    with start("--workers", "2") as server:
+        port = server.wait_started()
+        workers = server.wait_workers(2)
+        assert server.wait_for(r"Started parent process \[(\d+)\]").group(1) == str(server.pid)
+
+        # Both workers accept from one queue, and which one takes a connection is the
+        # kernel's choice. While one has its event loop blocked (/block), the next
+        # connection can only be the other's.
+        blocked: dict[str, tuple[int, bytes]] = {}
+        blocker = threading.Thread(target=lambda: blocked.update(response=get(port, "/block?s=1")), daemon=True)
+        blocker.start()
+        time.sleep(0.3)
+        other = pid_of(port)
+        blocker.join(10)
+        assert blocked["response"][0] == 200
+        assert {int(blocked["response"][1]), other} == workers
+        assert {pid_of(port) for _ in range(5)} <= workers
+
+        assert server.stop() == 0
+    assert "Stopping parent process" in server.stderr
+
+
+def test_web_concurrency_sets_the_number_of_workers():
+    with start(env=server_env({"WEB_CONCURRENCY": "3"})) as server:
+        server.wait_started()
+        assert len(server.wait_workers(3)) == 3
+        assert server.stop() == 0
+
+
+def test_workers_on_a_unix_socket(tmp_path):
+    path = tmp_path / "sup.sock"
+    with Supervised.cli("sup_app:app", "--uds", str(path), "--workers", "2") as server:
+        server.wait_for(r"running on unix socket")
+        workers = server.wait_workers(2)
+        with socket.socket(socket.AF_UNIX) as client:
+            client.settimeout(5)
+            client.connect(str(path))
+            client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            response = b""
+            while chunk := client.recv(4096):
+                response += chunk
+        assert response.startswith(b"HTTP/1.1 200 ")
+        assert int(response.rpartition(b"\r\n\r\n")[2]) in workers
+        assert server.stop() == 0
+    assert not path.exists()
+
+
+# -- a worker that dies, hangs or hits its request limit is replaced ---------------------
+
+
+def test_a_killed_worker_is_replaced():
+    with start("--workers", "2") as server:
+        port = server.wait_started()
+        workers = server.wait_workers(2)
+        victim = min(workers)
+        os.kill(victim, signal.SIGKILL)
+        server.wait_for(rf"Child process \[{victim}\] died \(killed by SIGKILL\)")
+        now = server.wait_workers(2, exclude={victim})
+        assert victim not in now and len(now & workers) == 1
+        assert pid_of(port) in now
+        assert server.stop() == 0
+
+
+def test_a_worker_that_crashes_is_replaced():
+    with start("--workers", "2") as server:
+        port = server.wait_started()
+        workers = server.wait_workers(2)
+        with pytest.raises((OSError, Exception)):
+            get(port, "/exit", timeout=5)  # the worker exits mid-request: no response
+        dead = wait_until(lambda: {pid for pid in workers if not is_alive(pid)}, 10, "the crashed worker to exit")
+        (crashed,) = dead
+        server.wait_for(rf"Child process \[{crashed}\] died \(exit code 1\)")
+        server.wait_workers(2, exclude=dead)
+        assert server.stop() == 0
+
+
+def test_a_worker_with_a_blocked_event_loop_is_restarted():
+    with start("--workers", "2", "--timeout-worker-healthcheck", "1") as server:
+        port = server.wait_started()
+        workers = server.wait_workers(2)
+        blocker = threading.Thread(target=lambda: _ignore_errors(get, port, "/block?s=4"), daemon=True)
+        blocker.start()
+        match = server.wait_for(r"Child process \[(\d+)\] did not answer its healthcheck within 1s; killing it\.", 10)
+        hung = int(match.group(1))
+        assert hung in workers
+        server.wait_for(rf"Child process \[{hung}\] died \(killed by SIGKILL\)")
+        server.wait_workers(2, exclude={hung})
+        blocker.join(10)
+        assert server.stop() == 0
+
+
+def _ignore_errors(function, *args):
+    try:
+        function(*args)
+    except Exception:
+        pass
+
+
+def test_limit_max_requests_replaces_the_worker():
+    with start("--workers", "2", "--limit-max-requests", "3") as server:
+        port = server.wait_started()
+        workers = server.wait_workers(2)
+        statuses = [get(port)[0] for _ in range(8)]  # at least one worker serves 3 or more
+        assert statuses == [200] * 8
+        match = server.wait_for(r"Child process \[(\d+)\] reached the request limit; starting a replacement\.")
+        assert int(match.group(1)) in workers
+        server.wait_for(r"Maximum request limit of 3 exceeded")
+        assert get(port)[0] == 200
+        assert len(server.started_pids()) >= 3
+        assert server.stop() == 0
+
+
+# -- signals -----------------------------------------------------------------------------
+
+
+def test_sighup_replaces_every_worker_without_a_failed_request():
+    with start("--workers", "2") as server:
+        port = server.wait_started()
+        old = server.wait_workers(2)
+        client = SteadyClient(port)
+        client.start()
+        try:
+            wait_until(lambda: client.ok >= 20, 10, "the steady client to get going")
+            server.send_signal(signal.SIGHUP)
+            server.wait_for(r"Received SIGHUP, restarting processes\.")
+            new = wait_until(
+                lambda: (c := server.children()) and not (c & old) and len(c) == 2 and c, 20, "all workers replaced"
+            )
+            served_before = client.ok
+            wait_until(lambda: client.ok >= served_before + 20, 10, "requests to the new workers")
+        finally:
+            client.stop()
+        assert client.failures == []
+        assert set(client.pids[-10:]) <= new
+        for pid in old:
+            server.wait_for(rf"Waiting for child process \[{pid}\]")
+        assert server.stop() == 0
+
+
+def test_sigttin_and_sigttou_change_the_number_of_workers():
+    with start("--workers", "2") as server:
+        port = server.wait_started()
+        two = server.wait_workers(2)
+        server.send_signal(signal.SIGTTIN)
+        server.wait_for(r"Received SIGTTIN, increasing the number of processes\.")
+        three = server.wait_workers(3)
+        assert two < three
+        server.send_signal(signal.SIGTTOU)
+        server.wait_for(r"Received SIGTTOU, decreasing number of processes\.")
+        wait_until(lambda: len(server.children()) == 2, 10, "one worker less")
+        assert get(port)[0] == 200
+        server.send_signal(signal.SIGTTOU)
+        wait_until(lambda: len(server.children()) == 1, 10, "one worker")
+        server.send_signal(signal.SIGTTOU)
+        server.wait_for(r"Already reached one process, cannot decrease the number of processes anymore\.")
+        assert len(server.children()) == 1
+        assert server.stop() == 0
+
+
+def test_sigterm_lets_the_request_in_flight_finish():
+    with start("--workers", "2") as server:
+        port = server.wait_started()
+        workers = server.wait_workers(2)
+        result: dict[str, object] = {}
+        slow = threading.Thread(target=lambda: result.update(response=get(port, "/slow?s=1.5")), daemon=True)
+        slow.start()
+        server.wait_for(r"slow started (\d+)")
+        started = time.monotonic()
+        server.send_signal(signal.SIGTERM)
+        assert server.wait_exit(15) == 0
+        slow.join(5)
+        assert result["response"][0] == 200 and int(result["response"][1]) in workers
+        assert time.monotonic() - started >= 1.0  # the supervisor waited for the request
+        assert not any(is_alive(pid) for pid in workers)
+    assert "Received SIGTERM, exiting." in server.stderr
+
+
+def test_ctrl_c_in_a_terminal_is_a_graceful_stop():
+    # A terminal sends SIGINT to the whole process group; then the supervisor forwards
+    # SIGTERM: that second signal must not cut the request in flight short.
+    with start("--workers", "2", start_new_session=True) as server:
+        port = server.wait_started()
+        server.wait_workers(2)
+        result: dict[str, object] = {}
+        slow = threading.Thread(target=lambda: result.update(response=get(port, "/slow?s=1")), daemon=True)
+        slow.start()
+        server.wait_for(r"slow started")
+        os.killpg(server.pid, signal.SIGINT)
+        assert server.wait_exit(15) == 0
+        slow.join(5)
+        assert result["response"][0] == 200
+    assert "Received SIGINT, exiting." in server.stderr
+
+
+def test_graceful_timeout_then_sigkill():
+    with start("--workers", "2", "--timeout-graceful-shutdown", "0.5") as server:
+        port = server.wait_started()
+        workers = server.wait_workers(2)
+        blocker = threading.Thread(target=lambda: _ignore_errors(get, port, "/block?s=8"), daemon=True)
+        blocker.start()
+        time.sleep(0.3)  # one worker is stuck in time.sleep and cannot even stop gracefully
+        started = time.monotonic()
+        server.send_signal(signal.SIGTERM)
+        assert server.wait_exit(15) == 0
+        assert time.monotonic() - started < 6  # 0.5 s + the kill grace, not the 8 s block
+        server.wait_for(r"Child process \[\d+\] did not stop in time; killing it\.")
+        assert not any(is_alive(pid) for pid in workers)
+
+
+# -- the app cannot start ----------------------------------------------------------------
+
+
+def test_lifespan_startup_failure_exits_3():
+    with start("--workers", "2", app="sup_app:startup_fails") as server:
+        assert server.wait_exit(15) == 3
+    assert "the database is not there" in server.stderr
+    assert "failed to start, stopping the parent process." in server.stderr
+    assert server.stderr.count("Started server process") <= 3  # no restart loop
+
+
+def test_an_app_that_does_not_import_exits_3():
+    with start("--workers", "2", app="sup_app:nosuch") as server:
+        assert server.wait_exit(15) == 3
+    assert 'Attribute "nosuch" not found in module "sup_app".' in server.stderr
+
+
+# -- --reuse-port ------------------------------------------------------------------------
+
+
+def test_reuse_port_gives_each_worker_its_own_listener():
+    with start("--workers", "2", "--reuse-port") as server:
+        port = server.wait_started()
+        workers = server.wait_workers(2)
+        # The kernel spreads connections over the listeners by their addresses' hash.
+        served = {pid_of(port) for _ in range(40)}
+        assert served == workers
+        victim = min(workers)
+        os.kill(victim, signal.SIGKILL)
+        server.wait_for(rf"Child process \[{victim}\] died")
+        now = server.wait_workers(2, exclude={victim})
+        served = {pid_of(port) for _ in range(40)}
+        assert served == now
+        assert server.stop() == 0
+
+
+def test_reuse_port_with_a_unix_socket_is_refused(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "fastasgi", "sup_app:app", "--uds", str(tmp_path / "s"), "--workers", "2", "--reuse-port"],
+        env=server_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "ERROR:    --reuse-port needs TCP addresses: it cannot be used with unix sockets or --fd."
+    ]
