@@ -147,7 +147,8 @@ def test_limit_max_requests_replaces_the_worker():
         assert int(match.group(1)) in workers
         server.wait_for(r"Maximum request limit of 3 exceeded")
         assert get(port)[0] == 200
-        assert len(server.started_pids()) >= 3
+        wait_until(lambda: len(server.started_pids()) >= 3, 10, "the replacement worker")
+        server.wait_workers(2)
         assert server.stop() == 0
 
 

@@ -248,33 +248,28 @@ cdef int cb_on_url(llhttp_t* p, const char* at, size_t n) noexcept:
     return 0
 
 
+cdef inline int add_header_bytes(HttpProtocol self, const char* at, size_t n) noexcept:
+    # a header line's name and value bytes go one after the other into self.head
+    self.head_bytes += n
+    if self.head_bytes > self.ctx.max_header_bytes:
+        self.err_status = 431
+        return -1
+    try:
+        buf_add(&self.head, at, n)
+    except BaseException as e:
+        self.exc = e
+        return -1
+    return 0
+
+
 cdef int cb_on_header_field(llhttp_t* p, const char* at, size_t n) noexcept:
     cdef HttpProtocol self = <HttpProtocol>p.data
     self.name_len += n
-    self.head_bytes += n
-    if self.head_bytes > self.ctx.max_header_bytes:
-        self.err_status = 431
-        return -1
-    try:
-        buf_add(&self.head, at, n)
-    except BaseException as e:
-        self.exc = e
-        return -1
-    return 0
+    return add_header_bytes(self, at, n)
 
 
 cdef int cb_on_header_value(llhttp_t* p, const char* at, size_t n) noexcept:
-    cdef HttpProtocol self = <HttpProtocol>p.data
-    self.head_bytes += n
-    if self.head_bytes > self.ctx.max_header_bytes:
-        self.err_status = 431
-        return -1
-    try:
-        buf_add(&self.head, at, n)
-    except BaseException as e:
-        self.exc = e
-        return -1
-    return 0
+    return add_header_bytes(<HttpProtocol>p.data, at, n)
 
 
 cdef int cb_on_header_value_complete(llhttp_t* p) noexcept:

@@ -31,6 +31,10 @@ from fastasgi.server import Server, StartupError
 
 logger = logging.getLogger("fastasgi.error")
 
+#: how long a stopping server process keeps just-accepted connections before the shutdown
+#: closes the ones that have not sent a request (see ChildServer.shutdown)
+FRESH_CONNECTION_GRACE = 0.2
+
 BEAT = b"."
 READY = b"R"
 RETIRING = b"X"
@@ -50,6 +54,18 @@ class ChildServer(Server):
             self.should_exit = True
         elif sig == signal.SIGINT:
             self.force_exit = True
+
+    async def shutdown(self) -> None:
+        # Stop accepting first, and give the connections accepted a moment ago the time to
+        # show their request before the shutdown closes every connection without one: the
+        # client of such a connection has sent (or is sending) a request, and it must not
+        # fail because this process is being replaced. The other processes take the new
+        # connections from the shared accept queue meanwhile.
+        for server in self.servers:
+            server.close()
+        if not self.force_exit:
+            await asyncio.sleep(FRESH_CONNECTION_GRACE)
+        await super().shutdown()
 
 
 class Heartbeat:
