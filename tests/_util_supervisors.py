@@ -12,11 +12,9 @@ import http.client
 import os
 import re
 import signal
-import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 from _util_cli import ServerProcess, fastasgi_command, server_env
 
@@ -83,6 +81,12 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.05):
         time.sleep(interval)
 
 
+def try_get(port: int, path: str) -> None:
+    """A request whose outcome does not matter (the worker is about to be killed)."""
+    with contextlib.suppress(OSError, http.client.HTTPException):
+        get(port, path)
+
+
 class Supervised(ServerProcess):
     """A supervisor (fastasgi --workers/--reload, or gunicorn) as a subprocess. Leaving the
     ``with`` block kills it and every process it started that is still there."""
@@ -117,24 +121,19 @@ class Supervised(ServerProcess):
         return pids
 
     def wait_workers(self, count: int, timeout: float = 20.0, exclude: set[int] = frozenset()) -> set[int]:
-        """Wait until the supervisor has ``count`` live children that are not in ``exclude``
-        and that each logged "Application startup complete" or serve; return their PIDs."""
+        """Wait until the supervisor has ``count`` live children, none in ``exclude``, and
+        every worker that logged "Started server process" has also logged "Application
+        startup complete." (each worker logs its own pair, in that order); return them."""
 
         def ready() -> set[int] | None:
             children = self.children() - set(exclude)
             started = set(self.started_pids())
-            if len(children) == count and children <= started and self._all_ready(children):
+            complete = sum("Application startup complete." in line for line in list(self.stderr_lines))
+            if len(children) == count and children <= started and complete >= len(started):
                 return children
             return None
 
         return wait_until(ready, timeout, f"{count} workers of [{self.pid}]; log:\n{self._log()}")
-
-    def _all_ready(self, pids: set[int]) -> bool:
-        # The child's "Started server process [pid]" line comes first; "running"/"startup
-        # complete" lines carry no PID, so readiness is judged by a request reaching it being
-        # possible at all: a live child that logged its start and a complete-startup count.
-        complete = sum("Application startup complete." in line for line in list(self.stderr_lines))
-        return complete >= len(set(self.started_pids()))
 
     def __exit__(self, *exc_info) -> None:
         ours = set(self._known) | self.children()
@@ -143,9 +142,9 @@ class Supervised(ServerProcess):
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)
         for pid in ours:
-            # Only a process that is still one of ours: same program, and either still our
-            # child or orphaned by the kill above.
-            if is_alive(pid) and (b"fastasgi" in _cmdline(pid) or b"gunicorn" in _cmdline(pid)):
+            # Only a process that is still one of ours (a PID is not reused while its
+            # program is the same): fastasgi, gunicorn, or --reload's multiprocessing child.
+            if is_alive(pid) and any(name in _cmdline(pid) for name in (b"fastasgi", b"gunicorn", b"multiprocessing")):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
         super().__exit__(*exc_info)
@@ -179,28 +178,3 @@ class SteadyClient(threading.Thread):
     def stop(self) -> None:
         self._stop_event.set()
         self.join(10)
-
-
-def python_file(directory: Path, name: str, text: str) -> Path:
-    path = directory / name
-    path.write_text(text)
-    return path
-
-
-def subprocess_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    return server_env(extra)
-
-
-__all__ = [
-    "HTTP_TIMEOUT",
-    "STARTED",
-    "SteadyClient",
-    "Supervised",
-    "children_of",
-    "get",
-    "is_alive",
-    "python_file",
-    "subprocess",
-    "subprocess_env",
-    "wait_until",
-]

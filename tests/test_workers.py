@@ -12,15 +12,20 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
 
 import pytest
-
-from _util_cli import server_env
-from _util_supervisors import SteadyClient, Supervised, get, is_alive, wait_until
+from _util_cli import run_cli, server_env
+from _util_supervisors import (
+    SteadyClient,
+    Supervised,
+    get,
+    is_alive,
+    try_get,
+    wait_until,
+)
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="--workers needs os.fork")
 
@@ -119,7 +124,7 @@ def test_a_worker_with_a_blocked_event_loop_is_restarted():
     with start("--workers", "2", "--timeout-worker-healthcheck", "1") as server:
         port = server.wait_started()
         workers = server.wait_workers(2)
-        blocker = threading.Thread(target=lambda: _ignore_errors(get, port, "/block?s=4"), daemon=True)
+        blocker = threading.Thread(target=lambda: try_get(port, "/block?s=4"), daemon=True)
         blocker.start()
         match = server.wait_for(r"Child process \[(\d+)\] did not answer its healthcheck within 1s; killing it\.", 10)
         hung = int(match.group(1))
@@ -128,13 +133,6 @@ def test_a_worker_with_a_blocked_event_loop_is_restarted():
         server.wait_workers(2, exclude={hung})
         blocker.join(10)
         assert server.stop() == 0
-
-
-def _ignore_errors(function, *args):
-    try:
-        function(*args)
-    except Exception:
-        pass
 
 
 def test_limit_max_requests_replaces_the_worker():
@@ -220,7 +218,8 @@ def test_sigterm_lets_the_request_in_flight_finish():
 def test_ctrl_c_in_a_terminal_is_a_graceful_stop():
     # A terminal sends SIGINT to the whole process group; then the supervisor forwards
     # SIGTERM: that second signal must not cut the request in flight short.
-    with start("--workers", "2", start_new_session=True) as server:
+    in_own_session = "import os, sys; os.setsid(); os.execv(sys.executable, [sys.executable, '-m', 'fastasgi', *sys.argv[1:]])"
+    with Supervised([sys.executable, "-c", in_own_session, "sup_app:app", "--port", "0", "--workers", "2"]) as server:
         port = server.wait_started()
         server.wait_workers(2)
         result: dict[str, object] = {}
@@ -238,7 +237,7 @@ def test_graceful_timeout_then_sigkill():
     with start("--workers", "2", "--timeout-graceful-shutdown", "0.5") as server:
         port = server.wait_started()
         workers = server.wait_workers(2)
-        blocker = threading.Thread(target=lambda: _ignore_errors(get, port, "/block?s=8"), daemon=True)
+        blocker = threading.Thread(target=lambda: try_get(port, "/block?s=8"), daemon=True)
         blocker.start()
         time.sleep(0.3)  # one worker is stuck in time.sleep and cannot even stop gracefully
         started = time.monotonic()
@@ -286,13 +285,7 @@ def test_reuse_port_gives_each_worker_its_own_listener():
 
 
 def test_reuse_port_with_a_unix_socket_is_refused(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "fastasgi", "sup_app:app", "--uds", str(tmp_path / "s"), "--workers", "2", "--reuse-port"],
-        env=server_env(),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = run_cli("sup_app:app", "--uds", str(tmp_path / "s"), "--workers", "2", "--reuse-port")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         "ERROR:    --reuse-port needs TCP addresses: it cannot be used with unix sockets or --fd."

@@ -540,17 +540,26 @@ def _generate(fmt: str, prefix: str, suffix: str, batched: bool) -> tuple[list[s
                 pending.append(dependency)
     values = "".join(f"{expression}, " for expression in expressions)
     if batched:
+        # format_batch(items): the lines of a batch of (scope, status, nbytes, duration),
+        # formatted in one loop (one frame, warm caches) and joined.
         lines = [
-            "def access_log(scope, status, nbytes, duration):",
-            "    if not _buffer:",
-            "        return _start_batch(scope, status, nbytes, duration)",
+            "def format_batch(items):",
+            "    lines = []",
+            "    add = lines.append",
+            "    for scope, status, nbytes, duration in items:",
         ]
+        indent = "        "
     else:
         lines = ["def format_line(scope, status, nbytes, duration):"]
+        indent = "    "
     for name, (statements, _) in _LOCALS.items():
         if name in needed:
-            lines += [f"    {statement}" for statement in statements]
-    lines.append(f"    {'_append(' if batched else 'return '}_TEMPLATE % ({values}){')' if batched else ''}")
+            lines += [f"{indent}{statement}" for statement in statements]
+    if batched:
+        lines.append(f"{indent}add(_TEMPLATE % ({values}))")
+        lines.append('    return "".join(lines)')
+    else:
+        lines.append(f"{indent}return _TEMPLATE % ({values})")
     return lines, namespace
 
 
@@ -564,13 +573,12 @@ def compile_access_format(fmt: str, prefix: str = "", suffix: str = "") -> LineF
     return namespace["format_line"]  # type: ignore[no-any-return]
 
 
-def _compile_batched(
-    fmt: str, suffix: str, buffer: list[str], start_batch: Callable[[dict, int, int, float], None]
-) -> Callable[[dict, int, int, float], None]:
+def compile_batch_format(fmt: str, suffix: str = "") -> Callable[[list[tuple[dict, int, int, float]]], str]:
+    """Like ``compile_access_format``, for many lines at once: ``format_batch(items)``
+    takes ``(scope, status, nbytes, duration)`` tuples and returns their lines joined."""
     lines, namespace = _generate(fmt, "", suffix, batched=True)
-    namespace.update(_buffer=buffer, _append=buffer.append, _start_batch=start_batch)
     exec(compile("\n".join(lines), f"<access log format {fmt!r}>", "exec"), namespace)
-    return namespace["access_log"]  # type: ignore[no-any-return]
+    return namespace["format_batch"]  # type: ignore[no-any-return]
 
 
 def _uvicorn_args(scope: dict, status: int) -> tuple[str, str, str, str, int]:
@@ -587,7 +595,9 @@ def _line_format(formatter: logging.Formatter | None, message_format: str) -> st
     """The formatter's fmt as one access line format, with its ``%(message)s`` replaced by
     ``message_format``; None when the formatter does something we do not compile (a time
     stamp, other record attributes, ``{``-style, a subclass of its own)."""
-    if type(formatter) not in (AccessFormatter, logging.Formatter) or formatter is None:
+    if formatter is None:
+        formatter = logging._defaultFormatter  # what a handler without a formatter uses
+    if type(formatter) not in (AccessFormatter, logging.Formatter):
         return None
     if type(formatter._style) is not logging.PercentStyle:
         return None
@@ -622,12 +632,13 @@ def _line_format(formatter: logging.Formatter | None, message_format: str) -> st
 def make_access_log(config: Config) -> Callable[[dict, int, int, float], None] | None:
     """The callback the HTTP protocol calls after each response, or None when the access
     log is off (then the protocol skips the call altogether). The callback has a
-    ``flush()`` attribute: the server calls it at shutdown."""
+    ``flush()`` attribute: the server calls it at shutdown.
+
+    The logger's level and handlers are looked at when lines are logged, not now: the
+    app's lifespan startup, which runs after this, may configure logging."""
     if not config.access_log:
         return None
     logger = logging.getLogger("fastasgi.access")
-    if not logger.isEnabledFor(logging.INFO):
-        return None  # --log-level warning and above: no access lines, at no cost
     custom_format: str | None = getattr(config, "access_log_format", None)
     message_format = _UVICORN_MESSAGE if custom_format is None else custom_format
     custom_line = None if custom_format is None else compile_access_format(custom_format)
@@ -635,29 +646,6 @@ def make_access_log(config: Config) -> Callable[[dict, int, int, float], None] |
     is_enabled_for = logger.isEnabledFor
     info = logger.info
     INFO = logging.INFO
-
-    # The handler that lines are written to directly, its formatter compiled into the
-    # line; or, when the logger has any other shape, None and everything goes through logging.
-    handler = logger.handlers[0] if len(logger.handlers) == 1 else None
-    formatter = handler.formatter if handler is not None else None
-    line_format = _line_format(formatter, message_format)
-    if handler is None or type(handler) is not logging.StreamHandler or line_format is None:
-        handler = None
-
-    def still_direct() -> bool:
-        handlers = logger.handlers
-        return (
-            handler is not None
-            and len(handlers) == 1
-            and handlers[0] is handler
-            and handler.formatter is formatter
-            and not logger.propagate
-            and not logger.filters
-            and not handler.filters
-            and handler.level <= INFO
-            and not logger.disabled
-            and is_enabled_for(INFO)
-        )
 
     def through_logging(scope: dict, status: int, nbytes: int, duration: float) -> None:
         if not is_enabled_for(INFO):
@@ -673,16 +661,53 @@ def make_access_log(config: Config) -> Callable[[dict, int, int, float], None] |
             }
             info(custom_line(scope, status, nbytes, duration), extra=extra)
 
-    buffer: list[str] = []
-    direct = still_direct()
+    # Direct writing: the one handler written to, its formatter, and the compiled lines.
+    handler: Any = None
+    formatter: logging.Formatter | None = None
+    format_batch: Callable[[list[tuple[dict, int, int, float]]], str] | None = None
+
+    def writable_directly() -> bool:
+        """Is the logger in a shape whose output we can produce ourselves? Sets
+        ``handler``, ``formatter`` and ``format_batch`` for it."""
+        nonlocal handler, formatter, format_batch
+        handlers = logger.handlers
+        if len(handlers) == 1 and handlers[0] is handler and handler.formatter is formatter:
+            candidate = handler
+        elif len(handlers) == 1 and type(handlers[0]) is logging.StreamHandler:
+            candidate = handlers[0]
+        else:
+            return False
+        if (
+            logger.propagate
+            or logger.filters
+            or candidate.filters
+            or candidate.level > INFO
+            or logger.disabled
+            or not is_enabled_for(INFO)
+        ):
+            return False
+        if candidate is not handler or candidate.formatter is not formatter:
+            line_format = _line_format(candidate.formatter, message_format)
+            if line_format is None:
+                return False
+            format_batch = compile_batch_format(line_format, candidate.terminator)
+            handler, formatter = candidate, candidate.formatter
+        return True
+
+    # The responses of the current event-loop iteration, formatted and written at its end
+    # with one write: formatting them in one loop is cheaper than one at a time.
+    batch: list[tuple[dict, int, int, float]] = []
+    add = batch.append
+    direct = True  # until the logger turns out not to be writable directly
 
     def flush() -> None:
         nonlocal direct
-        if not buffer:
+        if not batch:
             return
-        data = "".join(buffer)
-        buffer.clear()
-        assert handler is not None
+        try:
+            data = format_batch(batch)  # type: ignore[misc]
+        finally:
+            batch.clear()
         handler.acquire()
         try:
             stream = handler.stream
@@ -694,13 +719,14 @@ def make_access_log(config: Config) -> Callable[[dict, int, int, float], None] |
         finally:
             handler.release()
 
-    def start_batch(scope: dict, status: int, nbytes: int, duration: float) -> None:
+    def start_batch(item: tuple[dict, int, int, float]) -> None:
+        # The logger's shape is checked once per batch (per event-loop iteration).
         nonlocal direct
-        if not direct or not still_direct():
+        if not direct or not writable_directly():
             direct = False
-            through_logging(scope, status, nbytes, duration)
+            through_logging(*item)
             return
-        buffer.append(first_line(scope, status, nbytes, duration))
+        add(item)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -708,13 +734,12 @@ def make_access_log(config: Config) -> Callable[[dict, int, int, float], None] |
             return
         loop.call_soon(flush)
 
-    if handler is None:
-        access_log = through_logging
-    else:
-        assert line_format is not None
-        first_line = compile_access_format(line_format, suffix=handler.terminator)
-        # While a batch is open (the buffer is not empty), a line is formatted straight
-        # into it: no check, no call beyond this one.
-        access_log = _compile_batched(line_format, handler.terminator, buffer, start_batch)
+    def access_log(scope: dict, status: int, nbytes: int, duration: float) -> None:
+        # While a batch is open, a response is only noted: no check, no formatting.
+        if batch:
+            add((scope, status, nbytes, duration))
+        else:
+            start_batch((scope, status, nbytes, duration))
+
     access_log.flush = flush  # type: ignore[attr-defined]
     return access_log

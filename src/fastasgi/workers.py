@@ -34,9 +34,10 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import sys
 from types import FrameType
-from typing import Any
+from typing import Any, ClassVar
 
 from gunicorn.arbiter import Arbiter
 from gunicorn.workers.base import Worker
@@ -57,12 +58,19 @@ class _GunicornServer(Server):
         if sig in (signal.SIGINT, signal.SIGQUIT):
             self.force_exit = True  # gunicorn's quick shutdown
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            # The first heartbeat: until a worker has notified, gunicorn's arbiter cannot
+            # tell that it stopped notifying.
+            self.worker.notify()
+
 
 class FastASGIWorker(Worker):
     """Serves an ASGI application with fastasgi inside a gunicorn worker process."""
 
     #: extra ``Config`` keywords; a subclass may set e.g. ``{"loop": "asyncio"}``
-    CONFIG_KWARGS: dict[str, Any] = {"loop": "auto"}
+    CONFIG_KWARGS: ClassVar[dict[str, Any]] = {"loop": "auto"}
 
     def init_signals(self) -> None:
         # gunicorn's own handlers would swallow the signals the server handles; the server

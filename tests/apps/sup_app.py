@@ -49,7 +49,7 @@ async def _http(scope, receive, send) -> None:
         await asyncio.sleep(_seconds(scope, 2))
         await _answer(send, pid)
     elif path == "/block":
-        time.sleep(_seconds(scope, 1))
+        time.sleep(_seconds(scope, 1))  # noqa: ASYNC251 (blocking the event loop is the point)
         await _answer(send, pid)
     elif path == "/exit":
         os._exit(1)

@@ -41,19 +41,53 @@ RETIRING = b"X"
 
 
 class ChildServer(Server):
-    """A ``Server`` whose process a supervisor stops.
+    """A ``Server`` whose process a supervisor started and stops.
 
     The first SIGINT or SIGTERM starts the graceful stop; only a second SIGINT forces it.
     Ctrl+C in a terminal sends SIGINT to the whole process group, and the supervisor then
     forwards SIGTERM: that second signal must not cut the requests in flight short. The
     supervisor forces a stop with SIGINT (or, in the end, SIGKILL).
+
+    Once serving it checks every ``check_interval`` seconds that its supervisor is still
+    there, and stops gracefully when it is not (a supervisor killed with SIGKILL).
     """
+
+    check_interval = 1.0
+
+    def __init__(self, config: Config, supervisor_pid: int) -> None:
+        super().__init__(config)
+        self.supervisor_pid = supervisor_pid
+        self._timer: asyncio.TimerHandle | None = None
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if not self.should_exit:
             self.should_exit = True
         elif sig == signal.SIGINT:
             self.force_exit = True
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self.on_started()
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(self.check_interval, self._periodic, loop)
+
+    def on_started(self) -> None:
+        """Called once the server accepts connections."""
+
+    def _periodic(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.on_tick()
+        if os.getppid() != self.supervisor_pid:
+            self.supervisor_lost()
+        self._timer = loop.call_later(self.check_interval, self._periodic, loop)
+
+    def on_tick(self) -> None:
+        """Called every ``check_interval`` seconds from the event loop while serving."""
+
+    def supervisor_lost(self) -> None:
+        if not self.should_exit:
+            logger.warning("The supervisor process [%d] is gone; shutting down.", self.supervisor_pid)
+            self.should_exit = True
 
     async def shutdown(self) -> None:
         # Stop accepting first, and give the connections accepted a moment ago the time to
@@ -66,6 +100,8 @@ class ChildServer(Server):
         if not self.force_exit:
             await asyncio.sleep(FRESH_CONNECTION_GRACE)
         await super().shutdown()
+        if self._timer is not None:
+            self._timer.cancel()
 
 
 class Heartbeat:
@@ -96,47 +132,30 @@ class Heartbeat:
 
 
 class WorkerServer(ChildServer):
-    """The server of one ``--workers`` process: reports ready, heartbeats from its event loop,
-    announces ``--limit-max-requests``, and stops when its supervisor disappears."""
+    """The server of one ``--workers`` process: reports ready, heartbeats from its event
+    loop, and announces ``--limit-max-requests``."""
 
     def __init__(self, config: Config, heartbeat: Heartbeat, supervisor_pid: int) -> None:
-        super().__init__(config)
+        super().__init__(config, supervisor_pid)
         self.heartbeat = heartbeat
-        self.supervisor_pid = supervisor_pid
+        self.check_interval = heartbeat.interval
         #: set once serving (or once the process is on its way out): ends the startup beats
         self.serving = threading.Event()
-        self._beat_handle: asyncio.TimerHandle | None = None
 
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        if not self.started:
-            return
+    def on_started(self) -> None:
         self.serving.set()
         self.heartbeat.send(READY)
-        loop = asyncio.get_running_loop()
-        self._beat_handle = loop.call_later(self.heartbeat.interval, self._beat, loop)
 
-    def _beat(self, loop: asyncio.AbstractEventLoop) -> None:
+    def on_tick(self) -> None:
         self.heartbeat.send(BEAT)
-        if self.heartbeat.lost or os.getppid() != self.supervisor_pid:
+        if self.heartbeat.lost:
             self.supervisor_lost()
-        self._beat_handle = loop.call_later(self.heartbeat.interval, self._beat, loop)
-
-    def supervisor_lost(self) -> None:
-        if not self.should_exit:
-            logger.warning("The supervisor process [%d] is gone; shutting down.", self.supervisor_pid)
-            self.should_exit = True
 
     async def main_loop(self) -> None:
         await super().main_loop()
         if not self.should_exit:
             # Only --limit-max-requests ends the main loop without should_exit.
             self.heartbeat.send(RETIRING)
-
-    async def shutdown(self) -> None:
-        await super().shutdown()
-        if self._beat_handle is not None:
-            self._beat_handle.cancel()
 
 
 def run_worker(config: Config, sockets: list[socket.socket], heartbeat: Heartbeat, supervisor_pid: int) -> int:
@@ -161,11 +180,11 @@ def run_worker(config: Config, sockets: list[socket.socket], heartbeat: Heartbea
     return 0
 
 
-def run_reload_child(config: Config, sockets: list[socket.socket]) -> None:
+def run_reload_child(config: Config, sockets: list[socket.socket], reloader_pid: int) -> None:
     """The target of the ``--reload`` server process (a fresh interpreter: ``spawn``)."""
     configure_logging(config)  # the Config arrived pickled: its __init__ did not run here
     try:
-        ChildServer(config).run(sockets=sockets)
+        ChildServer(config, reloader_pid).run(sockets=sockets)
     except ConfigError as exc:
         logger.error(str(exc), exc_info=exc.__cause__ if exc.show_cause else None)
         raise SystemExit(exc.exit_code) from None

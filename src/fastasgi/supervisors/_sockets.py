@@ -33,7 +33,7 @@ def bind_listeners(config: Config) -> list[socket.socket]:
         for kind, where in config.endpoints:
             bound = config.bind_endpoint(kind, where, reuse_port=config.reuse_port)
             sockets.extend(bound)
-            _log_listening(config, kind, where, bound)
+            _log_listening(config, kind, bound)
     except BaseException:
         close_listeners(config, sockets)
         raise
@@ -69,20 +69,21 @@ def close_listeners(config: Config, sockets: list[socket.socket]) -> None:
                 pass
 
 
-def _log_listening(config: Config, kind: str, where: object, sockets: list[socket.socket]) -> None:
-    """The "running on" line a single server logs when it binds; the supervisor's here."""
+def _log_listening(config: Config, kind: str, sockets: list[socket.socket]) -> None:
+    """The "running on" lines a single server logs when it binds (``Server``'s wording)."""
     suffix = " (Press CTRL+C to quit)"
-    if kind == "fd":
-        logger.info("fastasgi running on socket %s" + suffix, sockets[0].getsockname())
-    elif kind == "unix":
-        logger.info("fastasgi running on unix socket %s" + suffix, where)
-    else:
-        host = where[0] or "0.0.0.0"  # type: ignore[index]
-        address_format = "%s://[%s]:%d" if ":" in host else "%s://%s:%d"
-        logger.info(
-            "fastasgi running on " + address_format + suffix,
-            "https" if config.is_ssl else "http",
-            host,
-            sockets[0].getsockname()[1],
-            extra={"color_message": "fastasgi running on " + style(address_format, bold=True) + suffix},
-        )
+    for sock in sockets:
+        if kind == "fd":
+            logger.info("fastasgi running on socket %s" + suffix, sock.getsockname())
+        elif kind == "unix":
+            logger.info("fastasgi running on unix socket %s" + suffix, sock.getsockname())
+        else:
+            host, port = sock.getsockname()[:2]
+            address_format = "%s://[%s]:%d" if ":" in host else "%s://%s:%d"
+            logger.info(
+                "fastasgi running on " + address_format + suffix,
+                "https" if config.is_ssl else "http",
+                host,
+                port,
+                extra={"color_message": "fastasgi running on " + style(address_format, bold=True) + suffix},
+            )

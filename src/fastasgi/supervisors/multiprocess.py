@@ -131,7 +131,7 @@ class Multiprocess:
             self._selector = selector
             self._maintain_count()
             while not (self.stopping and not self._all()):
-                self._wait(0.5)
+                self._wait(min(0.5, self.beat_interval))
                 self._handle_signals()
                 self._reap()
                 if not self.stopping:
@@ -283,7 +283,9 @@ class Multiprocess:
             if other_listeners is not listeners:
                 for sock in other_listeners:
                     sock.close()
-        self._selector = None  # its epoll descriptor is the supervisor's; never used here
+        if self._selector is not None:
+            self._selector.close()
+            self._selector = None
 
     def _stop(self, worker: Worker) -> None:
         """Ask a worker to stop gracefully; it moves to ``leaving``."""

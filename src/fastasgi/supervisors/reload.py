@@ -178,7 +178,9 @@ class ChangeReload:
 
     def _start(self, sockets: list[socket.socket]) -> None:
         self.process = _spawn.Process(
-            target=run_reload_child, kwargs={"config": self.config, "sockets": sockets}, name="fastasgi-server"
+            target=run_reload_child,
+            kwargs={"config": self.config, "sockets": sockets, "reloader_pid": self.pid},
+            name="fastasgi-server",
         )
         try:
             self.process.start()
