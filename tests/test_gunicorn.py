@@ -84,10 +84,12 @@ def test_gunicorn_serves_and_stops_gracefully():
     assert "Application shutdown complete." in server.stderr
 
 
-def test_gunicorn_settings_pass_through():
+def test_gunicorn_settings_pass_through(tmp_path):
+    hooks = tmp_path / "hooks.py"
+    hooks.write_text('def worker_abort(worker):\n    worker.log.info("worker_abort hook ran in %s", worker.pid)\n')
     with start_gunicorn(
         "--workers", "1", "--keep-alive", "1", "--timeout", "2", "--max-requests", "3",
-        "--access-logfile", "-",
+        "--access-logfile", "-", "--config", str(hooks),
     ) as server:  # fmt: skip
         port = wait_listening(server)
         (first,) = wait_serving(server, 1)
@@ -116,6 +118,7 @@ def test_gunicorn_settings_pass_through():
         blocker = threading.Thread(target=lambda: try_get(port, "/block?s=5"), daemon=True)
         blocker.start()
         server.wait_for(rf"WORKER TIMEOUT \(pid:{second}\)", 10)
+        server.wait_for(rf"worker_abort hook ran in {second}")
         wait_serving(server, 1, exclude={first, second})
         blocker.join(10)
 

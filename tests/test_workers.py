@@ -9,6 +9,7 @@ worker it started that is still alive.
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
@@ -17,7 +18,7 @@ import threading
 import time
 
 import pytest
-from _util_cli import run_cli, server_env
+from _util_cli import free_port, run_cli, server_env
 from _util_supervisors import (
     SteadyClient,
     Supervised,
@@ -91,6 +92,22 @@ def test_workers_on_a_unix_socket(tmp_path):
     assert not path.exists()
 
 
+def test_workers_on_several_addresses(tmp_path):
+    path = tmp_path / "sup.sock"
+    with Supervised.cli("sup_app:app", "--bind", "127.0.0.1:0", "--bind", f"unix:{path}", "--workers", "2") as server:
+        port = server.wait_started()
+        server.wait_for(rf"running on unix socket {path}")
+        workers = server.wait_workers(2)
+        assert pid_of(port) in workers
+        with socket.socket(socket.AF_UNIX) as client:
+            client.settimeout(5)
+            client.connect(str(path))
+            client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert client.recv(4096).startswith(b"HTTP/1.1 200 ")
+        assert server.stop() == 0
+    assert not path.exists()
+
+
 # -- a worker that dies, hangs or hits its request limit is replaced ---------------------
 
 
@@ -111,7 +128,7 @@ def test_a_worker_that_crashes_is_replaced():
     with start("--workers", "2") as server:
         port = server.wait_started()
         workers = server.wait_workers(2)
-        with pytest.raises((OSError, Exception)):
+        with pytest.raises((OSError, http.client.HTTPException)):
             get(port, "/exit", timeout=5)  # the worker exits mid-request: no response
         dead = wait_until(lambda: {pid for pid in workers if not is_alive(pid)}, 10, "the crashed worker to exit")
         (crashed,) = dead
@@ -135,6 +152,18 @@ def test_a_worker_with_a_blocked_event_loop_is_restarted():
         assert server.stop() == 0
 
 
+def test_a_slow_startup_is_not_a_failed_healthcheck():
+    # Lifespan startup takes 2.5 s, the healthcheck 1 s: while a worker starts, a thread of
+    # its own reports that the process is alive.
+    with start("--workers", "2", "--timeout-worker-healthcheck", "1", app="sup_app:slow_startup") as server:
+        port = server.wait_started()
+        workers = server.wait_workers(2)
+        assert pid_of(port) in workers
+        assert "healthcheck" not in server.stderr
+        assert len(server.started_pids()) == 2
+        assert server.stop() == 0
+
+
 def test_limit_max_requests_replaces_the_worker():
     with start("--workers", "2", "--limit-max-requests", "3") as server:
         port = server.wait_started()
@@ -153,8 +182,9 @@ def test_limit_max_requests_replaces_the_worker():
 # -- signals -----------------------------------------------------------------------------
 
 
-def test_sighup_replaces_every_worker_without_a_failed_request():
-    with start("--workers", "2") as server:
+@pytest.mark.parametrize("listeners", [[], ["--reuse-port"]], ids=["shared-socket", "reuse-port"])
+def test_sighup_replaces_every_worker_without_a_failed_request(listeners):
+    with start("--workers", "2", *listeners) as server:
         port = server.wait_started()
         old = server.wait_workers(2)
         client = SteadyClient(port)
@@ -174,6 +204,27 @@ def test_sighup_replaces_every_worker_without_a_failed_request():
         assert set(client.pids[-10:]) <= new
         for pid in old:
             server.wait_for(rf"Waiting for child process \[{pid}\]")
+        assert server.stop() == 0
+
+
+def test_sighup_keeps_the_old_workers_when_the_new_code_cannot_start(tmp_path):
+    app_file = tmp_path / "deployed.py"
+    app_file.write_text("from sup_app import app\n")
+    with start("--workers", "2", "--app-dir", str(tmp_path), app="deployed:app") as server:
+        port = server.wait_started()
+        old = server.wait_workers(2)
+        app_file.write_text("from sup_app import startup_fails as app\n")  # a bad deploy
+        server.send_signal(signal.SIGHUP)
+        server.wait_for(
+            r"New child process \[\d+\] exit code 3 before it was ready; keeping the old workers and aborting the restart\."
+        )
+        assert server.children() == old
+        assert {pid_of(port) for _ in range(3)} <= old
+
+        app_file.write_text("from sup_app import app\n")  # fixed: the next SIGHUP works
+        server.send_signal(signal.SIGHUP)
+        new = wait_until(lambda: (c := server.children()) and not (c & old) and len(c) == 2 and c, 20, "new workers")
+        assert pid_of(port) in new
         assert server.stop() == 0
 
 
@@ -259,6 +310,16 @@ def test_lifespan_startup_failure_exits_3():
     assert server.stderr.count("Started server process") <= 3  # no restart loop
 
 
+def test_a_port_in_use_is_one_line_and_exit_1():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("sup_app:app", "--port", str(port), "--workers", "2")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [f"ERROR:    [Errno 98] address already in use: 127.0.0.1:{port}"]
+
+
 def test_an_app_that_does_not_import_exits_3():
     with start("--workers", "2", app="sup_app:nosuch") as server:
         assert server.wait_exit(15) == 3
@@ -282,6 +343,33 @@ def test_reuse_port_gives_each_worker_its_own_listener():
         served = {pid_of(port) for _ in range(40)}
         assert served == now
         assert server.stop() == 0
+
+
+def test_reuse_port_sigttou_leaves_no_listener_without_a_worker():
+    with start("--workers", "2", "--reuse-port") as server:
+        port = server.wait_started()
+        workers = server.wait_workers(2)
+        victim = min(workers)  # forked first: it serves on the listeners bound first
+        (survivor,) = workers - {victim}
+        os.kill(victim, signal.SIGKILL)
+        assert len(server.wait_workers(2, exclude={victim}) - workers) == 1  # the replacement
+        server.send_signal(signal.SIGTTOU)  # stops the replacement, last in the list
+        wait_until(lambda: server.children() == {survivor}, 10, "one worker left")
+        # A listener still open with no worker would hold its share of connections: these
+        # requests would time out.
+        assert {int(get(port, timeout=2)[1]) for _ in range(30)} == {survivor}
+        assert server.stop() == 0
+
+
+def test_reuse_port_lets_two_servers_share_a_port():
+    port = free_port()
+    with Supervised.cli("sup_app:app", "--port", str(port), "--reuse-port") as one:
+        one.wait_started()
+        with Supervised.cli("sup_app:app", "--port", str(port), "--reuse-port") as two:
+            two.wait_started()
+            wait_until(lambda: {pid_of(port) for _ in range(20)} == {one.pid, two.pid}, 10, "both servers to answer")
+            assert two.stop() == 0
+        assert one.stop() == 0
 
 
 def test_reuse_port_with_a_unix_socket_is_refused(tmp_path):

@@ -82,6 +82,19 @@ def _load_env_file(ctx: click.Context, param: click.Parameter, value: str | None
     return value
 
 
+class _ChoiceOrImportString(click.Choice):
+    """One of ``choices``, or a ``"module:attribute"`` import string (as uvicorn's --loop)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and ":" in value.strip(":") and value not in self.choices:
+            return value
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter:
+            choices = ", ".join(repr(choice) for choice in self.choices)
+            self.fail(f"{value!r} is not one of {choices}, or a \"module:attribute\" import string.", param, ctx)
+
+
 class _Command(click.Command):
     """click's command, with usage errors (a bad or unknown flag, a missing APP) reported in
     one line, ``Error: Invalid value for '--port': 'x' is not a valid integer.``, exit 2."""
@@ -194,22 +207,23 @@ class _Command(click.Command):
 )
 @click.option(
     "--loop",
-    type=click.Choice(["auto", "asyncio", "uvloop"]),
+    type=_ChoiceOrImportString(["auto", "asyncio", "uvloop"]),
     default="auto",
     show_default=True,
-    help="Event loop implementation (auto: uvloop when installed).",
+    help="Event loop implementation (auto: uvloop when installed), or a \"module:attribute\" loop factory.",
 )
 @click.option(
     "--http",
-    type=click.Choice(["auto", "h11", "httptools"]),
+    type=str,
+    metavar="[auto|h11|httptools]",
     default="auto",
     show_default=True,
-    help="HTTP protocol implementation. fastasgi has one, its own (llhttp); h11 and httptools are refused.",
+    help="HTTP protocol implementation. fastasgi has one, its own (llhttp): anything but auto is refused.",
 )
 @click.option("--http2", is_flag=True, default=False, help="Enable HTTP/2 support (not supported: refused).")
 @click.option(
     "--ws",
-    type=click.Choice(["auto", "websockets", "none"]),
+    type=click.Choice(["auto", "websockets", "websockets-sansio", "none"]),
     default="auto",
     show_default=True,
     help="WebSocket protocol implementation.",
@@ -313,6 +327,8 @@ class _Command(click.Command):
     "headers",
     multiple=True,
     callback=_check_headers,
+    # named after the flag, and after the parameter as click (and uvicorn) would
+    envvar=[f"{ENV_PREFIX}_HEADER", f"{ENV_PREFIX}_HEADERS"],
     help="Specify custom default HTTP response headers as a Name:Value pair (repeatable).",
 )
 @click.option(

@@ -138,6 +138,8 @@ class Config:
     ``fastasgi.logging.ACCESS_LOG_ATOMS``); None: uvicorn's line.
     ``bind``: listening addresses, each ``HOST:PORT``, ``[IPV6]:PORT``, ``unix:PATH`` or
     ``fd://N``; when given they replace ``host``/``port``/``uds``/``fd``.
+    ``reuse_port``: ``SO_REUSEPORT`` on the TCP listeners; with ``workers`` each worker
+    gets listeners of its own (see ``fastasgi.supervisors``).
 
     ``forwarded_allow_ips`` (None: ``$FORWARDED_ALLOW_IPS``, else ``127.0.0.1,::1``) and
     ``workers`` (None: ``$WEB_CONCURRENCY``, else 1) read the environment as uvicorn does,

@@ -72,7 +72,8 @@ class Server:
 
     def run(self, sockets: list[socket.socket] | None = None) -> None:
         """Serve on a new event loop (``--loop``) until told to stop."""
-        _run_in_new_loop(self.serve(sockets=sockets), self.config.get_loop_factory())
+        loop_factory = self.config.get_loop_factory()  # may refuse --loop: before serve() exists
+        _run_in_new_loop(self.serve(sockets=sockets), loop_factory)
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         """Serve on the running event loop until told to stop. Raises ``ConfigError`` when

@@ -24,7 +24,8 @@ gunicorn                   fastasgi
 =========================  ==============================================================
 
 Signals (sent by the arbiter): SIGTERM stops gracefully; SIGINT and SIGQUIT stop at once
-(gunicorn's quick shutdown); SIGUSR1 reopens the log files. A worker whose app cannot start
+(gunicorn's quick shutdown); SIGUSR1 reopens the log files; SIGABRT (``--timeout``) runs
+the ``worker_abort`` hook and exits. A worker whose app cannot start
 (import error, lifespan startup failure) exits with gunicorn's ``WORKER_BOOT_ERROR`` (3), and
 the arbiter stops instead of restarting it in a loop.
 """
@@ -79,6 +80,7 @@ class FastASGIWorker(Worker):
             signal.signal(sig, signal.SIG_DFL)
         signal.signal(signal.SIGUSR1, self.handle_usr1)
         signal.siginterrupt(signal.SIGUSR1, False)
+        signal.signal(signal.SIGABRT, self.handle_abort)
 
     def run(self) -> None:
         access_log = self._wire_logging()
@@ -130,6 +132,18 @@ class FastASGIWorker(Worker):
             )
         kwargs.update(self.CONFIG_KWARGS)
         return kwargs
+
+    def handle_abort(self, sig: int, frame: FrameType | None) -> None:
+        """The arbiter's SIGABRT for a worker that stopped notifying (``--timeout``): run
+        the ``worker_abort`` hook (often used to dump tracebacks) and exit now. Not with
+        ``sys.exit()`` as gunicorn's own workers: the signal lands in whatever code blocks
+        the event loop, most likely the app's, which may well catch the exception."""
+        self.alive = False
+        try:
+            self.cfg.worker_abort(self)
+        finally:
+            logging.shutdown()
+            os._exit(1)
 
     async def callback_notify(self) -> None:
         """The server's heartbeat, from its event loop: tell the arbiter we are alive, and

@@ -7,6 +7,7 @@
 /slow?s=N       waits N seconds (default 2), printing "slow started"/"slow done" to stderr;
                 a cancellation prints "slow cancelled"
 /bytes?n=N      answers N bytes of "x"
+/env?name=X     the environment variable X, or <unset>
 anything else:  "ok"
 Lifespan is supported; the startup prints "ops_app pid=<pid>".
 """
@@ -66,6 +67,9 @@ async def app(scope, receive, send):
         await send({"type": "websocket.close", "code": 1000})
         return
     path = scope["path"]
+    root_path = scope.get("root_path", "")
+    if root_path and path.startswith(root_path):
+        path = path[len(root_path) :]  # as frameworks do: routes are below the root path
     if path == "/scope":
         await _respond(send, json.dumps(_jsonable(scope)).encode(), content_type=b"application/json")
     elif path == "/body":
@@ -91,6 +95,8 @@ async def app(scope, receive, send):
             raise
         print("slow done", file=sys.stderr, flush=True)
         await _respond(send, b"slow done")
+    elif path == "/env":
+        await _respond(send, os.environ.get(_query(scope, "name", ""), "<unset>").encode())
     elif path == "/bytes":
         await _respond(send, b"x" * int(_query(scope, "n", "0")))
     else:

@@ -8,6 +8,7 @@
 /exit        the process exits at once with code 1 (a crash)
 
 ``startup_fails``: lifespan startup reports failure (the worker cannot start the app).
+``slow_startup``: ``app`` whose lifespan startup takes 2.5 seconds.
 ``lifespan_events``: ``app`` that prints "lifespan startup <pid>" / "lifespan shutdown <pid>".
 """
 
@@ -76,5 +77,16 @@ async def startup_fails(scope, receive, send):
         message = await receive()
         assert message["type"] == "lifespan.startup"
         await send({"type": "lifespan.startup.failed", "message": "the database is not there"})
+    elif scope["type"] == "http":
+        await _http(scope, receive, send)
+
+
+async def slow_startup(scope, receive, send):
+    if scope["type"] == "lifespan":
+        message = await receive()
+        assert message["type"] == "lifespan.startup"
+        await asyncio.sleep(2.5)
+        await send({"type": "lifespan.startup.complete"})
+        await _lifespan(receive, send, verbose=False)
     elif scope["type"] == "http":
         await _http(scope, receive, send)

@@ -74,6 +74,7 @@ cdef class HttpProtocol:
     cdef object drain_waiter
     cdef bint closing
     cdef bint eof                 # the client half-closed its side
+    cdef bint served              # at least one request head was received
     cdef bint keep_alive_allowed  # false once we decided to close after this response
     cdef double idle_since        # ctx.now when the connection went idle
     cdef double head_started      # ctx.now when the current request head began

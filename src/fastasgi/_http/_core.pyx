@@ -410,7 +410,8 @@ cdef class ServerContext:
                 if proto.in_head:
                     if self.timeout_request_head and now - proto.head_started > self.timeout_request_head:
                         proto._send_error(408)
-                elif now - proto.idle_since >= self.keep_alive_timeout:
+                elif now - proto.idle_since >= self.keep_alive_timeout or (
+                        self.shutting_down and (proto.served or now - proto.idle_since >= 1.0)):
                     proto._close()
             elif (self.timeout_request_body and proto.cycle.receive_waiter is not None
                   and not proto.cycle.body_complete
@@ -578,7 +579,10 @@ cdef class HttpProtocol:
 
     def shutdown(self):
         self.keep_alive_allowed = False
-        if self.cycle is None and not self.in_head:
+        # A connection that has not sent a byte yet may have a request on its way: tick()
+        # closes it after a short grace instead, so a client that connected just before
+        # the shutdown is answered rather than reset.
+        if self.cycle is None and not self.in_head and self.served:
             self._close()
 
     def abort(self):
@@ -726,6 +730,7 @@ cdef class HttpProtocol:
         cdef dict scope
         cdef llhttp_t* p = &self.parser
         self.in_head = False
+        self.served = True
         self.body_activity = ctx.now
         if p.http_major != 1:
             self.err_status = 505
@@ -1303,6 +1308,8 @@ cdef class RequestCycle:
                 res = PyIter_Send(coro, None, &yielded)
             except BaseException as exc:
                 self._app_failed(exc)
+                if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+                    raise       # as asyncio does for a Task: they stop the loop
                 return
             finally:
                 aio_leave_task(loop, task)
@@ -1399,6 +1406,8 @@ async def _continue(RequestCycle cycle, object coro, object first):
         result = await _Resume(coro, first)
     except BaseException as exc:
         cycle._app_failed(exc)
+        if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+            raise
     else:
         cycle._app_returned(result)
 

@@ -2,8 +2,8 @@
 
 The supervisor binds the sockets, forks the workers (each runs ``Server.serve`` on the
 inherited sockets; with ``--reuse-port`` each worker has a set of listeners of its own, see
-``_sockets``) and then only watches:
-it never imports the application and never runs an event loop. Workers are forked rather
+``_sockets``) and then only watches: it never imports the application and never runs an
+event loop. Workers are forked rather
 than spawned: a worker starts in milliseconds, nothing has to be pickled, and each one
 imports the application itself, so a restarted worker runs the code that is on disk now.
 
@@ -95,7 +95,7 @@ class Multiprocess:
         self.beat_interval = max(0.05, min(1.0, self.healthcheck / 4))
         self.pid = os.getpid()
         #: the sets of listening sockets: one shared by every worker, or with --reuse-port
-        #: one per worker (the first set is the one the caller bound and closes)
+        #: one per worker
         self.listener_sets: list[list[socket.socket]] = []
 
         #: the serving slots (starting or ready): there are ``target`` of them
@@ -140,8 +140,9 @@ class Multiprocess:
                     self._maintain_count()
                 self._enforce_kill_deadlines()
             self._selector = None
-        for extra in self.listener_sets[1:]:
-            close_listeners(self.config, extra)
+        for listeners in self.listener_sets:
+            if listeners is not sockets:  # the caller's, which it closes
+                close_listeners(self.config, listeners)
         logger.info(
             "Stopping parent process [%d]",
             self.pid,
@@ -239,9 +240,10 @@ class Multiprocess:
         return listeners
 
     def _close_unused_listeners(self) -> None:
-        """--reuse-port after SIGTTOU: close the sets no worker will serve on again."""
+        """--reuse-port after SIGTTOU: close the sets no worker will serve on again (a
+        listener nobody accepts from would keep its share of the connections waiting)."""
         in_use = {id(worker.listeners) for worker in self._counted()}
-        for listeners in self.listener_sets[1:]:
+        for listeners in list(self.listener_sets):
             if len(self.listener_sets) <= self.target:
                 break
             if id(listeners) not in in_use:
