@@ -89,10 +89,12 @@ def test_run_with_a_bad_import_string_exits_1(tmp_path):
 
 
 def test_run_refuses_what_it_cannot_honour(tmp_path):
-    command = script(tmp_path, "import fastasgi\nfastasgi.run('cli_app:app', workers=4)\n")
+    command = script(tmp_path, "import fastasgi\nfastasgi.run('cli_app:app', http='h11')\n")
     with ServerProcess(command) as server:
         assert server.wait_exit() == 1
-    assert server.stderr_lines == ["ERROR:    --workers is not supported yet: fastasgi runs one process per command"]
+    assert server.stderr_lines == [
+        "ERROR:    --http h11 is not supported: fastasgi always uses its own llhttp-based HTTP/1.1 protocol (--http auto)"
+    ]
 
 
 def test_limit_max_requests_stops_the_server(tmp_path):
@@ -260,13 +262,9 @@ def config(**kwargs) -> Config:
                                                    "has CR, LF or NUL in its value."),
         ({"headers": [("bad name", "v")]}, "Invalid value for '--header': 'bad name:v' has an invalid header name."),
         ({"env_file": "/nonexistent/.env"}, "Invalid value for '--env-file': '/nonexistent/.env' is not a file."),
-        ({"workers": 2}, "--workers is not supported yet: fastasgi runs one process per command"),
-        ({"reload": True}, "--reload is not supported yet"),
         ({"http": "h11"}, "--http h11 is not supported: fastasgi always uses its own llhttp-based "
                           "HTTP/1.1 protocol (--http auto)"),
         ({"interface": "wsgi"}, "--interface wsgi is not supported: fastasgi serves ASGI 3 and ASGI 2 applications"),
-        ({"proxy_headers": True}, "--proxy-headers is not supported yet"),
-        ({"ssl_certfile": "cert.pem"}, "--ssl-certfile is not supported yet (no TLS yet)"),
         ({"ws": "wsproto"}, "--ws wsproto is not supported: fastasgi's WebSockets use the websockets library "
                             "(--ws websockets)"),
     ],
@@ -313,10 +311,10 @@ def test_config_load_detects_asgi2_and_asgi3():
         def __init__(self, scope):
             pass
 
-    c3 = config(app=Asgi3Instance())
+    c3 = config(app=Asgi3Instance(), proxy_headers=False)
     c3.load()
     assert c3.interface == "asgi3" and isinstance(c3.loaded_app, Asgi3Instance)
-    c2 = config(app=Asgi2)
+    c2 = config(app=Asgi2, proxy_headers=False)
     c2.load()
     assert c2.interface == "asgi2" and c2.asgi_version == "2.0" and c2.loaded_app.app is Asgi2
 

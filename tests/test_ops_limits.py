@@ -226,3 +226,24 @@ def test_graceful_shutdown_timeout_cancels_what_is_left_and_says_so():
     assert "Cancelling 1 request task(s) still running." in log
     assert "slow cancelled" in log  # the app saw the cancellation and ran its cleanup
     assert log.index("Cancelling") < log.index("Waiting for application shutdown.")
+
+
+def test_connection_accepted_just_before_sigterm_is_answered():
+    # A client that connected before the signal but whose request arrives after it is
+    # answered, not reset: nothing accepted is dropped while within the timeout.
+    with serve() as server:
+        busy: list = []
+        thread = _slow_request(server, 1.0, busy)  # keeps the server draining for a while
+        server.wait_for("slow started")
+        fresh = connect(server)
+        time.sleep(0.2)  # accepted by now
+        server.send_signal(signal.SIGTERM)
+        server.wait_for("Shutting down")
+        time.sleep(0.1)
+        fresh.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, headers, body = read_response(fresh)
+        assert (status, body, headers["connection"]) == (200, b"ok", "close")
+        fresh.close()
+        thread.join(HTTP_TIMEOUT)
+        assert server.wait_exit() == 0
+    assert busy and busy[0][0] == 200

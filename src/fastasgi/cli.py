@@ -7,7 +7,6 @@ usage error naming the flag); ``Config`` checks how they fit together.
 
 from __future__ import annotations
 
-import os
 import platform
 import ssl
 import sys

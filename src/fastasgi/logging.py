@@ -408,16 +408,24 @@ def _client_addr(client: tuple[str, int] | None) -> str:
 # name -> (statements, names it needs).
 _LOCALS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "client": (('client = scope.get("client")',), ()),
+    "client_addr": (
+        ("client_addr = _addrs_get(client)", "if client_addr is None: client_addr = _client_addr(client)"),
+        ("client",),
+    ),
     "path": (
         (
             'raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")',
-            "path = _escaped_paths.get(raw_path)",
+            "path = _paths_get(raw_path)",
             "if path is None: path = _escape_path(raw_path)",
         ),
         (),
     ),
-    "query": (('query = scope.get("query_string")',), ()),
+    "query": (('query = scope["query_string"]',), ()),
     "full_path": (('full_path = path + "?" + _escape(query) if query else path',), ("path", "query")),
+    "status_text": (
+        ("status_text = _status_get(status)", "if status_text is None: status_text = _status_text(status)"),
+        (),
+    ),
 }
 
 # atom -> (expression, names from _LOCALS it needs). Composite atoms (r, H, ...) are
@@ -425,7 +433,7 @@ _LOCALS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 # joining strings per line.
 _ATOM_CODE: dict[str, tuple[str, tuple[str, ...]]] = {
     "h": ('client[0] if client else "-"', ("client",)),
-    "client_addr": ("_client_addrs.get(client) or _client_addr(client)", ("client",)),
+    "client_addr": ("client_addr", ("client_addr",)),
     "l": ('"-"', ()),
     "u": ('_basic_user(scope["headers"])', ()),
     "t": ("_clf_time()", ()),
@@ -433,12 +441,12 @@ _ATOM_CODE: dict[str, tuple[str, tuple[str, ...]]] = {
     "U": ("path", ("path",)),
     "q": ('_escape(query) if query else ""', ("query",)),
     "s": ("status", ()),
-    "status_code": ("_STATUS_TEXT.get(status) or _status_text(status)", ()),
+    "status_code": ("status_text", ("status_text",)),
     "b": ('nbytes or "-"', ()),
     "B": ("nbytes", ()),
     "D": ("int(duration * 1000000)", ()),
     "M": ("int(duration * 1000)", ()),
-    "L": ('f"{duration:.6f}"', ()),
+    "L": ('format(duration, ".6f")', ()),
     "T": ("int(duration)", ()),
     "a": ('_header(scope["headers"], b"user-agent")', ()),
     "f": ('_header(scope["headers"], b"referer")', ()),
@@ -493,43 +501,54 @@ def _parse_format(fmt: str) -> list[tuple[str, str]]:
     return parts
 
 
+def _fstring_text(text: str) -> str:
+    """``text`` as literal text inside a ``f'...'`` in generated source."""
+    out = []
+    for char in text:
+        if char in "{}":
+            out.append(char * 2)
+        elif char in "\\'" or not char.isprintable():
+            out.append(f"\\U{ord(char):08x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
 def _generate(fmt: str, prefix: str, suffix: str, batched: bool) -> tuple[list[str], dict[str, Any]]:
     """Source lines and namespace of the line function for ``fmt`` (see
-    ``compile_access_format``). With ``batched``, the function is ``access_log`` itself:
-    it appends the line to ``_buffer``, or hands over to ``_start_batch`` when the buffer
-    is empty (so the checks of a batch are made once, at its start)."""
-    template = [prefix.replace("%", "%%")]
-    expressions: list[str] = []
+    ``compile_access_format``). The line is one f-string; the lookups it needs are bound
+    as default arguments (fast locals). With ``batched`` the function formats a list of
+    (scope, status, nbytes, duration) in one loop and joins the lines."""
+    template = [_fstring_text(prefix)]
     needed: set[str] = set()
-    namespace: dict[str, Any] = {
+    bound: dict[str, Any] = {
         "_escape": escape,
-        "_escaped_paths": _escaped_paths,
+        "_paths_get": _escaped_paths.get,
         "_escape_path": _escape_path,
-        "_client_addrs": _client_addrs,
+        "_addrs_get": _client_addrs.get,
         "_client_addr": _client_addr,
+        "_status_get": _STATUS_TEXT.get,
+        "_status_text": _status_text,
+        "_status_colored": _status_colored,
         "_header": _request_header,
         "_basic_user": _basic_user,
         "_clf_time": _clf_time,
-        "_STATUS_TEXT": _STATUS_TEXT,
-        "_status_text": _status_text,
-        "_status_colored": _status_colored,
         "_PID": f"<{os.getpid()}>",
     }
     for kind, value in _parse_format(fmt):
         if kind == "text":
-            template.append(value.replace("%", "%%"))
-            continue
-        if kind == "header":
-            constant = f"_header_name_{len(expressions)}"
-            namespace[constant] = value.encode("ascii")
-            expressions.append(f'_header(scope["headers"], {constant})')
+            template.append(_fstring_text(value))
+        elif kind == "header":
+            constant = f"_header_name_{len(bound)}"
+            bound[constant] = value.encode("ascii")
+            template.append(f'{{(_header(scope["headers"], {constant}))}}')
         else:
             expression, needs = _ATOM_CODE[value]
-            expressions.append(expression)
             needed.update(needs)
-        template.append("%s")
-    template.append(suffix.replace("%", "%%"))
-    namespace["_TEMPLATE"] = "".join(template)
+            # parenthesised: a ':' or '!' in the expression is never read as a format spec
+            template.append(f"{{({expression})}}")
+    template.append(_fstring_text(suffix))
+    line = "f'" + "".join(template) + "'"
 
     # Add what the needed locals need themselves, then emit them in dependency order.
     pending = list(needed)
@@ -538,29 +557,27 @@ def _generate(fmt: str, prefix: str, suffix: str, batched: bool) -> tuple[list[s
             if dependency not in needed:
                 needed.add(dependency)
                 pending.append(dependency)
-    values = "".join(f"{expression}, " for expression in expressions)
+    defaults = ", ".join(f"{name}={name}" for name in bound)
     if batched:
-        # format_batch(items): the lines of a batch of (scope, status, nbytes, duration),
-        # formatted in one loop (one frame, warm caches) and joined.
         lines = [
-            "def format_batch(items):",
+            f"def format_batch(items, {defaults}):",
             "    lines = []",
             "    add = lines.append",
             "    for scope, status, nbytes, duration in items:",
         ]
         indent = "        "
     else:
-        lines = ["def format_line(scope, status, nbytes, duration):"]
+        lines = [f"def format_line(scope, status, nbytes, duration, {defaults}):"]
         indent = "    "
     for name, (statements, _) in _LOCALS.items():
         if name in needed:
             lines += [f"{indent}{statement}" for statement in statements]
     if batched:
-        lines.append(f"{indent}add(_TEMPLATE % ({values}))")
+        lines.append(f"{indent}add({line})")
         lines.append('    return "".join(lines)')
     else:
-        lines.append(f"{indent}return _TEMPLATE % ({values})")
-    return lines, namespace
+        lines.append(f"{indent}return {line}")
+    return lines, bound
 
 
 def compile_access_format(fmt: str, prefix: str = "", suffix: str = "") -> LineFormatter:

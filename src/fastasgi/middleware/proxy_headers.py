@@ -148,24 +148,24 @@ class ProxyHeadersMiddleware:
         return self.app(scope, receive, send)
 
 
+# The headers we read, and where each goes in apply_proxy_headers' lists.
+_PROXY_HEADERS = {b"x-forwarded-for": 0, b"x-forwarded-proto": 1, b"x-forwarded-host": 2, b"x-forwarded-port": 3,
+                  b"forwarded": 4}  # fmt: skip
+
+
 def apply_proxy_headers(scope: Scope, trusted: TrustedProxies) -> None:
     """Rewrite ``client``, ``scheme`` and ``server`` of ``scope`` from its proxy headers."""
-    forwarded_for: list[bytes] = []
-    proto: list[bytes] = []
-    host: list[bytes] = []
-    port: list[bytes] = []
-    forwarded: list[bytes] = []
+    found: tuple[list[bytes], ...] | None = None
+    wanted = _PROXY_HEADERS.get
     for name, value in scope["headers"]:
-        if name == b"x-forwarded-for":
-            forwarded_for.append(value)
-        elif name == b"x-forwarded-proto":
-            proto.append(value)
-        elif name == b"x-forwarded-host":
-            host.append(value)
-        elif name == b"x-forwarded-port":
-            port.append(value)
-        elif name == b"forwarded":
-            forwarded.append(value)
+        index = wanted(name)  # one lookup per header: most requests carry none of ours
+        if index is not None:
+            if found is None:
+                found = ([], [], [], [], [])
+            found[index].append(value)
+    if found is None:
+        return
+    forwarded_for, proto, host, port, forwarded = found
 
     if forwarded_for or proto or host or port:
         hops = _split(forwarded_for)
@@ -178,7 +178,7 @@ def apply_proxy_headers(scope: Scope, trusted: TrustedProxies) -> None:
             _pick(_split(host), chosen, len(hops)),
             _pick(_split(port), chosen, len(hops)),
         )
-    elif forwarded:
+    else:
         elements = parse_forwarded(b", ".join(forwarded).decode("latin-1"))
         if not elements:
             return
