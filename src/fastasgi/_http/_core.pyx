@@ -29,6 +29,7 @@ cdef extern from "Python.h":
         PYGEN_NEXT
     PySendResult PyIter_Send(object iter, object arg, PyObject** presult) except? PYGEN_ERROR
     object PyContext_CopyCurrent()
+    object PyMethod_New(object func, object self)
     int PyContext_Enter(object ctx) except -1
     int PyContext_Exit(object ctx) except -1
 
@@ -1299,7 +1300,9 @@ cdef class RequestCycle:
         PyContext_Enter(context)
         try:
             try:
-                coro = app(self.scope, self.receive, self.send)
+                # bound methods made directly: no attribute lookup through the type
+                coro = app(self.scope, PyMethod_New(cycle_receive, self),
+                           PyMethod_New(cycle_send, self))
             except BaseException as exc:
                 self._app_failed(exc)
                 return
@@ -1399,6 +1402,8 @@ cdef class _Done:
 
 
 cdef _Done _DONE = _Done()
+cdef object cycle_receive = RequestCycle.__dict__["receive"]
+cdef object cycle_send = RequestCycle.__dict__["send"]
 
 
 async def _continue(RequestCycle cycle, object coro, object first):
