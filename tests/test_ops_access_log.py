@@ -91,6 +91,23 @@ def test_server_generated_responses_are_logged():
     assert lines[2] == f'INFO:     127.0.0.1:{slow_port} - "GET /slow?s=1 HTTP/1.1" 200 OK'
 
 
+def test_requests_refused_before_their_head_is_complete_are_logged():
+    # Refused from the head alone: no scope was ever built, the line shows what was parsed.
+    with serve("--limit-request-body", "10") as server:
+        status, port1 = exchange(server, b"POST /big?q=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n")
+        assert status == 413
+        status, port2 = exchange(server, b"G@T / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert status == 400
+        status, port3 = exchange(server, b"GET /v HTTP/2.0\r\nHost: x\r\n\r\n")
+        assert status == 505
+        lines = access_lines(server, 3)
+    assert lines == [
+        f'INFO:     127.0.0.1:{port1} - "POST /big?q=1 HTTP/1.1" 413 {TOO_LARGE}',
+        f'INFO:     127.0.0.1:{port2} - "- - HTTP/1.1" 400 Bad Request',
+        f'INFO:     127.0.0.1:{port3} - "GET /v HTTP/2.0" 505 HTTP Version Not Supported',
+    ]
+
+
 def test_quotes_backslashes_and_control_characters_are_escaped():
     # llhttp refuses control characters in the request target; '"' and '\' pass, and
     # --root-path is the server's own text: all come out escaped, nginx style.

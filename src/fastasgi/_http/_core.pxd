@@ -33,7 +33,6 @@ cdef class ServerContext:
     cdef readonly long long max_body_size         # -1: no limit
     cdef readonly double timeout_request_head    # 0: off
     cdef readonly double timeout_request_body    # 0: off
-    cdef readonly object error_log
     cdef readonly double now                 # loop.time() as of the last tick()
 
 
@@ -101,6 +100,7 @@ cdef class HttpProtocol:
     cdef _close(self)
     cdef _send_error(self, int status, str reason=*)
     cdef _log_access(self, RequestCycle cycle, long long nbytes)
+    cdef _log_rejected_head(self, int status, Py_ssize_t nbytes)
     cdef _upgrade(self, bytes leftover)
 
 
@@ -144,7 +144,7 @@ cdef class RequestCycle:
     cdef _wake(self)
     cdef object _take_body(self)
     cdef _send_body(self, bytes body, bint more)
-    cdef bytes _build_head(self, object body_obj, bint final)
+    cdef _build_head(self, object body_obj, bint final)
     cdef _response_complete(self)
     cdef _run(self, object app)
     cdef _app_returned(self, object result)

@@ -392,7 +392,6 @@ cdef class ServerContext:
         self.max_body_size = -1 if max_body_size is None else max_body_size
         self.timeout_request_head = timeout_request_head or 0.0
         self.timeout_request_body = timeout_request_body or 0.0
-        self.error_log = error_log
         self.now = loop.time()
         refresh_date(time_time())
 
@@ -730,7 +729,6 @@ cdef class HttpProtocol:
         cdef RequestCycle cycle
         cdef dict scope
         cdef llhttp_t* p = &self.parser
-        self.in_head = False
         self.served = True
         self.body_activity = ctx.now
         if p.http_major != 1:
@@ -749,6 +747,7 @@ cdef class HttpProtocol:
                 p.upgrade = 0
         else:
             self.is_websocket_upgrade = False
+        self.in_head = False
 
         scope = PyDict_Copy(self.scope_template)
         if p.http_minor == 0:
@@ -966,7 +965,30 @@ cdef class HttpProtocol:
         if cycle is not None:
             self._log_access(cycle, len(body))
             cycle._connection_lost()
+        elif self.ctx.access_log is not None and self.in_head:
+            self._log_rejected_head(status, len(body))
         self._close()
+
+    cdef _log_rejected_head(self, int status, Py_ssize_t nbytes):
+        """Access-log a request refused before its head was complete (400, 413, 414, 431,
+        501, 505): a scope holding what was parsed so far, "-" for what was not."""
+        cdef dict scope = PyDict_Copy(self.scope_template)
+        cdef bint have_target = self.url_len > 0 and self.err_status != 414
+        scope["method"] = <str>METHODS[self.parser.method] if self.url_len > 0 else "-"
+        if (self.parser.http_major or self.parser.http_minor) and \
+                (self.parser.http_major != 1 or self.parser.http_minor != 1):   # 0.0: not parsed
+            scope["http_version"] = "%d.%d" % (self.parser.http_major, self.parser.http_minor)
+        if have_target:
+            self._fill_path(scope)
+        else:
+            scope["path"] = "-"
+            scope["raw_path"] = b"-"
+        scope["headers"] = self.headers if self.headers is not None else []
+        scope["state"] = {}
+        try:
+            self.ctx.access_log(scope, status, nbytes, 0.0)
+        except BaseException:
+            error_log.exception("Access log failed")
 
     cdef _log_access(self, RequestCycle cycle, long long nbytes):
         if self.ctx.access_log is not None:
@@ -1163,7 +1185,7 @@ cdef class RequestCycle:
         elif b.len:
             proto._write(PyBytes_FromStringAndSize(b.data, b.len))
 
-    cdef bytes _build_head(self, object body_obj, bint final):
+    cdef _build_head(self, object body_obj, bint final):
         """Write status line and headers into proto.out (STYLE.md 8: bytes go out once)."""
         cdef HttpProtocol proto = self.proto
         cdef ServerContext ctx = proto.ctx
@@ -1249,7 +1271,6 @@ cdef class RequestCycle:
             elif self.http10:
                 buf_add(b, "connection: keep-alive\r\n", 24)
         buf_add(b, "\r\n", 2)
-        return None
 
     cdef _response_complete(self):
         cdef HttpProtocol proto = self.proto
