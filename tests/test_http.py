@@ -3,6 +3,7 @@ response headers and flags, Date, keep-alive timeout, Expect: 100-continue, disc
 and every kind of app error (with its log record)."""
 
 import email.utils
+import json
 import sys
 import time
 
@@ -602,3 +603,16 @@ def test_no_error_logged_when_client_left_before_response(errsrv, token):
     assert entries[1:] == [{"then": "http.disconnect"}]
     time.sleep(0.2)
     assert "without starting" not in errsrv.log_since(mark), errsrv.log_since(mark)
+
+
+def test_context_variables_are_per_request_across_suspension(serve):
+    """A ContextVar set in the app's eager first step is still set after it suspends, and
+    neither that request's later steps nor other requests on the same connection see
+    another request's value (each request runs in a copy of the context, as a Task would)."""
+    server = serve("core_ctx:app")
+    with RawConn(server.port) as c:
+        for value in ("one", "two"):
+            c.send(b"GET /?%s HTTP/1.1\r\nHost: t\r\n\r\n" % value.encode())
+            response = c.read_response()
+            assert response.status == 200, response.raw
+            assert json.loads(response.body) == {"before": "unset", "after": value, "task": True}

@@ -19,6 +19,7 @@ import asyncio
 import email.utils
 import http
 import logging
+import sys
 import time
 
 
@@ -42,6 +43,7 @@ cdef object aio_enter_task = asyncio.tasks._enter_task
 cdef object aio_leave_task = asyncio.tasks._leave_task
 cdef object error_log = logging.getLogger("fastasgi.error")
 cdef object time_time = time.time
+cdef bint TASK_TAKES_CONTEXT = sys.version_info >= (3, 11)     # Task(..., context=) is 3.11+
 
 LLHTTP_VERSION = "%d.%d.%d" % (LLHTTP_VERSION_MAJOR, LLHTTP_VERSION_MINOR, LLHTTP_VERSION_PATCH)
 
@@ -1344,9 +1346,17 @@ cdef class RequestCycle:
         if res == PYGEN_RETURN:
             self._app_returned(result)
             return
-        # The app is waiting on something: a Task drives the rest.
+        # The app is waiting on something: a Task drives the rest, in the same context.
         self.task = task
-        task.__init__(_continue(self, coro, result), loop=loop, context=context)
+        if TASK_TAKES_CONTEXT:
+            task.__init__(_continue(self, coro, result), loop=loop, context=context)
+        else:
+            # Python 3.10: Task() copies the current context, so make it the request's
+            PyContext_Enter(context)
+            try:
+                task.__init__(_continue(self, coro, result), loop=loop)
+            finally:
+                PyContext_Exit(context)
         proto.ctx.tasks.add(task)
 
     cdef _app_returned(self, object result):
