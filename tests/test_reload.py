@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -62,6 +63,11 @@ def test_reload_picks_up_an_edited_file(tmp_path):
         write_app(tmp_path / "main.py", b"version 2")
         server.wait_for(r"WatchFiles detected changes in 'main.py'\. Reloading\.\.\.")
         body_becomes(port, b"version 2")
+        # the new server answers as soon as it listens; its "Started server process" line
+        # may reach our log reader a moment later
+        deadline = time.monotonic() + 5
+        while len(server.started_pids()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert len(server.started_pids()) == 2 and server.started_pids()[0] == first[0]
 
         assert server.stop() == 0
