@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import email.utils
 import http
 import logging
 import os
@@ -30,6 +29,7 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
+from fastasgi._http._core import check_header, current_date_line
 from websockets.datastructures import Headers
 from websockets.exceptions import InvalidHandshake, InvalidHeaderValue, InvalidProtocol
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
@@ -66,10 +66,8 @@ _CONT = Opcode.CONT
 _PONG = Opcode.PONG
 _CLOSE = Opcode.CLOSE
 
-# RFC 9110 5.6.2: a field name is a token; RFC 9110 5.5: CR, LF and NUL never appear in a
-# field value (they would split the response).
+# RFC 9110 5.6.2: a token (header names and values are checked by the core's check_header).
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
-_BAD_VALUE = re.compile(rb"[\r\n\x00]")
 _HANDSHAKE_HEADERS = frozenset(
     (b"sec-websocket-protocol", b"sec-websocket-accept", b"sec-websocket-extensions", b"upgrade", b"connection")
 )
@@ -99,15 +97,12 @@ class _Settings:
     """The websocket settings of a ``Config``, read once at start-up."""
 
     __slots__ = (
-        "date_header",
         "extensions",
-        "extra_lines",
         "max_queue",
         "max_size",
         "ping_interval",
         "ping_timeout",
         "resume_at",
-        "server_line",
     )
 
     def __init__(self, config: Any) -> None:
@@ -131,20 +126,14 @@ class _Settings:
             ]
         else:
             self.extensions = None
-        extra = list(config.encoded_headers)
-        # uvicorn: a --header server:... replaces the default Server header.
-        has_server = any(name.lower() == b"server" for name, _ in extra)
-        self.server_line = b"server: fastasgi\r\n" if config.server_header and not has_server else b""
-        self.extra_lines = b"".join(b"%s: %s\r\n" % (name, value) for name, value in extra)
-        self.date_header: bool = bool(config.date_header)
 
 
 def create_ws_upgrade(config: Any) -> Callable[[Any, asyncio.Transport, dict, bytes], asyncio.Protocol]:
     """Return the ``ws_upgrade`` hook of ``ServerContext`` for these settings.
 
     ``config`` supplies ``ws_max_size``, ``ws_max_queue``, ``ws_ping_interval``,
-    ``ws_ping_timeout`` and ``ws_per_message_deflate`` (uvicorn's names and meanings), and the
-    ``server_header`` / ``date_header`` / ``encoded_headers`` defaults of HTTP responses.
+    ``ws_ping_timeout`` and ``ws_per_message_deflate`` (uvicorn's names and meanings). The
+    default response headers (Server, Date, ``--header``) come from the ``ServerContext``.
     """
     settings = _Settings(config)
 
@@ -168,10 +157,10 @@ def _check_headers(headers: Any, what: str) -> list[tuple[bytes, bytes]]:
         name, value = header
         if not isinstance(name, bytes) or not isinstance(value, bytes):
             raise TypeError(f"{what} headers must be (bytes, bytes) pairs, got {header!r}")
-        if not _TOKEN.match(name):
-            raise RuntimeError(f"Invalid header name {name!r} in {what}")
-        if _BAD_VALUE.search(value):
-            raise RuntimeError(f"Invalid header value {value!r} for {name!r} in {what}")
+        try:
+            check_header(name, value)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc} in {what}") from None
         checked.append((name, value))
     return checked
 
@@ -807,14 +796,14 @@ class WebSocketProtocol(asyncio.Protocol):
     def _header_block(self, app_headers: list[tuple[bytes, bytes]]) -> bytes:
         """``server`` and ``date`` unless the app sent its own, the ``--header`` extras, then
         the app's headers: the order of every fastasgi response (notes/WIRE.md)."""
-        settings = self.settings
+        ctx = self.ctx
         lines = []
         names = {name.lower() for name, _ in app_headers} if app_headers else ()
-        if settings.server_line and b"server" not in names:
-            lines.append(settings.server_line)
-        if settings.date_header and b"date" not in names:
-            lines.append(b"date: " + email.utils.formatdate(usegmt=True).encode("ascii") + b"\r\n")
-        lines.append(settings.extra_lines)
+        if ctx.server_line and b"server" not in names:
+            lines.append(ctx.server_line)
+        if ctx.date_header and b"date" not in names:
+            lines.append(current_date_line())      # the server's shared, once-a-second value
+        lines.append(ctx.extra_lines)
         for name, value in app_headers:
             lines.append(b"%s: %s\r\n" % (name, value))
         return b"".join(lines)

@@ -98,5 +98,13 @@ class HttpProtocol(asyncio.Protocol):
     def abort(self) -> None:
         """Close the connection now."""
 
+def current_date_line() -> bytes:
+    """The shared ``date: ...`` header line (with its CRLF), refreshed once a second by
+    ``ServerContext.tick()``."""
+
+def check_header(name: bytes, value: bytes) -> int:
+    """Raise RuntimeError unless ``name`` is a token (RFC 9110 5.6.2) and ``value`` holds no
+    CR, LF or NUL (RFC 9110 5.5): the check every response header passes. Returns 0."""
+
 def format_date(timestamp: float) -> bytes:
     """IMF-fixdate (RFC 9110 5.6.7) for ``timestamp``: ``b"Sat, 21 Nov 2026 04:59:33 GMT"``."""

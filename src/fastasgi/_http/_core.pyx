@@ -112,6 +112,10 @@ cdef inline void refresh_date(double now):
 refresh_date(time_time())
 
 
+def current_date_line():
+    return date_line
+
+
 # --- byte tables --------------------------------------------------------------------------
 
 # RFC 9110 5.6.2: tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." /
@@ -426,7 +430,7 @@ cdef class ServerContext:
             conn.shutdown()
 
 
-cdef int check_header(bytes name, bytes value) except -1:
+cpdef int check_header(bytes name, bytes value) except -1:
     """Response header validation: RFC 9110 5.1 names are tokens; 5.5 values may not hold
     CR, LF or NUL (which would split the response)."""
     cdef const char* p = PyBytes_AS_STRING(name)
@@ -434,16 +438,16 @@ cdef int check_header(bytes name, bytes value) except -1:
     cdef Py_ssize_t i
     cdef unsigned char c
     if n == 0:
-        raise RuntimeError("Invalid HTTP header name: empty")
+        raise RuntimeError("Invalid header name: empty")
     for i in range(n):
         if not TOKEN[<unsigned char>p[i]]:
-            raise RuntimeError("Invalid HTTP header name: %r" % (name,))
+            raise RuntimeError("Invalid header name %r" % (name,))
     p = PyBytes_AS_STRING(value)
     n = PyBytes_GET_SIZE(value)
     for i in range(n):
         c = <unsigned char>p[i]
         if c == 13 or c == 10 or c == 0:
-            raise RuntimeError("Invalid HTTP header value for %r: %r" % (name, value))
+            raise RuntimeError("Invalid header value %r for %r" % (value, name))
     return 0
 
 
