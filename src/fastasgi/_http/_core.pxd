@@ -106,9 +106,7 @@ cdef class HttpProtocol:
 
 cdef class RequestCycle:
     cdef HttpProtocol proto
-    cdef object transport
     cdef public dict scope
-    cdef object context
     cdef object task
 
     # request body

@@ -765,7 +765,6 @@ cdef class HttpProtocol:
 
         cycle = RequestCycle.__new__(RequestCycle)
         cycle.proto = self
-        cycle.transport = self.transport
         cycle.scope = scope
         cycle.expected_length = -1
         cycle.is_head = p.method == HTTP_HEAD
