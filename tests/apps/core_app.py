@@ -256,6 +256,20 @@ async def r_noresponse(scope, receive, send, arg):
     REGISTRY[_token(scope)].append({"returned": True})
 
 
+async def r_start_only(scope, receive, send, arg):
+    """Start a response, then return without any body message."""
+    REGISTRY[_token(scope)].append({"started": True})
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+
+
+async def r_headers_after_body(scope, receive, send, arg):
+    """Read the whole body, then answer the request's headers as the app sees them then
+    (a server that let trailer fields into the scope would show them here)."""
+    body, _ = await _read_body(receive)
+    await _respond(send, body=json.dumps({"headers": _jsonable(scope["headers"]), "body": _jsonable(body)}).encode(),
+                   content_type=b"application/json")
+
+
 async def _send_recording(scope, send, msg, label):
     """send(msg); on an exception record it and re-raise it unchanged."""
     try:
@@ -425,7 +439,8 @@ ROUTES = {
     "noread": r_noread, "scope": r_scope, "mark": r_mark, "registry": r_registry,
     "raise-before": r_raise_before, "raise-after": r_raise_after,
     "raise-after-start": r_raise_after_start, "raise-after-complete": r_raise_after_complete,
-    "noresponse": r_noresponse, "double-start": r_double_start, "cl-over": r_cl_over,
+    "noresponse": r_noresponse, "start-only": r_start_only,
+    "headers-after-body": r_headers_after_body, "double-start": r_double_start, "cl-over": r_cl_over,
     "cl-under": r_cl_under, "badheader": r_badheader, "after-response": r_after_response,
     "wait-disconnect": r_wait_disconnect, "long-poll": r_long_poll,
     "send-after-disconnect": r_send_after_disconnect, "receive-after-body": r_receive_after_body, "big": r_big,

@@ -34,6 +34,7 @@ cdef class ServerContext:
     cdef readonly double timeout_request_head    # 0: off
     cdef readonly double timeout_request_body    # 0: off
     cdef readonly double now                 # loop.time() as of the last tick()
+    cdef readonly int header_map             # HEADER_MAP_DROP / _REFUSE / _DANGEROUS
 
 
 cdef class HttpProtocol:
@@ -49,15 +50,15 @@ cdef class HttpProtocol:
     cdef str scheme
 
     # parse state of the message being received (see the state rules in _core.pyx)
-    cdef int state
-    cdef Py_ssize_t url_len
-    cdef Py_ssize_t name_len
+    cdef Py_ssize_t url_len       # the request-target's bytes at the start of `head`
+    cdef Py_ssize_t name_len      # the current field name's bytes after the target
     cdef bint in_head             # a request head has begun and is not complete
-    cdef Py_ssize_t head_bytes
     cdef list headers
-    cdef int err_status
-    cdef str err_reason
-    cdef bint te_unsupported
+    cdef int err_status           # the status a refusal found by a callback answers with
+    cdef Py_ssize_t field_count   # field lines of the head (or of the trailer section)
+    cdef int host_count
+    cdef int proto_len            # bytes of the protocol name ("HTTP") seen so far
+    cdef long long chunk_ext_bytes
     cdef bint expect_continue
     cdef bint is_websocket_upgrade
     cdef long long body_received
@@ -79,14 +80,30 @@ cdef class HttpProtocol:
     cdef double head_started      # ctx.now when the current request head began
     cdef double body_activity     # ctx.now when request body bytes last arrived
     cdef object exc               # exception raised inside an llhttp callback
+    # Stream positions: feed_base is where the buffer of the running llhttp_execute starts
+    # and feed_pos its offset in the connection's byte stream, so a pointer an llhttp
+    # callback gets has the position feed_pos + (at - feed_base) (see _pos).
+    cdef const char* feed_base
+    cdef long long feed_pos
+    cdef long long stream_pos     # bytes handed to llhttp so far
+    cdef long long head_start     # position of the request line (or trailer section); -1
+    cdef long long line_mark      # position just past the last request-line token seen
 
+    cdef inline long long _pos(self, const char* at) noexcept
     cdef int _on_message_begin(self) except -1
+    cdef int _on_method(self, const char* at, size_t n) except -1
+    cdef int _on_url(self, const char* at, size_t n) except -1
+    cdef int _on_protocol(self, const char* at, size_t n) except -1
+    cdef int _on_field_name(self, const char* at, size_t n) except -1
+    cdef int _on_field_bytes(self, const char* at, size_t n) except -1
+    cdef int _on_chunk_extension(self, size_t n) except -1
     cdef int _on_header_value_complete(self) except -1
     cdef int _on_headers_complete(self) except -1
     cdef int _on_body(self, const char* at, size_t length) except -1
     cdef int _on_message_complete(self) except -1
 
-    cdef void _check_transfer_encoding(self, const char* v, Py_ssize_t n) noexcept
+    cdef int _check_target(self) except -1
+    cdef _use_target_authority(self)
     cdef _fill_path(self, dict scope)
     cdef int _error_status(self, llhttp_errno_t err)
 

@@ -57,11 +57,15 @@ class ServerContext:
         max_body_size: int | None = None,
         timeout_request_head: float | None = None,
         timeout_request_body: float | None = None,
+        header_map: str = "drop",
     ) -> None:
         """Parameters:
 
         ``extra_headers``: (name, value) pairs from ``--header``; added to every response.
-        ``max_header_bytes``: request line + header section limit (431/414 beyond it).
+        ``max_header_bytes``: one limit on the request head as a whole, request line plus
+        header section (431 beyond it; 414 when the request-target alone is over it); a
+        trailer section is held to it separately.
+        ``max_headers``: most field lines in the head (and, separately, in a trailer section).
         ``keep_alive_timeout``: idle keep-alive connections are closed after this many seconds
         (checked by ``tick()``, no per-request timer).
         ``access_log``: called after each response as ``access_log(scope, status,
@@ -78,6 +82,8 @@ class ServerContext:
         ``timeout_request_head``: close a connection whose request head is not complete after
         this many seconds (slowloris); ``timeout_request_body``: close when no body bytes
         arrive for this long while the app waits for them. None disables each.
+        ``header_map``: request header fields whose name contains "_": "drop" (never reach
+        the app), "refuse" (400) or "dangerous" (passed through), as gunicorn's setting.
         """
 
     def tick(self) -> None:

@@ -11,7 +11,7 @@ from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdlib cimport free, realloc
-from libc.string cimport memcmp, memcpy
+from libc.string cimport memchr, memcmp, memcpy
 
 from .llhttp cimport *
 
@@ -57,6 +57,9 @@ cdef enum:
     FAIL = -2
 
 cdef Py_ssize_t HIGH_WATER = 65536        # buffered request body before reading pauses
+# Chunk extensions carry nothing an ASGI app can see; bytes of them per request past this
+# are refused with 400, so a client cannot make the server read them without end.
+cdef long long CHUNK_EXT_LIMIT = 16384
 cdef Py_ssize_t COPY_LIMIT = 16384        # bodies up to this are copied into the head's write
 
 cdef str HTTP_10 = "1.0"
@@ -71,6 +74,24 @@ cdef str T_BODY = "http.response.body"
 cdef bytes CONTINUE_100 = b"HTTP/1.1 100 Continue\r\n\r\n"
 cdef bytes LAST_CHUNK = b"0\r\n\r\n"
 cdef bytes ERROR_HEADERS = b"content-type: text/plain; charset=utf-8\r\ncontent-length: "
+cdef const char* HTTP_NAME = "HTTP"
+
+# lengths of C literals compared against, named once
+cdef enum:
+    HTTP_NAME_LEN = 4               # "HTTP"
+    HTTP_PREFIX_LEN = 7             # "http://"
+    HTTPS_PREFIX_LEN = 8            # "https://"
+    CHUNKED_LEN = 7                 # "chunked"
+
+# --header-map: what becomes of request header fields whose name holds "_" (gunicorn 22's
+# setting, same names and default)
+cdef enum:
+    HEADER_MAP_DROP = 0
+    HEADER_MAP_REFUSE = 1
+    HEADER_MAP_DANGEROUS = 2
+
+cdef dict HEADER_MAPS = {"drop": HEADER_MAP_DROP, "refuse": HEADER_MAP_REFUSE,
+                         "dangerous": HEADER_MAP_DANGEROUS}
 
 
 class ClientDisconnected(OSError):
@@ -226,8 +247,8 @@ cdef inline void buf_free(Buf* b) noexcept:
 
 
 # --- llhttp callbacks ---------------------------------------------------------------------
-# C callbacks never let a Python exception escape into C (STYLE.md 3): they store it on the
-# protocol and return -1; _parse re-raises it after llhttp_execute returns.
+# Trampolines: no logic. They never let a Python exception escape into C: they store it on
+# the protocol and return -1; _parse handles it after llhttp_execute returns.
 
 cdef llhttp_settings_t SETTINGS
 
@@ -241,42 +262,49 @@ cdef int cb_on_message_begin(llhttp_t* p) noexcept:
         return -1
 
 
+cdef int cb_on_method(llhttp_t* p, const char* at, size_t n) noexcept:
+    cdef HttpProtocol self = <HttpProtocol>p.data
+    try:
+        return self._on_method(at, n)
+    except BaseException as e:
+        self.exc = e
+        return -1
+
+
 cdef int cb_on_url(llhttp_t* p, const char* at, size_t n) noexcept:
     cdef HttpProtocol self = <HttpProtocol>p.data
-    self.url_len += n
-    if self.url_len > self.ctx.max_header_bytes:
-        self.err_status = 414
-        return -1
     try:
-        buf_add(&self.head, at, n)
+        return self._on_url(at, n)
     except BaseException as e:
         self.exc = e
         return -1
-    return 0
 
 
-cdef inline int add_header_bytes(HttpProtocol self, const char* at, size_t n) noexcept:
-    # a header line's name and value bytes go one after the other into self.head
-    self.head_bytes += n
-    if self.head_bytes > self.ctx.max_header_bytes:
-        self.err_status = 431
-        return -1
+cdef int cb_on_protocol(llhttp_t* p, const char* at, size_t n) noexcept:
+    cdef HttpProtocol self = <HttpProtocol>p.data
     try:
-        buf_add(&self.head, at, n)
+        return self._on_protocol(at, n)
     except BaseException as e:
         self.exc = e
         return -1
-    return 0
 
 
 cdef int cb_on_header_field(llhttp_t* p, const char* at, size_t n) noexcept:
     cdef HttpProtocol self = <HttpProtocol>p.data
-    self.name_len += n
-    return add_header_bytes(self, at, n)
+    try:
+        return self._on_field_name(at, n)
+    except BaseException as e:
+        self.exc = e
+        return -1
 
 
 cdef int cb_on_header_value(llhttp_t* p, const char* at, size_t n) noexcept:
-    return add_header_bytes(<HttpProtocol>p.data, at, n)
+    cdef HttpProtocol self = <HttpProtocol>p.data
+    try:
+        return self._on_field_bytes(at, n)
+    except BaseException as e:
+        self.exc = e
+        return -1
 
 
 cdef int cb_on_header_value_complete(llhttp_t* p) noexcept:
@@ -292,6 +320,15 @@ cdef int cb_on_headers_complete(llhttp_t* p) noexcept:
     cdef HttpProtocol self = <HttpProtocol>p.data
     try:
         return self._on_headers_complete()
+    except BaseException as e:
+        self.exc = e
+        return -1
+
+
+cdef int cb_on_chunk_extension(llhttp_t* p, const char* at, size_t n) noexcept:
+    cdef HttpProtocol self = <HttpProtocol>p.data
+    try:
+        return self._on_chunk_extension(n)
     except BaseException as e:
         self.exc = e
         return -1
@@ -317,11 +354,15 @@ cdef int cb_on_message_complete(llhttp_t* p) noexcept:
 
 llhttp_settings_init(&SETTINGS)
 SETTINGS.on_message_begin = cb_on_message_begin
+SETTINGS.on_method = cb_on_method
 SETTINGS.on_url = cb_on_url
+SETTINGS.on_protocol = cb_on_protocol
 SETTINGS.on_header_field = cb_on_header_field
 SETTINGS.on_header_value = cb_on_header_value
 SETTINGS.on_header_value_complete = cb_on_header_value_complete
 SETTINGS.on_headers_complete = cb_on_headers_complete
+SETTINGS.on_chunk_extension_name = cb_on_chunk_extension
+SETTINGS.on_chunk_extension_value = cb_on_chunk_extension
 SETTINGS.on_body = cb_on_body
 SETTINGS.on_message_complete = cb_on_message_complete
 
@@ -361,6 +402,184 @@ cdef str decode_path(const char* p, Py_ssize_t n, Buf* scratch):
     return PyUnicode_DecodeUTF8(scratch.data, scratch.len, "replace")
 
 
+# --- request validation: Host, request-target, Transfer-Encoding ----------------------------
+
+cdef extern from "arpa/inet.h":
+    int inet_pton(int af, const char* src, void* dst) nogil
+
+cdef extern from "sys/socket.h":
+    int AF_INET6
+
+# RFC 3986 3.2.2: reg-name = *( unreserved / pct-encoded / sub-delims ), here without ",":
+# a comma in Host is what several field lines combined into one look like (RFC 9110 5.3),
+# and RFC 9110 7.2 allows exactly one Host value.
+cdef unsigned char REGNAME[256]
+# RFC 3986 3.2.2: IPvFuture = "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" )
+cdef unsigned char IPVFUTURE[256]
+cdef unsigned char HEXDIG[256]
+for _i in range(256):
+    _c = chr(_i)
+    _unreserved = (_c.isascii() and _c.isalnum()) or _c in "-._~"
+    REGNAME[_i] = 1 if _unreserved or _c in "!$&'()*+;=" else 0
+    IPVFUTURE[_i] = 1 if _unreserved or _c in "!$&'()*+,;=:" else 0
+    HEXDIG[_i] = 1 if _c in "0123456789abcdefABCDEF" else 0
+
+# an IPv6 address in text, with room for the NUL (INET6_ADDRSTRLEN is 46)
+DEF IPV6_TEXT_MAX = 46
+
+
+cdef bint valid_authority(const char* v, Py_ssize_t n) noexcept:
+    """RFC 9110 7.2: Host = uri-host [ ":" port ], with uri-host and port as RFC 3986 3.2.2
+    and 3.2.3 define them. No userinfo (RFC 9110 4.2.4 treats it as an error), and no empty
+    host: an http or https URI never has one (RFC 9110 4.2.1)."""
+    cdef Py_ssize_t i = 0, j, end
+    cdef char text[IPV6_TEXT_MAX]
+    cdef unsigned char addr[16]
+    cdef long port = 0
+    if n == 0:
+        return False
+    if v[0] == c'[':
+        # IP-literal = "[" ( IPv6address / IPvFuture ) "]"
+        end = 1
+        while end < n and v[end] != c']':
+            end += 1
+        if end >= n or end == 1:
+            return False
+        if v[1] == c'v' or v[1] == c'V':
+            i = 2
+            while i < end and HEXDIG[<unsigned char>v[i]]:
+                i += 1
+            if i == 2 or i + 1 >= end or v[i] != c'.':
+                return False
+            for j in range(i + 1, end):
+                if not IPVFUTURE[<unsigned char>v[j]]:
+                    return False
+        else:
+            if end - 1 >= IPV6_TEXT_MAX:
+                return False
+            memcpy(text, v + 1, end - 1)
+            text[end - 1] = 0
+            if inet_pton(AF_INET6, text, addr) != 1:
+                return False
+        i = end + 1
+    else:
+        # reg-name or IPv4address (every IPv4address is also a reg-name)
+        while i < n and v[i] != c':':
+            if v[i] == c'%':
+                if i + 2 >= n or not HEXDIG[<unsigned char>v[i + 1]] or not HEXDIG[<unsigned char>v[i + 2]]:
+                    return False
+                i += 3
+                continue
+            if not REGNAME[<unsigned char>v[i]]:
+                return False
+            i += 1
+        if i == 0:
+            return False
+    if i == n:
+        return True
+    if v[i] != c':':
+        return False
+    # port = *DIGIT (RFC 3986 3.2.3: it may be empty), and a number a TCP port can be
+    for j in range(i + 1, n):
+        if not (c'0' <= v[j] <= c'9'):
+            return False
+        port = port * 10 + (v[j] - c'0')
+        if port > 65535:
+            return False
+    return True
+
+
+cdef inline bint is_ows(char c) noexcept:
+    return c == c' ' or c == c'\t'
+
+
+cdef int transfer_coding_status(const char* v, Py_ssize_t n) noexcept:
+    """The status a Transfer-Encoding field value earns: 0 when it is acceptable, 400 when it
+    is malformed, 501 for a coding we do not implement (RFC 9112 6.1 SHOULD). Grammar (RFC
+    9110 10.1.4, 5.6.1): #transfer-coding, transfer-coding = token *( OWS ";" OWS
+    transfer-parameter ), transfer-parameter = token BWS "=" BWS ( token / quoted-string ).
+    The one coding we implement, chunked, defines no parameters: with any it is malformed."""
+    cdef Py_ssize_t i = 0, j, name_start, name_end
+    cdef int status = 0
+    cdef bint params
+    while i < n:
+        while i < n and (is_ows(v[i]) or v[i] == c','):     # empty list elements are allowed
+            i += 1
+        if i >= n:
+            break
+        name_start = i
+        while i < n and TOKEN[<unsigned char>v[i]]:
+            i += 1
+        name_end = i
+        if name_end == name_start:
+            return 400
+        params = False
+        while True:
+            while i < n and is_ows(v[i]):
+                i += 1
+            if i >= n or v[i] == c',':
+                break
+            if v[i] != c';':
+                return 400
+            params = True
+            i += 1
+            while i < n and is_ows(v[i]):
+                i += 1
+            j = i
+            while i < n and TOKEN[<unsigned char>v[i]]:
+                i += 1
+            if i == j:
+                return 400
+            while i < n and is_ows(v[i]):
+                i += 1
+            if i >= n or v[i] != c'=':
+                return 400
+            i += 1
+            while i < n and is_ows(v[i]):
+                i += 1
+            if i < n and v[i] == c'"':
+                i += 1
+                while i < n and v[i] != c'"':
+                    i += 2 if v[i] == c'\\' else 1
+                if i >= n:
+                    return 400
+                i += 1
+            else:
+                j = i
+                while i < n and TOKEN[<unsigned char>v[i]]:
+                    i += 1
+                if i == j:
+                    return 400
+        if lower_equals(v + name_start, name_end - name_start, "chunked", CHUNKED_LEN):
+            if params:
+                return 400
+        else:
+            status = 501
+    return status
+
+
+# How the request-target reads (RFC 9112 3.2): _check_target's answers.
+cdef enum:
+    TARGET_ORIGIN = 0       # "/path?query", and "*" for OPTIONS
+    TARGET_ABSOLUTE = 1     # "http://authority/path?query"
+
+
+cdef Py_ssize_t authority_start(const char* u, Py_ssize_t n) noexcept:
+    """Where the authority of an absolute-form target of an http or https URI begins (RFC
+    9112 3.2.2; RFC 3986 3.1: schemes compare case-insensitively), or -1."""
+    if n >= HTTP_PREFIX_LEN and lower_equals(u, HTTP_PREFIX_LEN, "http://", HTTP_PREFIX_LEN):
+        return HTTP_PREFIX_LEN
+    if n >= HTTPS_PREFIX_LEN and lower_equals(u, HTTPS_PREFIX_LEN, "https://", HTTPS_PREFIX_LEN):
+        return HTTPS_PREFIX_LEN
+    return -1
+
+
+cdef Py_ssize_t authority_end(const char* u, Py_ssize_t n, Py_ssize_t start) noexcept:
+    while start < n and u[start] != c'/' and u[start] != c'?':
+        start += 1
+    return start
+
+
 # --- the server context -------------------------------------------------------------------
 
 cdef class ServerContext:
@@ -369,8 +588,13 @@ cdef class ServerContext:
                  bint date_header=True, extra_headers=None, Py_ssize_t max_header_bytes=65536,
                  Py_ssize_t max_headers=100, double keep_alive_timeout=5.0, state=None,
                  access_log=None, ws_upgrade=None, limit_concurrency=None,
-                 max_body_size=None, timeout_request_head=None, timeout_request_body=None):
+                 max_body_size=None, timeout_request_head=None, timeout_request_body=None,
+                 str header_map="drop"):
         cdef list lines = []
+        if header_map not in HEADER_MAPS:
+            raise ValueError("header_map must be one of %s, not %r"
+                             % (", ".join(HEADER_MAPS), header_map))
+        self.header_map = HEADER_MAPS[header_map]
         self.app = app
         self.loop = loop
         self.state = {} if state is None else state
@@ -614,6 +838,8 @@ cdef class HttpProtocol:
         self.corked_size = 0
         try:
             while True:
+                self.feed_base = base + off
+                self.feed_pos = self.stream_pos
                 err = llhttp_execute(&self.parser, base + off, n - off)
                 if self.exc is not None:
                     exc = self.exc
@@ -634,6 +860,7 @@ cdef class HttpProtocol:
                 else:
                     self._send_error(self._error_status(err))
                     return
+                self.stream_pos = self.feed_pos + (base + off - self.feed_base)
                 cycle = self.cycle
                 if cycle is not None and cycle.task is None and not cycle.response_started \
                         and not cycle.running:
@@ -663,11 +890,13 @@ cdef class HttpProtocol:
     cdef int _error_status(self, llhttp_errno_t err):
         if self.err_status:
             return self.err_status
-        if self.te_unsupported:
-            return 501
         if err == HPE_INVALID_VERSION and self.parser.http_major >= 2:
             return 505
         return 400
+
+    cdef inline long long _pos(self, const char* at) noexcept:
+        """The stream position of a pointer into the buffer llhttp is executing on."""
+        return self.feed_pos + (at - self.feed_base)
 
     cdef int _on_message_begin(self) except -1:
         self.in_head = True
@@ -675,12 +904,83 @@ cdef class HttpProtocol:
         self.head.len = 0
         self.url_len = 0
         self.name_len = 0
-        self.head_bytes = 0
         self.headers = []
-        self.te_unsupported = False
+        self.field_count = 0
+        self.host_count = 0
+        self.proto_len = 0
+        self.chunk_ext_bytes = 0
+        self.head_start = -1
+        self.line_mark = -1
         self.expect_continue = False
         self.is_websocket_upgrade = False
         self.body_received = 0
+        return 0
+
+    # The request line (RFC 9112 3): method SP request-target SP HTTP-version, one SP each.
+    # llhttp skips any run of spaces; line_mark, the position past the previous token, lets
+    # the next token check that exactly one SP came between. The head's size is counted from
+    # head_start, the position of the method, so one limit covers line and fields together.
+
+    cdef int _on_method(self, const char* at, size_t n) except -1:
+        if self.head_start < 0:
+            self.head_start = self._pos(at)
+        self.line_mark = self._pos(at + n)
+        return 0
+
+    cdef int _on_url(self, const char* at, size_t n) except -1:
+        cdef long long end = self._pos(at + n)
+        if n == 0:
+            return 0
+        if self.url_len == 0 and self._pos(at) != self.line_mark + 1:
+            self.err_status = 400
+            return FAIL
+        if end - self.head_start > self.ctx.max_header_bytes:
+            # RFC 9112 3: a request-target longer than the server will parse is 414
+            self.err_status = 414
+            return FAIL
+        if memchr(at, c'#', n) != NULL:
+            # RFC 9112 3.2: a request-target carries no fragment (RFC 3986 3.5)
+            self.err_status = 400
+            return FAIL
+        buf_add(&self.head, at, n)
+        self.url_len += n       # only bytes that are in `head`: the access log reads them
+        self.line_mark = end
+        return 0
+
+    cdef int _on_protocol(self, const char* at, size_t n) except -1:
+        if n == 0:
+            return 0
+        if self.proto_len == 0 and self._pos(at) != self.line_mark + 1:
+            self.err_status = 400
+            return FAIL
+        # RFC 9112 2.3: HTTP-name = %s"HTTP", case-sensitive. llhttp also takes "RTSP" and
+        # "ICE": not HTTP, so not a request line of this protocol: 400.
+        if self.proto_len + n > HTTP_NAME_LEN or memcmp(at, HTTP_NAME + self.proto_len, n) != 0:
+            self.err_status = 400
+            return FAIL
+        self.proto_len += n
+        return 0
+
+    cdef int _on_field_name(self, const char* at, size_t n) except -1:
+        self.name_len += n
+        return self._on_field_bytes(at, n)
+
+    cdef int _on_field_bytes(self, const char* at, size_t n) except -1:
+        # a field line's name and value bytes go one after the other into self.head
+        if self.head_start < 0:
+            self.head_start = self._pos(at)     # the first byte of a trailer section
+        if self._pos(at + n) - self.head_start > self.ctx.max_header_bytes:
+            # RFC 6585 5: 431 for a header section (request line included) over the limit
+            self.err_status = 431
+            return FAIL
+        buf_add(&self.head, at, n)
+        return 0
+
+    cdef int _on_chunk_extension(self, size_t n) except -1:
+        self.chunk_ext_bytes += n
+        if self.chunk_ext_bytes > CHUNK_EXT_LIMIT:
+            self.err_status = 400
+            return FAIL
         return 0
 
     cdef int _on_header_value_complete(self) except -1:
@@ -689,71 +989,129 @@ cdef class HttpProtocol:
         cdef Py_ssize_t vlen = self.head.len - self.url_len - nlen
         cdef char* v = p + nlen
         cdef Py_ssize_t i
-        cdef bytes name
+        cdef int status
+        self.head.len = self.url_len        # the bytes stay readable until the next field
+        self.name_len = 0
+        self.field_count += 1
+        if self.field_count > self.ctx.max_headers:
+            self.err_status = 431
+            return FAIL
+        if not self.in_head:
+            # A trailer field (RFC 9112 7.1.2). No ASGI event carries request trailers, so
+            # none reaches the app: not those RFC 9110 6.5.1 forbids (Host, Content-Length,
+            # Transfer-Encoding, Authorization, ...), nor any other. They are parsed under
+            # the same limits as the head, then dropped.
+            return 0
         # RFC 9110 5.5: OWS around a field value is not part of it (llhttp drops the
         # leading OWS, the trailing is ours to drop)
-        while vlen > 0 and (v[vlen - 1] == 32 or v[vlen - 1] == 9):
+        while vlen > 0 and is_ows(v[vlen - 1]):
             vlen -= 1
         for i in range(nlen):
             p[i] = <char>LOWER[<unsigned char>p[i]]
-        name = make_name(p, nlen)
-        self.headers.append((name, PyBytes_FromStringAndSize(v, vlen)))
-        self.head_bytes += 4    # ": " and CRLF
-        if len(self.headers) > self.ctx.max_headers:
-            self.err_status = 431
-            return FAIL
-        if nlen == 17 and memcmp(p, "transfer-encoding", 17) == 0:
-            self._check_transfer_encoding(v, vlen)
+        if memchr(p, c'_', nlen) != NULL and self.ctx.header_map != HEADER_MAP_DANGEROUS:
+            # "X_Forwarded_For" passes a proxy that strips "X-Forwarded-For", and CGI-style
+            # mappings (Django's META, WSGI environ) turn both into HTTP_X_FORWARDED_FOR
+            if self.ctx.header_map == HEADER_MAP_REFUSE:
+                self.err_status = 400
+                return FAIL
+            return 0
+        self.headers.append((make_name(p, nlen), PyBytes_FromStringAndSize(v, vlen)))
+        if nlen == 4 and memcmp(p, "host", 4) == 0:
+            # RFC 9112 3.2: 400 for more than one Host field line or an invalid value
+            self.host_count += 1
+            if self.host_count > 1 or not valid_authority(v, vlen):
+                self.err_status = 400
+                return FAIL
+        elif nlen == 17 and memcmp(p, "transfer-encoding", 17) == 0:
+            status = transfer_coding_status(v, vlen)
+            if status:
+                self.err_status = status
+                return FAIL
         elif nlen == 6 and memcmp(p, "expect", 6) == 0:
             if lower_equals(v, vlen, "100-continue", 12):
                 self.expect_continue = True
         elif nlen == 7 and memcmp(p, "upgrade", 7) == 0:
             if lower_contains(v, vlen, "websocket", 9):
                 self.is_websocket_upgrade = True
-        self.head.len = self.url_len
-        self.name_len = 0
         return 0
 
-    cdef void _check_transfer_encoding(self, const char* v, Py_ssize_t n) noexcept:
-        # RFC 9112 6.1: a server that receives a transfer coding it does not understand
-        # SHOULD answer 501. We understand exactly "chunked".
-        cdef Py_ssize_t i = 0, start, end
-        while i < n:
-            while i < n and (v[i] == 32 or v[i] == 9 or v[i] == 44):
-                i += 1
-            start = i
-            while i < n and v[i] != 44:
-                i += 1
-            end = i
-            while end > start and (v[end - 1] == 32 or v[end - 1] == 9):
-                end -= 1
-            if end > start and not lower_equals(v + start, end - start, "chunked", 7):
-                self.te_unsupported = True
+    cdef int _check_target(self) except -1:
+        """Which form the request-target has (RFC 9112 3.2), or FAIL with the status."""
+        cdef const char* u = self.head.data
+        cdef Py_ssize_t n = self.url_len
+        cdef Py_ssize_t a
+        cdef int method = self.parser.method
+        if method == HTTP_CONNECT:
+            # authority-form serves CONNECT only (RFC 9112 3.2.3), and a tunnel is nothing an
+            # ASGI app can serve. 501, "not capable of supporting it for any resource" (RFC
+            # 9110 15.6.2), rather than 405, which needs an Allow list the server cannot know.
+            self.err_status = 501
+            return FAIL
+        if n > 0 and u[0] == c'/':
+            return TARGET_ORIGIN
+        if n == 1 and u[0] == c'*':
+            # RFC 9112 3.2.4: asterisk-form is for a server-wide OPTIONS only
+            if method == HTTP_OPTIONS:
+                return TARGET_ORIGIN
+            self.err_status = 400
+            return FAIL
+        a = authority_start(u, n)
+        if a < 0 or not valid_authority(u + a, authority_end(u, n, a) - a):
+            self.err_status = 400
+            return FAIL
+        return TARGET_ABSOLUTE
+
+    cdef _use_target_authority(self):
+        """RFC 9112 3.2.2: for an absolute-form target, the server ignores the Host field and
+        uses the target's authority. The ASGI scope has no authority key and apps read the
+        host from the "host" header, so that header carries the target's authority (as ASGI
+        maps HTTP/2's :authority to "host")."""
+        cdef const char* u = self.head.data
+        cdef Py_ssize_t a = authority_start(u, self.url_len)
+        cdef bytes authority = PyBytes_FromStringAndSize(u + a, authority_end(u, self.url_len, a) - a)
+        cdef list headers = self.headers
+        cdef Py_ssize_t i
+        for i in range(len(headers)):
+            if headers[i][0] == b"host":
+                headers[i] = (headers[i][0], authority)
+                return
+        headers.append((b"host", authority))     # HTTP/1.0 may come without Host
 
     cdef int _on_headers_complete(self) except -1:
         cdef ServerContext ctx = self.ctx
         cdef RequestCycle cycle
         cdef dict scope
         cdef llhttp_t* p = &self.parser
+        cdef int form
         self.served = True
         self.body_activity = ctx.now
         if p.http_major != 1:
             self.err_status = 505
             return FAIL
-        if self.te_unsupported:
-            self.err_status = 501
+        form = self._check_target()
+        if form == FAIL:
+            return FAIL
+        if p.http_minor == 1 and self.host_count == 0:
+            # RFC 9112 3.2: 400 for an HTTP/1.1 request without Host (HTTP/1.0 may omit it)
+            self.err_status = 400
             return FAIL
         if ctx.max_body_size >= 0 and (p.flags & F_CONTENT_LENGTH) and \
                 <long long>p.content_length > ctx.max_body_size:
             self.err_status = 413
             return FAIL
-        if p.upgrade:
-            if not (self.is_websocket_upgrade and p.method == HTTP_GET and ctx.ws_upgrade is not None):
-                # An upgrade we do not speak (h2c, CONNECT, ...) is served as plain HTTP.
-                p.upgrade = 0
-        else:
+        # An upgrade we do not speak (h2c, ...) is served as plain HTTP, and so is any
+        # upgrade asked over HTTP/1.0: RFC 9110 7.8, a server MUST ignore Upgrade there.
+        if p.upgrade and not (self.is_websocket_upgrade and p.http_minor == 1
+                              and p.method == HTTP_GET and ctx.ws_upgrade is not None):
+            p.upgrade = 0
+        if not p.upgrade:
             self.is_websocket_upgrade = False
         self.in_head = False
+        # a trailer section, if one comes, is counted and limited on its own
+        self.head_start = -1
+        self.field_count = 0
+        if form == TARGET_ABSOLUTE:
+            self._use_target_authority()
 
         scope = PyDict_Copy(self.scope_template)
         if p.http_minor == 0:
@@ -787,16 +1145,10 @@ cdef class HttpProtocol:
         cdef bytes raw_path
         cdef str path
         cdef str root = self.ctx.root_path
-        # absolute-form (RFC 9112 3.2.2): skip "scheme://authority"
-        if n > 0 and u[0] != 47:
-            while i + 2 < n:
-                if u[i] == 58 and u[i + 1] == 47 and u[i + 2] == 47:
-                    i += 3
-                    while i < n and u[i] != 47 and u[i] != 63:
-                        i += 1
-                    path_start = i
-                    break
-                i += 1
+        if n > 0 and u[0] != c'/':
+            # absolute-form (RFC 9112 3.2.2): the path follows "scheme://authority"
+            path_start = authority_start(u, n)
+            path_start = authority_end(u, n, path_start) if path_start >= 0 else 0
         i = path_start
         while i < n and u[i] != 63 and u[i] != 35:
             if u[i] == 37:
@@ -978,7 +1330,7 @@ cdef class HttpProtocol:
         """Access-log a request refused before its head was complete (400, 413, 414, 431,
         501, 505): a scope holding what was parsed so far, "-" for what was not."""
         cdef dict scope = PyDict_Copy(self.scope_template)
-        cdef bint have_target = self.url_len > 0 and self.err_status != 414
+        cdef bint have_target = self.url_len > 0
         scope["method"] = <str>METHODS[self.parser.method] if self.url_len > 0 else "-"
         if (self.parser.http_major or self.parser.http_minor) and \
                 (self.parser.http_major != 1 or self.parser.http_minor != 1):   # 0.0: not parsed
@@ -1381,6 +1733,11 @@ cdef class RequestCycle:
             return
         if not self.response_started:
             error_log.error("ASGI callable returned without starting response.")
+            proto._send_error(500)
+        elif not self.head_sent:
+            # The head waits for the first body message, so nothing is on the wire yet: the
+            # client gets the 500 that is logged, not an empty reply.
+            error_log.error("ASGI callable returned without sending a response body.")
             proto._send_error(500)
         elif not self.response_complete:
             error_log.error("ASGI callable returned without completing response.")

@@ -25,11 +25,15 @@ cdef extern from "llhttp.h":
 
     ctypedef struct llhttp_settings_t:
         llhttp_cb on_message_begin
+        llhttp_data_cb on_protocol
         llhttp_data_cb on_url
+        llhttp_data_cb on_method
         llhttp_data_cb on_header_field
         llhttp_data_cb on_header_value
         llhttp_cb on_header_value_complete
         llhttp_cb on_headers_complete
+        llhttp_data_cb on_chunk_extension_name
+        llhttp_data_cb on_chunk_extension_value
         llhttp_data_cb on_body
         llhttp_cb on_message_complete
 
@@ -55,6 +59,7 @@ cdef extern from "llhttp.h":
         HTTP_HEAD
         HTTP_GET
         HTTP_CONNECT
+        HTTP_OPTIONS
 
     void llhttp_init(llhttp_t* parser, llhttp_type_t type, const llhttp_settings_t* settings)
     void llhttp_settings_init(llhttp_settings_t* settings)
@@ -64,4 +69,3 @@ cdef extern from "llhttp.h":
     int llhttp_should_keep_alive(const llhttp_t* parser)
     int llhttp_message_needs_eof(const llhttp_t* parser)
     const char* llhttp_method_name(uint8_t method)
-    const char* llhttp_errno_name(llhttp_errno_t err)
