@@ -6,6 +6,7 @@ fastasgi.run("main:app")     # from Python
 
 from fastasgi._version import __version__
 from fastasgi.config import Config
-from fastasgi.server import Server, run
+from fastasgi.main import run
+from fastasgi.server import Server
 
 __all__ = ["Config", "Server", "__version__", "run"]

@@ -14,18 +14,13 @@ from typing import Any
 
 import click
 
+from fastasgi import _defaults
+from fastasgi._accesslog import compile_access_format
+from fastasgi._sockets import parse_bind
 from fastasgi._version import __version__
-from fastasgi.config import (
-    DEFAULT_LIMIT_REQUEST_HEAD_SIZE,
-    DEFAULT_TIMEOUT_REQUEST_BODY,
-    DEFAULT_TIMEOUT_REQUEST_HEAD,
-    LIFESPAN_MODES,
-    SSL_PROTOCOL_VERSION,
-    encode_header,
-    parse_bind,
-)
-from fastasgi.logging import LOG_LEVELS, LOGGING_CONFIG, compile_access_format
-from fastasgi.server import run
+from fastasgi.config import HEADER_MAPS, LIFESPAN_MODES, SSL_PROTOCOL_VERSION, encode_header
+from fastasgi.logging import LOG_LEVELS, LOGGING_CONFIG
+from fastasgi.main import run
 
 #: Every option can also come from the environment: --limit-concurrency from
 #: FASTASGI_LIMIT_CONCURRENCY, APP from FASTASGI_APP (uvicorn: UVICORN_...).
@@ -121,11 +116,11 @@ class _Command(click.Command):
     context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": ENV_PREFIX},
 )
 @click.argument("app", envvar=f"{ENV_PREFIX}_APP")
-@click.option("--host", type=str, default="127.0.0.1", show_default=True, help="Bind socket to this host.")
+@click.option("--host", type=str, default=_defaults.HOST, show_default=True, help="Bind socket to this host.")
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),
-    default=8000,
+    default=_defaults.PORT,
     show_default=True,
     help="Bind socket to this port. If 0, an available port will be picked.",
 )
@@ -165,7 +160,7 @@ class _Command(click.Command):
 @click.option(
     "--reload-delay",
     type=click.FloatRange(min=0),
-    default=0.25,
+    default=_defaults.RELOAD_DELAY,
     show_default=True,
     help="Delay between previous and next check if application needs to be reloaded.",
 )
@@ -191,7 +186,7 @@ class _Command(click.Command):
 @click.option(
     "--limit-max-requests-jitter",
     type=click.IntRange(min=0),
-    default=0,
+    default=_defaults.LIMIT_MAX_REQUESTS_JITTER,
     show_default=True,
     help="Maximum jitter to add to limit_max_requests. Staggers worker restarts to avoid all workers"
     " restarting simultaneously.",
@@ -199,7 +194,7 @@ class _Command(click.Command):
 @click.option(
     "--timeout-worker-healthcheck",
     type=click.FloatRange(min=0, min_open=True),
-    default=5,
+    default=_defaults.TIMEOUT_WORKER_HEALTHCHECK,
     show_default=True,
     help="Maximum number of seconds to wait for a worker to respond to a healthcheck"
     " (its event loop's heartbeat, once it serves).",
@@ -207,7 +202,7 @@ class _Command(click.Command):
 @click.option(
     "--loop",
     type=_ChoiceOrImportString(["auto", "asyncio", "uvloop"]),
-    default="auto",
+    default=_defaults.LOOP,
     show_default=True,
     help="Event loop implementation (auto: uvloop when installed), or a \"module:attribute\" loop factory.",
 )
@@ -215,7 +210,7 @@ class _Command(click.Command):
     "--http",
     type=str,
     metavar="[auto|h11|httptools]",
-    default="auto",
+    default=_defaults.HTTP,
     show_default=True,
     help="HTTP protocol implementation. fastasgi has one, its own (llhttp): anything but auto is refused.",
 )
@@ -223,49 +218,49 @@ class _Command(click.Command):
 @click.option(
     "--ws",
     type=click.Choice(["auto", "websockets", "websockets-sansio", "none"]),
-    default="auto",
+    default=_defaults.WS,
     show_default=True,
     help="WebSocket protocol implementation.",
 )
 @click.option(
     "--ws-max-size",
     type=click.IntRange(min=1),
-    default=16777216,
+    default=_defaults.WS_MAX_SIZE,
     show_default=True,
     help="WebSocket max size message in bytes.",
 )
 @click.option(
     "--ws-max-queue",
     type=click.IntRange(min=1),
-    default=32,
+    default=_defaults.WS_MAX_QUEUE,
     show_default=True,
     help="The maximum length of the WebSocket message queue.",
 )
 @click.option(
     "--ws-ping-interval",
     type=click.FloatRange(min=0, min_open=True),
-    default=20.0,
+    default=_defaults.WS_PING_INTERVAL,
     show_default=True,
     help="WebSocket ping interval in seconds.",
 )
 @click.option(
     "--ws-ping-timeout",
     type=click.FloatRange(min=0, min_open=True),
-    default=20.0,
+    default=_defaults.WS_PING_TIMEOUT,
     show_default=True,
     help="WebSocket ping timeout in seconds.",
 )
 @click.option(
     "--ws-per-message-deflate",
     type=bool,
-    default=True,
+    default=_defaults.WS_PER_MESSAGE_DEFLATE,
     show_default=True,
     help="WebSocket per-message-deflate compression.",
 )
 @click.option(
     "--interface",
     type=click.Choice(["auto", "asgi3", "asgi2", "wsgi"]),
-    default="auto",
+    default=_defaults.INTERFACE,
     show_default=True,
     help="Select ASGI3 or ASGI2 as the application interface (wsgi is refused).",
 )
@@ -286,7 +281,7 @@ class _Command(click.Command):
 @click.option(
     "--lifespan",
     type=click.Choice(LIFESPAN_MODES),
-    default="auto",
+    default=_defaults.LIFESPAN,
     show_default=True,
     help="Lifespan implementation.",
 )
@@ -319,7 +314,7 @@ class _Command(click.Command):
     default=None,
     help="Comma separated list of IP Addresses, IP Networks, or literals (e.g. UNIX Socket path) to"
     " trust with proxy headers. Defaults to the $FORWARDED_ALLOW_IPS environment variable if"
-    " available, or '127.0.0.1,::1'. The literal '*' means trust everything.",
+    f" available, or {_defaults.FORWARDED_ALLOW_IPS!r}. The literal '*' means trust everything.",
 )
 @click.option(
     "--header",
@@ -339,7 +334,7 @@ class _Command(click.Command):
 @click.option(
     "--backlog",
     type=click.IntRange(min=1),
-    default=2048,
+    default=_defaults.BACKLOG,
     show_default=True,
     help="Maximum number of connections to hold in backlog.",
 )
@@ -352,7 +347,7 @@ class _Command(click.Command):
 @click.option(
     "--timeout-request-head",
     type=click.FloatRange(min=0),
-    default=DEFAULT_TIMEOUT_REQUEST_HEAD,
+    default=_defaults.TIMEOUT_REQUEST_HEAD,
     show_default=True,
     help="Seconds to receive a whole request head once it has begun (slowloris defence); then 408"
     " and close. 0 turns it off.",
@@ -360,7 +355,7 @@ class _Command(click.Command):
 @click.option(
     "--timeout-request-body",
     type=click.FloatRange(min=0),
-    default=DEFAULT_TIMEOUT_REQUEST_BODY,
+    default=_defaults.TIMEOUT_REQUEST_BODY,
     show_default=True,
     help="Seconds without a request body byte while the app waits for the body; then 408 and close."
     " 0 turns it off.",
@@ -404,7 +399,7 @@ class _Command(click.Command):
 @click.option(
     "--timeout-keep-alive",
     type=click.FloatRange(min=0),
-    default=5,
+    default=_defaults.TIMEOUT_KEEP_ALIVE,
     show_default=True,
     help="Close Keep-Alive connections if no new data is received within this timeout (in seconds).",
 )
@@ -417,7 +412,7 @@ class _Command(click.Command):
 @click.option(
     "--limit-request-head-size",
     type=click.IntRange(min=1),
-    default=DEFAULT_LIMIT_REQUEST_HEAD_SIZE,
+    default=_defaults.LIMIT_REQUEST_HEAD_SIZE,
     show_default=True,
     help="Maximum bytes in a request line plus its headers; larger requests get 431.",
 )
@@ -431,9 +426,18 @@ class _Command(click.Command):
 @click.option(
     "--limit-request-fields",
     type=click.IntRange(min=1),
-    default=100,
+    default=_defaults.LIMIT_REQUEST_FIELDS,
     show_default=True,
     help="Maximum number of header lines in a request; more get 431.",
+)
+@click.option(
+    "--header-map",
+    type=click.Choice(HEADER_MAPS),
+    default=_defaults.HEADER_MAP,
+    show_default=True,
+    help="Request header fields whose name contains '_': drop them, refuse the request (400), or pass"
+    " them to the app (dangerous: behind a proxy that strips X-Forwarded-For, an X_Forwarded_For"
+    " gets through, and WSGI-style mappings read both as HTTP_X_FORWARDED_FOR).",
 )
 @click.option(
     "--app-dir",

@@ -6,28 +6,27 @@ fastasgi's own limits. Everything is checked in ``__init__``: a bad value raises
 Settings that this version cannot honour yet are refused the same way instead of being
 accepted and ignored (see ``NOT_SUPPORTED``).
 
-``load()`` imports the application, calls it when it is a factory, and wraps ASGI 2 apps.
+``load()`` imports the application (``fastasgi._importer``), puts the proxy headers middleware
+around it and builds the TLS context. Every default is ``fastasgi._defaults``'s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
-import importlib
-import inspect
 import logging
 import os
-import re
 import socket
 import ssl
-import stat
 import sys
-import types
 from collections.abc import Awaitable, Callable
-from configparser import RawConfigParser
-from typing import IO, Any, Literal
+from typing import Any, Literal
 
-from fastasgi.logging import LOG_LEVELS, LOGGING_CONFIG, compile_access_format, configure_logging
+from fastasgi import _defaults, _sockets
+from fastasgi._accesslog import compile_access_format
+from fastasgi._http._core import check_header, is_token
+from fastasgi._importer import LoadError, import_from_string, load_app
+from fastasgi.logging import LOG_LEVELS, LOGGING_CONFIG, LogConfig, configure_logging
+from fastasgi.middleware.proxy_headers import ProxyHeadersMiddleware, TrustedProxies
 
 LifespanType = Literal["auto", "on", "off"]
 LoopType = Literal["none", "auto", "asyncio", "uvloop"]
@@ -39,32 +38,12 @@ LOOP_TYPES = ("none", "auto", "asyncio", "uvloop")
 WS_TYPES = ("auto", "none", "websockets", "websockets-sansio", "wsproto")
 HTTP_TYPES = ("auto", "h11", "httptools")
 INTERFACES = ("auto", "asgi3", "asgi2", "wsgi")
+HEADER_MAPS = _defaults.HEADER_MAPS
 
 #: Exit code when the application cannot start (lifespan startup failed), as uvicorn.
 STARTUP_FAILURE = 3
 
-DEFAULT_LIMIT_REQUEST_HEAD_SIZE = 65536
 SSL_PROTOCOL_VERSION: int = ssl.PROTOCOL_TLS_SERVER
-
-# Slow-client defences uvicorn does not have (0 or None turns each off):
-#: seconds from the first byte of a request head to its end; beyond it 408 and close. Heads
-#: are a few KB and arrive in one or two packets even on a slow mobile link; a client still
-#: sending one after 30 s is trickling it to hold the connection (slowloris). Apache's
-#: mod_reqtimeout allows 20-40 s, nginx's client_header_timeout 60 s.
-DEFAULT_TIMEOUT_REQUEST_HEAD = 30.0
-#: seconds without a body byte while the app waits for the body; beyond it 408 and close.
-#: nginx's client_body_timeout (the same rule: between two reads) is 60 s.
-DEFAULT_TIMEOUT_REQUEST_BODY = 60.0
-#: --forwarded-allow-ips when neither the flag nor $FORWARDED_ALLOW_IPS is set (uvicorn's)
-DEFAULT_FORWARDED_ALLOW_IPS = "127.0.0.1,::1"
-#: mode of a unix socket file we create (uvicorn's): the proxy in front of the server usually
-#: runs as another user; restrict access with the permissions of the socket's directory.
-UDS_MODE = 0o666
-
-# RFC 9110 5.6.2: a header name is a token.
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-# RFC 9110 5.5: CR, LF and NUL are never allowed in a field value.
-_BAD_VALUE_CHARS = re.compile(r"[\r\n\x00]")
 
 logger = logging.getLogger("fastasgi.error")
 
@@ -135,11 +114,16 @@ class Config:
     (slowloris defence; 408 and close); ``timeout_request_body``: seconds without a body
     byte while the app waits for the body (408 and close). 0 or None turns each off.
     ``access_log_format``: the access line, with ``%(atom)s`` parts (see
-    ``fastasgi.logging.ACCESS_LOG_ATOMS``); None: uvicorn's line.
+    ``fastasgi._accesslog.ACCESS_LOG_ATOMS``); None: uvicorn's line.
     ``bind``: listening addresses, each ``HOST:PORT``, ``[IPV6]:PORT``, ``unix:PATH`` or
     ``fd://N``; when given they replace ``host``/``port``/``uds``/``fd``.
     ``reuse_port``: ``SO_REUSEPORT`` on the TCP listeners; with ``workers`` each worker
     gets listeners of its own (see ``fastasgi.supervisors``).
+    ``header_map``: what happens to a request header field whose name contains ``_``
+    (gunicorn's setting): ``"drop"`` it, ``"refuse"`` the request (400), or pass it
+    through (``"dangerous"``). Behind a proxy that strips ``X-Forwarded-For``, an
+    ``X_Forwarded_For`` would get through, and WSGI-style mappings (Django's ``META``) read
+    both as ``HTTP_X_FORWARDED_FOR``.
 
     ``forwarded_allow_ips`` (None: ``$FORWARDED_ALLOW_IPS``, else ``127.0.0.1,::1``) and
     ``workers`` (None: ``$WEB_CONCURRENCY``, else 1) read the environment as uvicorn does,
@@ -149,29 +133,29 @@ class Config:
     def __init__(
         self,
         app: Any,
-        host: str | None = "127.0.0.1",
-        port: int = 8000,
+        host: str | None = _defaults.HOST,
+        port: int = _defaults.PORT,
         uds: str | os.PathLike[str] | None = None,
         fd: int | None = None,
-        loop: LoopType | str = "auto",
-        http: str = "auto",
+        loop: LoopType | str = _defaults.LOOP,
+        http: str = _defaults.HTTP,
         http2: bool = False,
-        ws: WSType | str = "auto",
-        ws_max_size: int = 16 * 1024 * 1024,
-        ws_max_queue: int = 32,
-        ws_ping_interval: float | None = 20.0,
-        ws_ping_timeout: float | None = 20.0,
-        ws_per_message_deflate: bool = True,
-        lifespan: LifespanType = "auto",
+        ws: WSType | str = _defaults.WS,
+        ws_max_size: int = _defaults.WS_MAX_SIZE,
+        ws_max_queue: int = _defaults.WS_MAX_QUEUE,
+        ws_ping_interval: float | None = _defaults.WS_PING_INTERVAL,
+        ws_ping_timeout: float | None = _defaults.WS_PING_TIMEOUT,
+        ws_per_message_deflate: bool = _defaults.WS_PER_MESSAGE_DEFLATE,
+        lifespan: LifespanType | str = _defaults.LIFESPAN,
         env_file: str | os.PathLike[str] | None = None,
-        log_config: dict[str, Any] | str | os.PathLike[str] | RawConfigParser | IO[Any] | None = LOGGING_CONFIG,
+        log_config: LogConfig = LOGGING_CONFIG,
         log_level: str | int | None = None,
         access_log: bool = True,
         use_colors: bool | None = None,
-        interface: InterfaceType | str = "auto",
+        interface: InterfaceType | str = _defaults.INTERFACE,
         reload: bool = False,
         reload_dirs: list[str] | str | None = None,
-        reload_delay: float = 0.25,
+        reload_delay: float = _defaults.RELOAD_DELAY,
         reload_includes: list[str] | str | None = None,
         reload_excludes: list[str] | str | None = None,
         workers: int | None = None,
@@ -183,12 +167,12 @@ class Config:
         root_path: str = "",
         limit_concurrency: int | None = None,
         limit_max_requests: int | None = None,
-        limit_max_requests_jitter: int = 0,
-        backlog: int = 2048,
-        timeout_keep_alive: float = 5,
-        timeout_notify: float = 30,
+        limit_max_requests_jitter: int = _defaults.LIMIT_MAX_REQUESTS_JITTER,
+        backlog: int = _defaults.BACKLOG,
+        timeout_keep_alive: float = _defaults.TIMEOUT_KEEP_ALIVE,
+        timeout_notify: float = _defaults.TIMEOUT_NOTIFY,
         timeout_graceful_shutdown: float | None = None,
-        timeout_worker_healthcheck: float = 5,
+        timeout_worker_healthcheck: float = _defaults.TIMEOUT_WORKER_HEALTHCHECK,
         callback_notify: Callable[..., Awaitable[None]] | None = None,
         ssl_keyfile: str | os.PathLike[str] | None = None,
         ssl_certfile: str | os.PathLike[str] | None = None,
@@ -203,13 +187,14 @@ class Config:
         h11_max_incomplete_event_size: int | None = None,
         reset_contextvars: bool = False,
         app_dir: str | None = None,
-        limit_request_head_size: int = DEFAULT_LIMIT_REQUEST_HEAD_SIZE,
-        limit_request_fields: int = 100,
+        limit_request_head_size: int = _defaults.LIMIT_REQUEST_HEAD_SIZE,
+        limit_request_fields: int = _defaults.LIMIT_REQUEST_FIELDS,
         limit_request_body: int | None = None,
-        timeout_request_head: float | None = DEFAULT_TIMEOUT_REQUEST_HEAD,
-        timeout_request_body: float | None = DEFAULT_TIMEOUT_REQUEST_BODY,
+        timeout_request_head: float | None = _defaults.TIMEOUT_REQUEST_HEAD,
+        timeout_request_body: float | None = _defaults.TIMEOUT_REQUEST_BODY,
         access_log_format: str | None = None,
         bind: list[str] | tuple[str, ...] | str | None = None,
+        header_map: str = _defaults.HEADER_MAP,
     ) -> None:
         self.app = app
         self.host = host
@@ -272,9 +257,10 @@ class Config:
         self.timeout_request_head = timeout_request_head
         self.timeout_request_body = timeout_request_body
         self.access_log_format = access_log_format
+        self.header_map = header_map
         self.bind = [bind] if isinstance(bind, str) else list(bind or [])
         #: where to listen: ("tcp", (host, port)), ("unix", path) or ("fd", n); see endpoints
-        self.endpoints: list[tuple[str, Any]] = []
+        self.endpoints: list[_sockets.Endpoint] = []
         #: trusted proxies, parsed from forwarded_allow_ips (set after the environment is read)
         self.trusted_proxies: Any = None
         #: the server's SSLContext when TLS is on (built by load())
@@ -287,7 +273,7 @@ class Config:
 
         # Logging first, so that every later error is reported through it.
         self._validate_logging()
-        self._configure_logging()
+        self.configure_logging()
         self._validate()
         self._load_env_file()
         self._apply_web_concurrency()
@@ -305,6 +291,7 @@ class Config:
         _check_choice("ws", self.ws, WS_TYPES)
         _check_choice("lifespan", self.lifespan, LIFESPAN_MODES)
         _check_choice("interface", self.interface, INTERFACES)
+        _check_choice("header_map", self.header_map, HEADER_MAPS)
         if self.ws == "websockets-sansio":
             self.ws = "websockets"  # fastasgi's websockets support is sans-I/O already
 
@@ -334,7 +321,7 @@ class Config:
 
         h11_size = self.h11_max_incomplete_event_size
         if h11_size is not None:
-            if self.limit_request_head_size not in (DEFAULT_LIMIT_REQUEST_HEAD_SIZE, h11_size):
+            if self.limit_request_head_size not in (_defaults.LIMIT_REQUEST_HEAD_SIZE, h11_size):
                 raise ConfigError(
                     "--h11-max-incomplete-event-size and --limit-request-head-size are two "
                     f"names for one limit; got {h11_size} and {self.limit_request_head_size}."
@@ -354,9 +341,17 @@ class Config:
                 choices = ", ".join(repr(level) for level in LOG_LEVELS)
                 raise _invalid("log_level", self.log_level, f"is not one of {choices}")
 
-    def _configure_logging(self) -> None:
+    def configure_logging(self) -> None:
+        """Apply the logging settings (done by ``__init__``; again in a process that
+        received this object pickled). Raises ``ConfigError`` naming ``--log-config``."""
         try:
-            configure_logging(self)
+            configure_logging(
+                self.log_config,
+                log_level=self.log_level,
+                use_colors=self.use_colors,
+                access_log=self.access_log,
+                access_log_format=self.access_log_format,
+            )
         except ImportError as exc:
             raise ConfigError(f"--log-config {self.log_config!r} needs PyYAML: pip install pyyaml ({exc})") from None
         except (OSError, ValueError, TypeError, AttributeError, KeyError, RuntimeError) as exc:
@@ -410,9 +405,7 @@ class Config:
                 raise ConfigError(f"Invalid value for '--access-log-format': {exc}.") from None
 
         if self.forwarded_allow_ips is None:
-            self.forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", DEFAULT_FORWARDED_ALLOW_IPS)
-        from fastasgi.middleware.proxy_headers import TrustedProxies
-
+            self.forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", _defaults.FORWARDED_ALLOW_IPS)
         try:
             self.trusted_proxies = TrustedProxies(self.forwarded_allow_ips)
         except (ValueError, TypeError, AttributeError) as exc:
@@ -451,7 +444,7 @@ class Config:
             logger.warning("--ssl-cert-reqs %d without --ssl-ca-certs: no client certificate can be verified.",
                            self.ssl_cert_reqs)
 
-    def _endpoints(self) -> list[tuple[str, Any]]:
+    def _endpoints(self) -> list[_sockets.Endpoint]:
         if self.bind:
             if self.uds is not None or self.fd is not None:
                 raise ConfigError(
@@ -460,7 +453,7 @@ class Config:
             endpoints = []
             for value in self.bind:
                 try:
-                    endpoints.append(parse_bind(value))
+                    endpoints.append(_sockets.parse_bind(value))
                 except ValueError as exc:
                     raise _invalid("bind", value, str(exc)) from None
             return endpoints
@@ -512,30 +505,11 @@ class Config:
         context.set_alpn_protocols(["http/1.1"])
         return context
 
-    def bind_sockets(self, reuse_port: bool = False) -> list[socket.socket]:
-        """Listening sockets for every endpoint (``--bind``, or ``--fd``, ``--uds``,
-        ``--host``/``--port``), bound and listening. A host name binds each address it
-        resolves to, on one port (the first one's, for port 0). Unix socket files get mode
-        ``UDS_MODE`` (an existing socket file is replaced and keeps its mode). On failure
-        the sockets already made are closed and ``BindError`` (an OSError whose ``where``
-        names the address) is raised."""
-        sockets: list[socket.socket] = []
-        try:
-            for kind, where in self.endpoints:
-                sockets.extend(self.bind_endpoint(kind, where, reuse_port=reuse_port))
-        except BaseException:
-            for sock in sockets:
-                sock.close()
-            raise
-        return sockets
-
-    def bind_endpoint(self, kind: str, where: Any, reuse_port: bool = False) -> list[socket.socket]:
-        """The listening socket(s) of one endpoint of ``endpoints`` (see ``bind_sockets``)."""
-        if kind == "fd":
-            return [_socket_from_fd(where)]
-        if kind == "unix":
-            return [_bind_unix(where, self.backlog)]
-        return _bind_tcp(where[0], where[1], self.backlog, reuse_port)
+    def bind_sockets(self) -> list[socket.socket]:
+        """The listening sockets of every endpoint, as uvicorn's ``Config.bind_socket``
+        (see ``fastasgi._sockets.bind``). Raises ``BindError``, an OSError whose
+        ``where`` names the address."""
+        return _sockets.bind(self.endpoints, self.backlog, self.reuse_port)
 
     # -- derived settings ---------------------------------------------------------------
 
@@ -566,182 +540,33 @@ class Config:
                 raise ConfigError("--loop uvloop needs uvloop: pip install uvloop (or fastasgi[standard])") from None
             return uvloop.new_event_loop
         # "module:attr": a custom loop factory, as uvicorn allows.
-        return import_from_string(self.loop, what="the --loop factory")
+        try:
+            return import_from_string(self.loop, what="the --loop factory")
+        except LoadError as exc:
+            raise ConfigError(str(exc), show_cause=exc.show_cause) from exc.__cause__
 
     # -- the application ----------------------------------------------------------------
 
     def load(self) -> None:
         """Import the application (``"module:attr"`` or an object), call it when it is a
-        factory, decide ASGI 3 or ASGI 2 and wrap the latter. Raises ``ConfigError``."""
+        factory, decide ASGI 3 or ASGI 2 and wrap the latter (``fastasgi._importer``), put
+        the proxy headers middleware around it and build the TLS context. Raises
+        ``ConfigError``."""
         if self.loaded:
             return
         if self.app_dir is not None:
             sys.path.insert(0, self.app_dir)
 
-        app = import_from_string(self.app)
-
-        if self.factory:
-            app = _call_factory(app)
-        elif _looks_like_factory(app):
-            logger.warning(
-                "ASGI app factory detected. Using it, but please consider setting the --factory flag explicitly."
-            )
-            app = _call_factory(app)
-
-        if not callable(app):
-            raise ConfigError(
-                f"Error loading ASGI app. {_describe(self.app)} is not callable (got {type(app).__name__})."
-            )
-
-        if self.interface == "auto":
-            self.interface = "asgi3" if _is_asgi3(app) else "asgi2"
-        if self.interface == "asgi2":
-            app = ASGI2Adapter(app)
+        try:
+            app, self.interface = load_app(self.app, factory=self.factory, interface=self.interface)
+        except LoadError as exc:
+            raise ConfigError(str(exc), show_cause=exc.show_cause) from exc.__cause__
         if self.proxy_headers:
-            from fastasgi.middleware.proxy_headers import ProxyHeadersMiddleware
-
             app = ProxyHeadersMiddleware(app, self.trusted_proxies)
         self.ssl = self.create_ssl_context()
 
         self.loaded_app = app
         self.loaded = True
-
-
-# -- listening sockets -------------------------------------------------------------------
-
-
-class BindError(OSError):
-    """A listening socket could not be made; ``where`` names the address
-    (``127.0.0.1:8000``, ``[::1]:8000``, a unix socket path, ``fd 3``)."""
-
-    def __init__(self, exc: OSError, where: str) -> None:
-        super().__init__(exc.errno, exc.strerror or str(exc))
-        self.where = where
-
-
-def parse_bind(value: str) -> tuple[str, Any]:
-    """One ``--bind`` value -> an endpoint: ``HOST:PORT``, ``HOST`` (port 8000),
-    ``[IPV6]:PORT``, ``:PORT`` (all interfaces) -> ("tcp", (host, port)); ``unix:PATH`` ->
-    ("unix", path); ``fd://N`` -> ("fd", n). Raises ``ValueError`` saying what is wrong."""
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError("is not an address")
-    value = value.strip()
-    if value.startswith("unix:"):
-        path = value[len("unix:") :]
-        if not path:
-            raise ValueError("has no socket path after 'unix:'")
-        return ("unix", path)
-    if value.startswith("fd://"):
-        number = value[len("fd://") :]
-        if not number.isdigit():
-            raise ValueError("is not fd://N with N a file descriptor number")
-        return ("fd", int(number))
-    if value.startswith("["):
-        end = value.find("]")
-        if end == -1:
-            raise ValueError("has no ']' after the IPv6 address")
-        host, rest = value[1:end], value[end + 1 :]
-        if rest and not rest.startswith(":"):
-            raise ValueError("is not [IPV6]:PORT")
-        port_text = rest[1:] if rest else "8000"
-    elif value.count(":") > 1:
-        raise ValueError("is an IPv6 address without brackets; write it as [ADDRESS]:PORT")
-    else:
-        host, _, port_text = value.partition(":") if ":" in value else (value, "", "8000")
-    if not port_text.isdigit() or int(port_text) > 65535:
-        raise ValueError(f"has an invalid port {port_text!r}")
-    return ("tcp", (host or None, int(port_text)))
-
-
-def describe_endpoint(kind: str, where: Any) -> str:
-    if kind == "fd":
-        return f"fd {where}"
-    if kind == "unix":
-        return str(where)
-    host, port = where
-    host = host or "0.0.0.0"
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _socket_from_fd(fd: int) -> socket.socket:
-    try:
-        # Socket activation: family and type are read from the descriptor.
-        return socket.socket(fileno=fd)
-    except OSError as exc:
-        raise BindError(exc, f"fd {fd}") from None
-
-
-def _bind_unix(path: str, backlog: int) -> socket.socket:
-    # Keep the mode of a socket file that is being replaced (a restart); a new one gets
-    # UDS_MODE.
-    mode = UDS_MODE
-    try:
-        status = os.stat(path)
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        raise BindError(exc, path) from None
-    else:
-        if not stat.S_ISSOCK(status.st_mode) or _unix_socket_in_use(path):
-            raise BindError(OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE)), path)
-        mode = stat.S_IMODE(status.st_mode)
-        os.unlink(path)  # left by a server that is gone
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.bind(path)
-        os.chmod(path, mode)
-        sock.listen(backlog)
-    except OSError as exc:
-        sock.close()
-        raise BindError(exc, path) from None
-    return sock
-
-
-def _unix_socket_in_use(path: str) -> bool:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        try:
-            probe.connect(path)
-        except OSError:
-            return False
-    return True
-
-
-def _bind_tcp(host: str | None, port: int, backlog: int, reuse_port: bool) -> list[socket.socket]:
-    where = describe_endpoint("tcp", (host, port))
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as exc:
-        raise BindError(OSError(exc.errno, exc.strerror), where) from None
-    seen = set()
-    addresses = []
-    for family, _, _, _, sockaddr in infos:
-        if (family, sockaddr[0]) not in seen:
-            seen.add((family, sockaddr[0]))
-            addresses.append((family, sockaddr))
-    sockets: list[socket.socket] = []
-    try:
-        for family, sockaddr in addresses:
-            if sockets and port == 0:
-                sockaddr = (sockaddr[0], sockets[0].getsockname()[1], *sockaddr[2:])
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            sockets.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if reuse_port:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            if family == socket.AF_INET6 and len(addresses) > 1:
-                # Binding "::" next to "0.0.0.0": the IPv6 socket must leave IPv4 alone.
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            try:
-                sock.bind(sockaddr)
-                sock.listen(backlog)
-            except OSError as exc:
-                shown = describe_endpoint("tcp", (sockaddr[0], sockaddr[1])) if len(addresses) > 1 else where
-                raise BindError(exc, shown) from None
-    except BaseException:
-        for sock in sockets:
-            sock.close()
-        raise
-    return sockets
 
 
 def _check_choice(name: str, value: Any, choices: tuple[str, ...], allow_import_string: bool = False) -> None:
@@ -785,14 +610,17 @@ def encode_header(header: Any) -> tuple[bytes, bytes]:
         raise ValueError(f"{header!r} is not of the form NAME:VALUE")
     name, value = str(name).strip(), str(value).strip()
     shown = f"{name}:{value}"
-    if not _TOKEN.fullmatch(name):
-        raise ValueError(f"{shown!r} has an invalid header name")
-    if _BAD_VALUE_CHARS.search(value):
-        raise ValueError(f"{shown!r} has CR, LF or NUL in its value")
     try:
-        return name.lower().encode("latin-1"), value.encode("latin-1")
+        encoded = name.lower().encode("latin-1"), value.encode("latin-1")
     except UnicodeEncodeError:
         raise ValueError(f"{shown!r} is not latin-1 text") from None
+    if not is_token(encoded[0]):
+        raise ValueError(f"{shown!r} has an invalid header name")
+    try:
+        check_header(*encoded)   # the check every response header passes
+    except RuntimeError:
+        raise ValueError(f"{shown!r} has CR, LF or NUL in its value") from None
+    return encoded
 
 
 def _encode_header(header: Any) -> tuple[bytes, bytes]:
@@ -802,146 +630,7 @@ def _encode_header(header: Any) -> tuple[bytes, bytes]:
         raise ConfigError(f"Invalid value for '--header': {exc}.") from None
 
 
-def _describe(value: Any) -> str:
-    return f'"{value}"' if isinstance(value, str) else repr(value)
-
-
 def _asyncio_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
     if sys.platform == "win32":
         return asyncio.ProactorEventLoop
     return asyncio.SelectorEventLoop
-
-
-# -- importing the application ----------------------------------------------------------
-
-
-def import_from_string(import_str: Any, what: str = "ASGI app") -> Any:
-    """Resolve ``"module:attr"`` (``attr`` may be dotted) to the object it names. Anything
-    that is not a string is returned as it is. Raises ``ConfigError`` with a one-line
-    message (uvicorn's wording) when the string is malformed, the module is missing or the
-    attribute is; an import error raised inside the module is reported in one line with
-    where it happened."""
-    if not isinstance(import_str, str):
-        return import_str
-
-    module_str, _, attrs_str = import_str.partition(":")
-    if not module_str or not attrs_str:
-        raise ConfigError(
-            f'Error loading {what}. Import string "{import_str}" must be in format "<module>:<attribute>".'
-        )
-
-    try:
-        module = importlib.import_module(module_str)
-    except ImportError as exc:
-        if isinstance(exc, ModuleNotFoundError) and _is_module_or_parent(exc.name, module_str):
-            raise ConfigError(f'Error loading {what}. Could not import module "{module_str}".') from None
-        where = _where(exc)
-        raise ConfigError(f'Error loading {what}. Could not import module "{module_str}": {exc}{where}.') from None
-    except Exception as exc:
-        raise ConfigError(
-            f'Error loading {what}. Importing module "{module_str}" raised {type(exc).__name__}: {exc}',
-            show_cause=True,
-        ) from _trimmed(exc)
-
-    instance: Any = module
-    try:
-        for attr_str in attrs_str.split("."):
-            instance = getattr(instance, attr_str)
-    except AttributeError:
-        raise ConfigError(
-            f'Error loading {what}. Attribute "{attrs_str}" not found in module "{module_str}".'
-        ) from None
-    return instance
-
-
-def _is_module_or_parent(missing: str | None, module_str: str) -> bool:
-    """True when the module that was not found is the one asked for or a package on its
-    way (``pkg`` for ``pkg.sub``), not something the module itself imports."""
-    if missing is None:
-        return False
-    return module_str == missing or module_str.startswith(missing + ".")
-
-
-def _user_frames(tb: types.TracebackType | None) -> types.TracebackType | None:
-    """Skip the traceback entries of importlib and of this module: what is left starts in
-    the user's code."""
-    here = __file__
-    while tb is not None:
-        filename = tb.tb_frame.f_code.co_filename
-        if filename == here or filename.startswith("<frozen ") or "importlib" in filename:
-            tb = tb.tb_next
-        else:
-            break
-    return tb
-
-
-def _where(exc: BaseException) -> str:
-    """`` (file.py, line 3)`` for the first line of user code in ``exc``'s traceback."""
-    tb = _user_frames(exc.__traceback__)
-    if tb is None:
-        return ""
-    filename = os.path.relpath(tb.tb_frame.f_code.co_filename)
-    if filename.startswith(".."):
-        filename = tb.tb_frame.f_code.co_filename
-    return f" ({filename}, line {tb.tb_lineno})"
-
-
-def _trimmed(exc: BaseException) -> BaseException:
-    return exc.with_traceback(_user_frames(exc.__traceback__))
-
-
-def _call_factory(factory: Any) -> Any:
-    try:
-        inspect.signature(factory).bind()
-    except TypeError as exc:
-        raise ConfigError(f"Error loading ASGI app factory: {exc}") from None
-    except ValueError:
-        pass  # no signature to check (some builtins); just call it
-    try:
-        return factory()
-    except Exception as exc:
-        raise ConfigError(
-            f"Error loading ASGI app factory: {type(exc).__name__}: {exc}", show_cause=True
-        ) from _trimmed(exc)
-
-
-def _looks_like_factory(app: Any) -> bool:
-    """A plain function that takes no arguments cannot be an ASGI app: uvicorn calls it
-    as a factory (with a warning) and so do we. Checked on the signature, not by a trial
-    call, so nothing of the user's runs by accident."""
-    if not inspect.isfunction(app) or _iscoroutinefunction(app):
-        return False
-    try:
-        inspect.signature(app).bind()
-    except TypeError:
-        return False
-    return True
-
-
-if sys.version_info >= (3, 12):
-    _iscoroutinefunction = inspect.iscoroutinefunction
-else:
-    # asyncio's also sees functions marked by asgiref's markcoroutinefunction (Django).
-    _iscoroutinefunction = asyncio.iscoroutinefunction
-
-
-def _is_asgi3(app: Any) -> bool:
-    """uvicorn's rule: an ASGI 3 app is a coroutine function, or an object whose
-    ``__call__`` is one; an ASGI 2 app is a class or callable returning an instance."""
-    if inspect.isclass(app):
-        return hasattr(app, "__await__")
-    if inspect.isfunction(app):
-        return _iscoroutinefunction(app)
-    return _iscoroutinefunction(getattr(app, "__call__", None))  # noqa: B004 (the method itself)
-
-
-class ASGI2Adapter:
-    """Serves an ASGI 2 application (``app(scope)`` returns ``instance(receive, send)``)
-    through the ASGI 3 interface."""
-
-    def __init__(self, app: Callable[[dict], Callable[..., Awaitable[None]]]) -> None:
-        self.app = app
-
-    async def __call__(self, scope: dict, receive: Callable[..., Any], send: Callable[..., Any]) -> None:
-        instance = self.app(scope)
-        await instance(receive, send)

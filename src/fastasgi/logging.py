@@ -1,4 +1,4 @@
-"""Log configuration and the access log.
+"""Log configuration from plain values, and the formatters.
 
 Three loggers, named like uvicorn's so a uvicorn log config translates by renaming:
 
@@ -8,28 +8,22 @@ Three loggers, named like uvicorn's so a uvicorn log config translates by renami
 - ``fastasgi.access``: one line per response, to stdout.
 
 The default formatters prefix each line with the level (``INFO:     ``), coloured when the
-stream is a terminal, as uvicorn does.
+stream is a terminal, as uvicorn does. ``configure_logging`` takes plain values, not a
+``Config``; the access lines themselves are made by ``fastasgi._accesslog``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import binascii
-import http
 import json
 import logging
 import logging.config
 import os
-import re
 import sys
-import time
-from collections.abc import Callable
+from configparser import RawConfigParser
 from copy import copy
-from typing import TYPE_CHECKING, Any, Literal
+from typing import IO, Any, Literal
 
-if TYPE_CHECKING:
-    from fastasgi.config import Config
+from fastasgi._http._core import reason_phrase
 
 TRACE_LOG_LEVEL = 5
 
@@ -79,8 +73,11 @@ LOGGING_CONFIG: dict[str, Any] = {
     },
 }
 
-# The default access line, uvicorn's: client, request line, status.
+#: The message of an access record as uvicorn logs it, with the args client_addr, method,
+#: path with query, HTTP version, status (what ``AccessFormatter`` expects).
 ACCESS_LOG_FORMAT = '%s - "%s %s HTTP/%s" %d'
+
+LogConfig = dict[str, Any] | str | os.PathLike[str] | RawConfigParser | IO[Any] | None
 
 _ANSI_COLORS = {
     "red": 31,
@@ -166,11 +163,7 @@ class AccessFormatter(ColourizedFormatter):
             return super().formatMessage(record)
         record = copy(record)
         client_addr, method, full_path, http_version, status = record.args
-        try:
-            phrase = http.HTTPStatus(status).phrase
-        except ValueError:
-            phrase = ""
-        status_code = f"{status} {phrase}"
+        status_code = f"{status} {reason_phrase(status)}"
         request_line = f"{method} {full_path} HTTP/{http_version}"
         if self.use_colors:
             status_code = style(status_code, fg=self.status_colors.get(status // 100))
@@ -186,22 +179,34 @@ def _is_tty(stream: Any) -> bool:
         return False
 
 
-def configure_logging(config: Config) -> None:
-    """Apply ``config.log_config``, ``use_colors``, ``log_level`` and ``access_log``.
+def configure_logging(
+    log_config: LogConfig,
+    *,
+    log_level: str | int | None = None,
+    use_colors: bool | None = None,
+    access_log: bool = True,
+    access_log_format: str | None = None,
+) -> None:
+    """Apply a log config, then the settings that adjust it.
 
     ``log_config`` is a dictConfig dict, a path to a ``.json`` / ``.yaml`` / ``.yml`` file
-    (dictConfig) or to an ini file (fileConfig), or None to leave logging untouched.
+    (dictConfig) or to an ini file (fileConfig), a ``RawConfigParser`` or an open ini file,
+    or None to leave logging as it is. ``log_level`` (a name of ``LOG_LEVELS`` or a
+    number) is set on fastasgi's loggers; ``use_colors`` (None: when the stream is a
+    terminal) goes to our formatters in a dict config; ``access_log`` False removes the
+    access handlers; an ``access_log_format`` is the whole access line, so our default
+    access handler then writes it without a prefix.
+
     Raises ``OSError`` / ``ValueError`` for unreadable or invalid files; the caller turns
-    them into a ``ConfigError`` naming ``--log-config``.
+    them into an error naming ``--log-config``.
     """
     logging.addLevelName(TRACE_LOG_LEVEL, "TRACE")
-    log_config = config.log_config
 
     if isinstance(log_config, os.PathLike):
         log_config = os.fspath(log_config)
     if isinstance(log_config, dict):
-        if config.use_colors is not None:
-            log_config = _with_colors(log_config, config.use_colors)
+        if use_colors is not None:
+            log_config = _with_colors(log_config, use_colors)
         logging.config.dictConfig(log_config)
     elif isinstance(log_config, str) and log_config.endswith(".json"):
         with open(log_config) as file:
@@ -215,18 +220,16 @@ def configure_logging(config: Config) -> None:
         # An ini file, a file object or a RawConfigParser.
         logging.config.fileConfig(log_config, disable_existing_loggers=False)
 
-    if config.log_level is not None:
-        level = config.log_level
-        if isinstance(level, str):
-            level = LOG_LEVELS[level.lower()]
+    if log_level is not None:
+        level = LOG_LEVELS[log_level.lower()] if isinstance(log_level, str) else log_level
         for name in ("fastasgi.error", "fastasgi.access", "fastasgi.asgi"):
             logging.getLogger(name).setLevel(level)
 
-    if getattr(config, "access_log_format", None) is not None and log_config is not None:
+    if access_log_format is not None and log_config is not None:
         # --access-log-format is the whole line: the default access handler writes it as is.
         _plain_access_formatter()
 
-    if not config.access_log:
+    if not access_log:
         access_logger = logging.getLogger("fastasgi.access")
         access_logger.handlers = []
         access_logger.propagate = False
@@ -251,512 +254,3 @@ def _with_colors(log_config: dict[str, Any], use_colors: bool) -> dict[str, Any]
             spec["use_colors"] = use_colors
     log_config["formatters"] = formatters
     return log_config
-
-
-# -- the access log ------------------------------------------------------------------------
-#
-# The protocol calls ``access_log(scope, status, nbytes, duration)`` once per response. At
-# tens of thousands of responses a second, one ``Logger.info`` per response (a LogRecord, a
-# handler lock, a formatter pass, a write and a flush) would cost more than serving the
-# request. So the line format is compiled once into one Python function, and while the
-# access logger is in its default shape (one StreamHandler with a formatter we can compile)
-# finished lines are collected and written with one ``write`` per event-loop iteration.
-# Any other logging setup (files, JSON formatters, filters, extra handlers, propagation to
-# the root logger) gets one ordinary ``Logger.info`` per response instead. The shape is
-# checked again at the start of every batch, so a log config changed at run time (in the
-# app's lifespan, say) is followed from the next batch on.
-
-#: ``--access-log-format`` atoms. Names shared with gunicorn mean what they mean there.
-ACCESS_LOG_ATOMS: dict[str, str] = {
-    "h": "client IP address ('-' when unknown, e.g. on a unix socket)",
-    "client_addr": "client address as uvicorn shows it, 'IP:port' ('' when unknown)",
-    "l": "'-' (the identd field of the common log format)",
-    "u": "user name from an HTTP Basic Authorization header, else '-'",
-    "t": "time of the log line, [21/Nov/2025:13:55:36 +0000]",
-    "r": "request line: GET /path?query HTTP/1.1",
-    "request_line": "the same as %(r)s",
-    "m": "request method",
-    "U": "URL path as the client sent it (raw_path, percent-escapes kept), without the query",
-    "q": "query string, without the '?' ('' when none)",
-    "H": "protocol: HTTP/1.1",
-    "s": "status code: 200",
-    "status_code": "status code and reason phrase: 200 OK",
-    "b": "response body bytes, '-' when none",
-    "B": "response body bytes",
-    "D": "duration in microseconds (integer)",
-    "M": "duration in milliseconds (integer)",
-    "L": "duration in seconds, with 6 decimals",
-    "T": "duration in whole seconds",
-    "a": "User-Agent request header ('-' when absent)",
-    "f": "Referer request header ('-' when absent)",
-    "p": "process id, <1234>",
-    "{name}i": "request header 'name' (several occurrences joined with ', '; '-' when absent)",
-}
-
-#: The access record uvicorn logs: client_addr, method, path with query, HTTP version, status.
-ACCESS_LOG_FORMAT = '%s - "%s %s HTTP/%s" %d'
-
-# The message of a default access record, written with atoms.
-_UVICORN_MESSAGE = '%(client_addr)s - "%(request_line)s" %(s)s'
-
-# nginx's rule for log fields: everything but printable ASCII, and '"' and '\\', becomes
-# \xHH, so a line is always one printable line and its quoted fields can be split.
-_UNSAFE = re.compile(rb'[^ !#-\[\]-~]')
-_unsafe_search = _UNSAFE.search
-_unsafe_sub = _UNSAFE.sub
-
-
-def _hex_escape(match: re.Match[bytes]) -> bytes:
-    return b"\\x%02x" % match[0][0]
-
-
-def escape(raw: bytes) -> str:
-    """A request field (path, query, header value) made safe for one log line."""
-    if _unsafe_search(raw) is None:
-        return raw.decode("ascii")
-    return _unsafe_sub(_hex_escape, raw).decode("ascii")
-
-
-_STATUS_TEXT: dict[int, str] = {}
-_STATUS_COLORED: dict[int, str] = {}
-
-
-def _status_text(status: int) -> str:
-    try:
-        return _STATUS_TEXT[status]
-    except KeyError:
-        pass
-    try:
-        text = f"{status} {http.HTTPStatus(status).phrase}"
-    except ValueError:
-        text = f"{status} "
-    if 100 <= status < 600:
-        _STATUS_TEXT[status] = text
-    return text
-
-
-def _status_colored(status: int) -> str:
-    try:
-        return _STATUS_COLORED[status]
-    except KeyError:
-        pass
-    color = AccessFormatter.status_colors.get(status // 100)
-    text = style(_status_text(status), fg=color) if color else _status_text(status)
-    if 100 <= status < 600:
-        _STATUS_COLORED[status] = text
-    return text
-
-
-def _request_header(headers: list[tuple[bytes, bytes]], name: bytes) -> str:
-    found: bytes | None = None
-    for key, value in headers:
-        if key == name:  # names in the scope are lower-case
-            found = value if found is None else found + b", " + value
-    return "-" if found is None else escape(found)
-
-
-def _basic_user(headers: list[tuple[bytes, bytes]]) -> str:
-    for key, value in headers:
-        if key == b"authorization":
-            scheme, _, credentials = value.strip().partition(b" ")
-            if scheme.lower() != b"basic":
-                return "-"
-            try:
-                decoded = base64.b64decode(credentials.strip(), validate=True)
-            except (binascii.Error, ValueError):
-                return "-"
-            user = decoded.partition(b":")[0]
-            return escape(user) if user else "-"
-    return "-"
-
-
-_clf_second = -1
-_clf_text = ""
-
-
-def _clf_time() -> str:
-    """The common log format's time, formatted once per second."""
-    global _clf_second, _clf_text
-    now = int(time.time())
-    if now != _clf_second:
-        _clf_text = time.strftime("[%d/%b/%Y:%H:%M:%S %z]", time.localtime(now))
-        _clf_second = now
-    return _clf_text
-
-
-# Escaped paths and client addresses repeat from request to request: keep the recent ones.
-_CACHE_SIZE = 1024
-_escaped_paths: dict[bytes, str] = {}
-_client_addrs: dict[Any, str] = {}
-
-
-def _escape_path(raw: bytes) -> str:
-    if len(_escaped_paths) >= _CACHE_SIZE:
-        _escaped_paths.clear()
-    text = _escaped_paths[raw] = escape(raw)
-    return text
-
-
-def _client_addr(client: tuple[str, int] | None) -> str:
-    if len(_client_addrs) >= _CACHE_SIZE:
-        _client_addrs.clear()
-    text = _client_addrs[client] = f"{client[0]}:{client[1]}" if client else ""
-    return text
-
-
-# Values atoms need, computed at most once per line, in dependency order:
-# name -> (statements, names it needs).
-_LOCALS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "client": (('client = scope.get("client")',), ()),
-    "client_addr": (
-        ("client_addr = _addrs_get(client)", "if client_addr is None: client_addr = _client_addr(client)"),
-        ("client",),
-    ),
-    "path": (
-        (
-            'raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")',
-            "path = _paths_get(raw_path)",
-            "if path is None: path = _escape_path(raw_path)",
-        ),
-        (),
-    ),
-    "query": (('query = scope["query_string"]',), ()),
-    "full_path": (('full_path = path + "?" + _escape(query) if query else path',), ("path", "query")),
-    "status_text": (
-        ("status_text = _status_get(status)", "if status_text is None: status_text = _status_text(status)"),
-        (),
-    ),
-}
-
-# atom -> (expression, names from _LOCALS it needs). Composite atoms (r, H, ...) are
-# expanded into these in the template itself (see _EXPANSIONS), which is cheaper than
-# joining strings per line.
-_ATOM_CODE: dict[str, tuple[str, tuple[str, ...]]] = {
-    "h": ('client[0] if client else "-"', ("client",)),
-    "client_addr": ("client_addr", ("client_addr",)),
-    "l": ('"-"', ()),
-    "u": ('_basic_user(scope["headers"])', ()),
-    "t": ("_clf_time()", ()),
-    "m": ('scope["method"]', ()),
-    "U": ("path", ("path",)),
-    "q": ('_escape(query) if query else ""', ("query",)),
-    "s": ("status", ()),
-    "status_code": ("status_text", ("status_text",)),
-    "b": ('nbytes or "-"', ()),
-    "B": ("nbytes", ()),
-    "D": ("int(duration * 1000000)", ()),
-    "M": ("int(duration * 1000)", ()),
-    "L": ('format(duration, ".6f")', ()),
-    "T": ("int(duration)", ()),
-    "a": ('_header(scope["headers"], b"user-agent")', ()),
-    "f": ('_header(scope["headers"], b"referer")', ()),
-    "p": ("_PID", ()),
-    "\0full_path": ("full_path", ("full_path",)),
-    "\0version": ('scope["http_version"]', ()),
-    "\0status_code_c": ("_status_colored(status)", ()),
-}
-
-_REQUEST_LINE = [("atom", "m"), ("text", " "), ("atom", "\0full_path"), ("text", " HTTP/"), ("atom", "\0version")]
-_EXPANSIONS: dict[str, list[tuple[str, str]]] = {
-    "r": _REQUEST_LINE,
-    "request_line": _REQUEST_LINE,
-    "H": [("text", "HTTP/"), ("atom", "\0version")],
-    # only in a formatter's fmt with colours on (see _line_format)
-    "\0request_line_c": [("text", "\033[1m"), *_REQUEST_LINE, ("text", "\033[0m")],
-}
-
-_TOKEN_BYTES = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_FORMAT_PART = re.compile(r"%\((?P<atom>[^)]*)\)s|%%|%")
-
-LineFormatter = Callable[[dict, int, int, float], str]
-
-
-def _parse_format(fmt: str) -> list[tuple[str, str]]:
-    """``fmt`` -> [("text", literal) | ("atom", name) | ("header", lower-case name)]."""
-    parts: list[tuple[str, str]] = []
-    position = 0
-    for match in _FORMAT_PART.finditer(fmt):
-        parts.append(("text", fmt[position : match.start()]))
-        position = match.end()
-        atom = match.group("atom")
-        if match.group(0) == "%%":
-            parts.append(("text", "%"))
-        elif atom is None:
-            raise ValueError(
-                f"{fmt!r} has a '%' at position {match.start()} that starts no atom; "
-                "write atoms as %(h)s and a percent sign as %%"
-            )
-        elif atom.startswith("{") and atom.endswith("}i") and len(atom) > 3:
-            name = atom[1:-2]
-            if not _TOKEN_BYTES.fullmatch(name):
-                raise ValueError(f"{fmt!r}: %({atom})s does not name a header")
-            parts.append(("header", name.lower()))
-        elif atom in _EXPANSIONS:
-            parts.extend(_EXPANSIONS[atom])
-        elif atom in _ATOM_CODE:
-            parts.append(("atom", atom))
-        else:
-            raise ValueError(f"{fmt!r} has an unknown atom %({atom})s")
-    parts.append(("text", fmt[position:]))
-    return parts
-
-
-def _fstring_text(text: str) -> str:
-    """``text`` as literal text inside a ``f'...'`` in generated source."""
-    out = []
-    for char in text:
-        if char in "{}":
-            out.append(char * 2)
-        elif char in "\\'" or not char.isprintable():
-            out.append(f"\\U{ord(char):08x}")
-        else:
-            out.append(char)
-    return "".join(out)
-
-
-def _generate(fmt: str, prefix: str, suffix: str, batched: bool) -> tuple[list[str], dict[str, Any]]:
-    """Source lines and namespace of the line function for ``fmt`` (see
-    ``compile_access_format``). The line is one f-string; the lookups it needs are bound
-    as default arguments (fast locals). With ``batched`` the function formats a list of
-    (scope, status, nbytes, duration) in one loop and joins the lines."""
-    template = [_fstring_text(prefix)]
-    needed: set[str] = set()
-    bound: dict[str, Any] = {
-        "_escape": escape,
-        "_paths_get": _escaped_paths.get,
-        "_escape_path": _escape_path,
-        "_addrs_get": _client_addrs.get,
-        "_client_addr": _client_addr,
-        "_status_get": _STATUS_TEXT.get,
-        "_status_text": _status_text,
-        "_status_colored": _status_colored,
-        "_header": _request_header,
-        "_basic_user": _basic_user,
-        "_clf_time": _clf_time,
-        "_PID": f"<{os.getpid()}>",
-    }
-    for kind, value in _parse_format(fmt):
-        if kind == "text":
-            template.append(_fstring_text(value))
-        elif kind == "header":
-            constant = f"_header_name_{len(bound)}"
-            bound[constant] = value.encode("ascii")
-            template.append(f'{{(_header(scope["headers"], {constant}))}}')
-        else:
-            expression, needs = _ATOM_CODE[value]
-            needed.update(needs)
-            # parenthesised: a ':' or '!' in the expression is never read as a format spec
-            template.append(f"{{({expression})}}")
-    template.append(_fstring_text(suffix))
-    line = "f'" + "".join(template) + "'"
-
-    # Add what the needed locals need themselves, then emit them in dependency order.
-    pending = list(needed)
-    while pending:
-        for dependency in _LOCALS[pending.pop()][1]:
-            if dependency not in needed:
-                needed.add(dependency)
-                pending.append(dependency)
-    defaults = ", ".join(f"{name}={name}" for name in bound)
-    if batched:
-        lines = [
-            f"def format_batch(items, {defaults}):",
-            "    lines = []",
-            "    add = lines.append",
-            "    for scope, status, nbytes, duration in items:",
-        ]
-        indent = "        "
-    else:
-        lines = [f"def format_line(scope, status, nbytes, duration, {defaults}):"]
-        indent = "    "
-    for name, (statements, _) in _LOCALS.items():
-        if name in needed:
-            lines += [f"{indent}{statement}" for statement in statements]
-    if batched:
-        lines.append(f"{indent}add({line})")
-        lines.append('    return "".join(lines)')
-    else:
-        lines.append(f"{indent}return {line}")
-    return lines, bound
-
-
-def compile_access_format(fmt: str, prefix: str = "", suffix: str = "") -> LineFormatter:
-    """Compile an access line format (``%(atom)s`` parts, see ``ACCESS_LOG_ATOMS``, and
-    ``%%`` for a percent sign) into ``format_line(scope, status, nbytes, duration) -> str``.
-    ``prefix`` and ``suffix`` are literal text around it. Raises ``ValueError`` saying what
-    is wrong with ``fmt``."""
-    lines, namespace = _generate(fmt, prefix, suffix, batched=False)
-    exec(compile("\n".join(lines), f"<access log format {fmt!r}>", "exec"), namespace)
-    return namespace["format_line"]  # type: ignore[no-any-return]
-
-
-def compile_batch_format(fmt: str, suffix: str = "") -> Callable[[list[tuple[dict, int, int, float]]], str]:
-    """Like ``compile_access_format``, for many lines at once: ``format_batch(items)``
-    takes ``(scope, status, nbytes, duration)`` tuples and returns their lines joined."""
-    lines, namespace = _generate(fmt, "", suffix, batched=True)
-    exec(compile("\n".join(lines), f"<access log format {fmt!r}>", "exec"), namespace)
-    return namespace["format_batch"]  # type: ignore[no-any-return]
-
-
-def _uvicorn_args(scope: dict, status: int) -> tuple[str, str, str, str, int]:
-    """The args of uvicorn's access record (``ACCESS_LOG_FORMAT``)."""
-    client = scope.get("client")
-    path = escape(scope.get("raw_path") or scope["path"].encode("utf-8"))
-    query = scope.get("query_string")
-    if query:
-        path += "?" + escape(query)
-    return (f"{client[0]}:{client[1]}" if client else "", scope["method"], path, scope["http_version"], status)
-
-
-def _line_format(formatter: logging.Formatter | None, message_format: str) -> str | None:
-    """The formatter's fmt as one access line format, with its ``%(message)s`` replaced by
-    ``message_format``; None when the formatter does something we do not compile (a time
-    stamp, other record attributes, ``{``-style, a subclass of its own)."""
-    if formatter is None:
-        formatter = logging._defaultFormatter  # what a handler without a formatter uses
-    if type(formatter) not in (AccessFormatter, logging.Formatter):
-        return None
-    if type(formatter._style) is not logging.PercentStyle:
-        return None
-    fmt = formatter._fmt or "%(message)s"
-    is_access = isinstance(formatter, AccessFormatter)
-    colors = is_access and formatter.use_colors  # type: ignore[union-attr]
-    parts = []
-    position = 0
-    for match in _FORMAT_PART.finditer(fmt):
-        parts.append(fmt[position : match.start()])
-        position = match.end()
-        atom = match.group("atom")
-        if atom is None:
-            parts.append(match.group(0))
-        elif atom == "message":
-            parts.append(message_format)
-        elif atom == "levelname":
-            parts.append("INFO")
-        elif atom == "name":
-            parts.append("fastasgi.access")
-        elif atom == "levelprefix" and is_access:
-            levelname = style("INFO", fg="green") if colors else "INFO"
-            parts.append((levelname + ":" + " " * 4).replace("%", "%%"))
-        elif atom in ("client_addr", "request_line", "status_code") and is_access:
-            parts.append(f"%(\0{atom}_c)s" if colors and atom != "client_addr" else match.group(0))
-        else:
-            return None
-    parts.append(fmt[position:])
-    return "".join(parts)
-
-
-def make_access_log(config: Config) -> Callable[[dict, int, int, float], None] | None:
-    """The callback the HTTP protocol calls after each response, or None when the access
-    log is off (then the protocol skips the call altogether). The callback has a
-    ``flush()`` attribute: the server calls it at shutdown.
-
-    The logger's level and handlers are looked at when lines are logged, not now: the
-    app's lifespan startup, which runs after this, may configure logging."""
-    if not config.access_log:
-        return None
-    logger = logging.getLogger("fastasgi.access")
-    custom_format: str | None = getattr(config, "access_log_format", None)
-    message_format = _UVICORN_MESSAGE if custom_format is None else custom_format
-    custom_line = None if custom_format is None else compile_access_format(custom_format)
-    error_logger = logging.getLogger("fastasgi.error")
-    is_enabled_for = logger.isEnabledFor
-    info = logger.info
-    INFO = logging.INFO
-
-    def through_logging(scope: dict, status: int, nbytes: int, duration: float) -> None:
-        if not is_enabled_for(INFO):
-            return
-        args = _uvicorn_args(scope, status)
-        if custom_line is None:
-            info(ACCESS_LOG_FORMAT, *args)
-        else:
-            extra = {
-                "client_addr": args[0],
-                "request_line": f"{args[1]} {args[2]} HTTP/{args[3]}",
-                "status_code": _status_text(status),
-            }
-            info(custom_line(scope, status, nbytes, duration), extra=extra)
-
-    # Direct writing: the one handler written to, its formatter, and the compiled lines.
-    handler: Any = None
-    formatter: logging.Formatter | None = None
-    format_batch: Callable[[list[tuple[dict, int, int, float]]], str] | None = None
-
-    def writable_directly() -> bool:
-        """Is the logger in a shape whose output we can produce ourselves? Sets
-        ``handler``, ``formatter`` and ``format_batch`` for it."""
-        nonlocal handler, formatter, format_batch
-        handlers = logger.handlers
-        if len(handlers) == 1 and handlers[0] is handler and handler.formatter is formatter:
-            candidate = handler
-        elif len(handlers) == 1 and type(handlers[0]) is logging.StreamHandler:
-            candidate = handlers[0]
-        else:
-            return False
-        if (
-            logger.propagate
-            or logger.filters
-            or candidate.filters
-            or candidate.level > INFO
-            or logger.disabled
-            or not is_enabled_for(INFO)
-        ):
-            return False
-        if candidate is not handler or candidate.formatter is not formatter:
-            line_format = _line_format(candidate.formatter, message_format)
-            if line_format is None:
-                return False
-            format_batch = compile_batch_format(line_format, candidate.terminator)
-            handler, formatter = candidate, candidate.formatter
-        return True
-
-    # The responses of the current event-loop iteration, formatted and written at its end
-    # with one write: formatting them in one loop is cheaper than one at a time.
-    batch: list[tuple[dict, int, int, float]] = []
-    add = batch.append
-    direct = True  # until the logger turns out not to be writable directly
-
-    def flush() -> None:
-        nonlocal direct
-        if not batch:
-            return
-        try:
-            data = format_batch(batch)  # type: ignore[misc]
-        finally:
-            batch.clear()
-        handler.acquire()
-        try:
-            stream = handler.stream
-            stream.write(data)
-            stream.flush()
-        except Exception as exc:
-            direct = False  # from now on through logging, which reports errors its own way
-            error_logger.error("Access log write failed: %s", exc)
-        finally:
-            handler.release()
-
-    def start_batch(item: tuple[dict, int, int, float]) -> None:
-        # The logger's shape is checked once per batch (per event-loop iteration).
-        nonlocal direct
-        if not direct or not writable_directly():
-            direct = False
-            through_logging(*item)
-            return
-        add(item)
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            flush()  # called outside a running loop (a test, a tool): write now
-            return
-        loop.call_soon(flush)
-
-    def access_log(scope: dict, status: int, nbytes: int, duration: float) -> None:
-        # While a batch is open, a response is only noted: no check, no formatting.
-        if batch:
-            add((scope, status, nbytes, duration))
-        else:
-            start_batch((scope, status, nbytes, duration))
-
-    access_log.flush = flush  # type: ignore[attr-defined]
-    return access_log

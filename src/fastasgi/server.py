@@ -20,18 +20,19 @@ import os
 import random
 import signal
 import socket
-import stat
 import sys
 import threading
 import time
-from collections.abc import Callable, Coroutine, Generator, Sequence
+from collections.abc import Callable, Coroutine, Generator
 from types import FrameType
 from typing import Any
 
+from fastasgi import _sockets
+from fastasgi._accesslog import AccessLog, make_access_log
 from fastasgi._http._core import HttpProtocol, ServerContext
-from fastasgi.config import STARTUP_FAILURE, BindError, Config, ConfigError
+from fastasgi.config import STARTUP_FAILURE, Config, ConfigError
 from fastasgi.lifespan import Lifespan
-from fastasgi.logging import make_access_log, style
+from fastasgi.logging import style
 
 HANDLED_SIGNALS = (
     signal.SIGINT,  # Ctrl+C
@@ -64,11 +65,9 @@ class Server:
         self.servers: list[asyncio.AbstractServer] = []
         self._tick_handle: asyncio.TimerHandle | None = None
         self._ws_upgrade: Any = None
-        #: (endpoint kind, socket) of each listener bound here (not of sockets handed in)
-        self._listening: list[tuple[str, socket.socket]] = []
         #: unix socket files created here, removed at shutdown
         self._unix_paths: list[str] = []
-        self._access_log: Any = None
+        self._access_log: AccessLog | None = None
 
     def run(self, sockets: list[socket.socket] | None = None) -> None:
         """Serve on a new event loop (``--loop``) until told to stop."""
@@ -131,78 +130,47 @@ class Server:
             return HttpProtocol(ctx)
 
         try:
-            self.servers = await self._bind(create_protocol, sockets)
+            self.servers = await self._listen(create_protocol, sockets)
         except OSError as exc:
-            message = _bind_error_message(exc, config)
+            message = _sockets.bind_error_message(exc, config.endpoints)
             logger.error(message)
             await self._unless_forced(self.lifespan.shutdown())
             raise StartupError(message, 1) from None
 
-        if sockets is None:
-            self._log_started_message(self.servers)
         self._schedule_tick(loop)
         self.started = True
 
-    async def _bind(
+    async def _listen(
         self, create_protocol: Callable[[], asyncio.Protocol], sockets: list[socket.socket] | None
     ) -> list[asyncio.AbstractServer]:
+        """Serve on ``sockets`` (handed in by a supervisor or gunicorn, which have logged
+        where), or on the endpoints of the settings, bound here (every one before any is
+        served, so that a failure leaves nothing half-started)."""
         config = self.config
         loop = asyncio.get_running_loop()
-        backlog = config.backlog
-        tls = config.ssl
-
-        if sockets is not None:
-            # Listening sockets handed in (by a supervisor or gunicorn).
-            return [await loop.create_server(create_protocol, sock=sock, backlog=backlog, ssl=tls) for sock in sockets]
-
-        # Every endpoint (--bind ..., or --fd / --uds / --host and --port) is bound before
-        # any is served, so that a failure leaves nothing half-started.
-        bound: list[tuple[str, socket.socket]] = []
+        own = sockets is None
+        if sockets is None:
+            sockets = _sockets.bind(config.endpoints, config.backlog, config.reuse_port)
+            self._unix_paths = _sockets.unix_paths(config.endpoints)
+        servers: list[asyncio.AbstractServer] = []
         try:
-            for kind, where in config.endpoints:
-                for sock in config.bind_endpoint(kind, where, reuse_port=getattr(config, "reuse_port", False)):
-                    bound.append((kind, sock))
-                if kind == "unix":
-                    self._unix_paths.append(where)
+            for sock in sockets:
+                servers.append(
+                    await loop.create_server(create_protocol, sock=sock, backlog=config.backlog, ssl=config.ssl)
+                )
         except BaseException:
-            for _, sock in bound:
-                sock.close()
-            self._remove_unix_sockets()
+            for server in servers:
+                server.close()
+            if own:
+                _sockets.close_all(sockets)
+                self._remove_unix_sockets()
             raise
-        servers = []
-        for kind, sock in bound:
-            server = await loop.create_server(create_protocol, sock=sock, backlog=backlog, ssl=tls)
-            servers.append(server)
-            self._listening.append((kind, sock))
+        if own:
+            _sockets.log_running(sockets, config.endpoints, tls=config.ssl is not None)
         return servers
 
-    def _log_started_message(self, servers: Sequence[asyncio.AbstractServer]) -> None:
-        scheme = "https" if self.config.ssl is not None else "http"
-        for kind, sock in self._listening:
-            if kind == "fd":
-                logger.info("fastasgi running on socket %s (Press CTRL+C to quit)", sock.getsockname())
-            elif kind == "unix":
-                logger.info("fastasgi running on unix socket %s (Press CTRL+C to quit)", sock.getsockname())
-            else:
-                host, port = sock.getsockname()[:2]
-                address_format = "%s://[%s]:%d" if ":" in host else "%s://%s:%d"
-                logger.info(
-                    f"fastasgi running on {address_format} (Press CTRL+C to quit)",
-                    scheme,
-                    host,
-                    port,
-                    extra={
-                        "color_message": "fastasgi running on "
-                        + style(address_format, bold=True)
-                        + " (Press CTRL+C to quit)"
-                    },
-                )
-
     def _remove_unix_sockets(self) -> None:
-        for path in self._unix_paths:
-            with contextlib.suppress(OSError):
-                if stat.S_ISSOCK(os.stat(path).st_mode):
-                    os.remove(path)
+        _sockets.remove_unix_files(self._unix_paths)
         self._unix_paths = []
 
     def _schedule_tick(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -296,9 +264,8 @@ class Server:
         if not self.force_exit:
             if not await self._unless_forced(self.lifespan.shutdown()):
                 self.lifespan.cancel()
-        flush_access_log = getattr(self._access_log, "flush", None)
-        if flush_access_log is not None:
-            flush_access_log()
+        if self._access_log is not None:
+            self._access_log.flush()
 
     def _busy(self) -> bool:
         assert self.ctx is not None
@@ -354,7 +321,8 @@ def _context_options(config: Config) -> dict[str, Any]:
         "max_header_bytes": config.limit_request_head_size,
         "max_headers": config.limit_request_fields,
         "keep_alive_timeout": float(config.timeout_keep_alive),
-        "access_log": make_access_log(config),
+        "header_map": config.header_map,
+        "access_log": make_access_log(config.access_log_format) if config.access_log else None,
         "limit_concurrency": config.limit_concurrency,
         "max_body_size": config.limit_request_body,
         "timeout_request_head": config.timeout_request_head or None,
@@ -379,25 +347,6 @@ def _ws_upgrade(config: Config) -> Any:
     return create_ws_upgrade(config)
 
 
-def _bind_error_message(exc: OSError, config: Config) -> str:
-    """One line: ``[Errno 98] address already in use: 127.0.0.1:8000``."""
-    if isinstance(exc, BindError):
-        where = exc.where
-    elif config.fd is not None:
-        where = f"fd {config.fd}"
-    elif config.uds is not None:
-        where = config.uds
-    else:
-        host = config.host or "0.0.0.0"
-        where = f"[{host}]:{config.port}" if ":" in host else f"{host}:{config.port}"
-    if exc.errno is not None and exc.errno > 0:
-        reason = os.strerror(exc.errno)
-    else:
-        reason = exc.strerror or str(exc)
-    reason = reason[:1].lower() + reason[1:]
-    return f"[Errno {exc.errno}] {reason}: {where}"
-
-
 def _run_in_new_loop(
     main: Coroutine[Any, Any, None], loop_factory: Callable[[], asyncio.AbstractEventLoop] | None
 ) -> None:
@@ -420,27 +369,3 @@ def _run_in_new_loop(
         finally:
             asyncio.set_event_loop(None)
             loop.close()
-
-
-def run(app: Any, **kwargs: Any) -> None:
-    """Serve ``app`` (an ASGI application or a ``"module:attr"`` string) until SIGINT or
-    SIGTERM. Keywords are ``Config``'s. On a configuration error or a failed startup the
-    reason is logged in one line and the process exits (1, or 3 when the app's startup
-    failed), as ``uvicorn.run`` does."""
-    try:
-        config = Config(app, **kwargs)
-        if config.reload or (config.workers or 1) > 1:
-            from fastasgi.supervisors import supervise
-
-            exit_code = supervise(config)
-            if exit_code:
-                sys.exit(exit_code)
-            return
-        Server(config).run()
-    except ConfigError as exc:
-        logger.error(str(exc), exc_info=exc.__cause__ if exc.show_cause else None)
-        sys.exit(exc.exit_code)
-    except StartupError as exc:
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        pass

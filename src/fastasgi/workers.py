@@ -15,6 +15,8 @@ gunicorn                   fastasgi
 ``--max-requests``         ``limit_max_requests`` (gunicorn adds ``--max-requests-jitter``)
 ``--backlog``              ``backlog``
 ``--limit-request-fields`` ``limit_request_fields``
+``--header-map``           ``header_map`` (``drop``, ``refuse`` or ``dangerous``: request
+                           header fields whose name contains ``_``)
 ``--forwarded-allow-ips``  ``forwarded_allow_ips``
 ``--keyfile``,             ``ssl_keyfile``, ``ssl_certfile``, ``ssl_ca_certs``,
 ``--certfile``, ...        ``ssl_cert_reqs``, ``ssl_ciphers``
@@ -117,6 +119,7 @@ class FastASGIWorker(Worker):
             # Worker.__init__ has added the jitter already.
             "limit_max_requests": self.max_requests if cfg.max_requests > 0 else None,
             "forwarded_allow_ips": list(cfg.forwarded_allow_ips),
+            "header_map": cfg.header_map,
         }
         if cfg.backlog:
             kwargs["backlog"] = cfg.backlog

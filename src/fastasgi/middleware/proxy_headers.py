@@ -34,6 +34,8 @@ import re
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from fastasgi import _defaults
+
 Scope = dict[str, Any]
 ASGIApp = Callable[[Scope, Callable[..., Any], Callable[..., Any]], Awaitable[None]]
 
@@ -130,7 +132,9 @@ class ProxyHeadersMiddleware:
     ``__call__`` is a plain method that returns the wrapped app's awaitable: the scope is
     complete before the app starts, so no coroutine frame of our own is needed."""
 
-    def __init__(self, app: ASGIApp, trusted: TrustedProxies | str | Iterable[str] = "127.0.0.1,::1") -> None:
+    def __init__(
+        self, app: ASGIApp, trusted: TrustedProxies | str | Iterable[str] = _defaults.FORWARDED_ALLOW_IPS
+    ) -> None:
         self.app = app
         self.trusted = trusted if isinstance(trusted, TrustedProxies) else TrustedProxies(trusted)
         self._verdicts = self.trusted.cache

@@ -1,17 +1,16 @@
 """Process supervisors: ``--workers N`` (``Multiprocess``) and ``--reload`` (``ChangeReload``).
 
 A supervisor binds the listening sockets itself, then runs the server in child processes
-that inherit them. ``supervise(config)`` is what ``fastasgi.run`` calls when the settings
-ask for one.
+that inherit them (see ``fastasgi._sockets``). ``supervise(config)`` is what ``fastasgi.run``
+calls when the settings ask for one.
 """
 
 from __future__ import annotations
 
 import logging
 
+from fastasgi import _sockets
 from fastasgi.config import Config
-from fastasgi.server import _bind_error_message
-from fastasgi.supervisors._sockets import bind_listeners, close_listeners
 from fastasgi.supervisors.multiprocess import Multiprocess
 from fastasgi.supervisors.reload import ChangeReload
 
@@ -27,11 +26,13 @@ def supervise(config: Config) -> int:
     supervisor: Multiprocess | ChangeReload
     supervisor = ChangeReload(config) if config.reload else Multiprocess(config)
     try:
-        sockets = bind_listeners(config)
+        sockets = _sockets.bind(config.endpoints, config.backlog, config.reuse_port)
     except OSError as exc:
-        logger.error(_bind_error_message(exc, config))
+        logger.error(_sockets.bind_error_message(exc, config.endpoints))
         return 1
+    _sockets.log_running(sockets, config.endpoints, tls=config.is_ssl)
     try:
         return supervisor.run(sockets)
     finally:
-        close_listeners(config, sockets)
+        _sockets.close_all(sockets)
+        _sockets.remove_unix_files(_sockets.unix_paths(config.endpoints))

@@ -26,7 +26,6 @@ from collections.abc import Callable
 from types import FrameType
 
 from fastasgi.config import STARTUP_FAILURE, Config, ConfigError
-from fastasgi.logging import configure_logging
 from fastasgi.server import Server, StartupError
 
 logger = logging.getLogger("fastasgi.error")
@@ -182,8 +181,8 @@ def run_worker(config: Config, sockets: list[socket.socket], heartbeat: Heartbea
 
 def run_reload_child(config: Config, sockets: list[socket.socket], reloader_pid: int) -> None:
     """The target of the ``--reload`` server process (a fresh interpreter: ``spawn``)."""
-    configure_logging(config)  # the Config arrived pickled: its __init__ did not run here
     try:
+        config.configure_logging()  # the Config arrived pickled: its __init__ did not run here
         ChildServer(config, reloader_pid).run(sockets=sockets)
     except ConfigError as exc:
         logger.error(str(exc), exc_info=exc.__cause__ if exc.show_cause else None)

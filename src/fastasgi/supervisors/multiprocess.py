@@ -2,7 +2,7 @@
 
 The supervisor binds the sockets, forks the workers (each runs ``Server.serve`` on the
 inherited sockets; with ``--reuse-port`` each worker has a set of listeners of its own, see
-``_sockets``) and then only watches: it never imports the application and never runs an
+``fastasgi._sockets``) and then only watches: it never imports the application and never runs an
 event loop. Workers are forked rather
 than spawned: a worker starts in milliseconds, nothing has to be pickled, and each one
 imports the application itself, so a restarted worker runs the code that is on disk now.
@@ -42,10 +42,10 @@ import time
 from collections.abc import Generator
 from types import FrameType
 
+from fastasgi import _sockets
 from fastasgi.config import STARTUP_FAILURE, Config, ConfigError
 from fastasgi.logging import style
 from fastasgi.supervisors._child import READY, RETIRING, Heartbeat, run_worker
-from fastasgi.supervisors._sockets import bind_like, close_listeners
 
 logger = logging.getLogger("fastasgi.error")
 
@@ -142,7 +142,7 @@ class Multiprocess:
             self._selector = None
         for listeners in self.listener_sets:
             if listeners is not sockets:  # the caller's, which it closes
-                close_listeners(self.config, listeners)
+                _sockets.close_all(listeners)
         logger.info(
             "Stopping parent process [%d]",
             self.pid,
@@ -235,7 +235,7 @@ class Multiprocess:
         for listeners in self.listener_sets:
             if id(listeners) not in in_use:
                 return listeners
-        listeners = bind_like(self.config, self.listener_sets[0])
+        listeners = _sockets.bind_like(self.listener_sets[0], self.config.backlog)
         self.listener_sets.append(listeners)
         return listeners
 
@@ -248,7 +248,7 @@ class Multiprocess:
                 break
             if id(listeners) not in in_use:
                 self.listener_sets.remove(listeners)
-                close_listeners(self.config, listeners)
+                _sockets.close_all(listeners)
 
     def _run_child(self, fd: int, listeners: list[socket.socket]) -> None:
         code = 1

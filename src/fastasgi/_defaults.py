@@ -1,0 +1,54 @@
+"""The default of every setting, defined once.
+
+``Config``'s keyword defaults, the command line's defaults (and its ``--help``) and the
+compiled core's keyword defaults all read them from here, so a default is changed in one
+place. This module imports nothing: anything may import it, the core included.
+
+The defaults are uvicorn's where uvicorn has the setting.
+"""
+
+HOST = "127.0.0.1"
+PORT = 8000
+BACKLOG = 2048
+
+LOOP = "auto"
+HTTP = "auto"
+WS = "auto"
+LIFESPAN = "auto"
+INTERFACE = "auto"
+
+WS_MAX_SIZE = 16 * 1024 * 1024
+WS_MAX_QUEUE = 32
+WS_PING_INTERVAL = 20.0
+WS_PING_TIMEOUT = 20.0
+WS_PER_MESSAGE_DEFLATE = True
+
+RELOAD_DELAY = 0.25
+
+LIMIT_MAX_REQUESTS_JITTER = 0
+#: most bytes in a request line plus its headers (431 beyond it)
+LIMIT_REQUEST_HEAD_SIZE = 65536
+#: most header lines in one request (431 beyond it)
+LIMIT_REQUEST_FIELDS = 100
+
+TIMEOUT_KEEP_ALIVE = 5
+TIMEOUT_NOTIFY = 30
+TIMEOUT_WORKER_HEALTHCHECK = 5
+
+# Slow-client defences uvicorn does not have (0 or None turns each off):
+#: seconds from the first byte of a request head to its end; beyond it 408 and close. Heads
+#: are a few KB and arrive in one or two packets even on a slow mobile link; a client still
+#: sending one after 30 s is trickling it to hold the connection (slowloris). Apache's
+#: mod_reqtimeout allows 20-40 s, nginx's client_header_timeout 60 s.
+TIMEOUT_REQUEST_HEAD = 30.0
+#: seconds without a body byte while the app waits for the body; beyond it 408 and close.
+#: nginx's client_body_timeout (the same rule: between two reads) is 60 s.
+TIMEOUT_REQUEST_BODY = 60.0
+
+#: --forwarded-allow-ips when neither the flag nor $FORWARDED_ALLOW_IPS is set
+FORWARDED_ALLOW_IPS = "127.0.0.1,::1"
+
+#: what happens to a request header field whose name contains "_" (gunicorn's header_map):
+#: "drop" it, "refuse" the request with 400, or pass it through ("dangerous")
+HEADER_MAP = "drop"
+HEADER_MAPS = ("drop", "refuse", "dangerous")
