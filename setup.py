@@ -31,6 +31,9 @@ def extensions():
             os.path.join(LLHTTP, "src", "http.c"),
         ],
         include_dirs=[os.path.join(LLHTTP, "include"), "csrc"],
+        # FASTASGI_DEBUG=1 at build time: every state transition of the core is checked
+        # against its table (_http/protocol.pxi, _http/cycle.pxi); off, the checks compile away.
+        define_macros=[("FASTASGI_DEBUG", "1")] if os.environ.get("FASTASGI_DEBUG") == "1" else [],
         extra_compile_args=["-O2"] if os.name != "nt" else [],
     )
     return cythonize(

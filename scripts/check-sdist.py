@@ -123,6 +123,13 @@ def check(sdist: Path, source_tree: Path | None) -> list[str]:
     pxds = [n for n in files if n.startswith("src/fastasgi/") and n.endswith(".pxd")]
     if not pxds:
         problems.append("missing: no .pxd under src/fastasgi/")
+    # every part _core.pyx includes must ship, or the sdist cannot build
+    core = read_member(sdist, top, "src/fastasgi/_http/_core.pyx") if "src/fastasgi/_http/_core.pyx" in files else ""
+    for line in core.splitlines():
+        if line.startswith("include "):
+            part = "src/fastasgi/_http/" + line.split('"')[1]
+            if part not in files:
+                problems.append(f"missing: {part} (included by _core.pyx)")
 
     pyproject = tomllib.loads(read_member(sdist, top, "pyproject.toml"))
     readme = pyproject["project"].get("readme")

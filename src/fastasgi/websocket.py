@@ -21,15 +21,22 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import http
 import logging
 import os
-import re
 import struct
 from collections.abc import Callable
 from typing import Any
 
-from fastasgi._http._core import check_header, current_date_line
+from fastasgi._http._core import (
+    ClientDisconnected,
+    Framing,
+    check_header,
+    default_lines,
+    error_response,
+    is_token,
+    response_framing,
+    status_line,
+)
 from websockets.datastructures import Headers
 from websockets.exceptions import InvalidHandshake, InvalidHeaderValue, InvalidProtocol
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
@@ -66,8 +73,6 @@ _CONT = Opcode.CONT
 _PONG = Opcode.PONG
 _CLOSE = Opcode.CLOSE
 
-# RFC 9110 5.6.2: a token (header names and values are checked by the core's check_header).
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _HANDSHAKE_HEADERS = frozenset(
     (b"sec-websocket-protocol", b"sec-websocket-accept", b"sec-websocket-extensions", b"upgrade", b"connection")
 )
@@ -86,11 +91,6 @@ _HANDSHAKE_HEADERS = frozenset(
 # The app sees exactly one websocket.disconnect, queued after the messages already received;
 # once it has been read, receive() keeps returning it.
 HANDSHAKE, RESPONSE, OPEN, CLOSING, CLOSED = range(5)
-
-
-class ClientDisconnected(OSError):
-    """Raised by ``send()`` when the websocket is already closed (ASGI spec 2.4:
-    "a server-specific subclass of OSError"). Never logged as an application error."""
 
 
 class _Settings:
@@ -142,13 +142,6 @@ def create_ws_upgrade(config: Any) -> Callable[[Any, asyncio.Transport, dict, by
         return WebSocketProtocol(ctx, settings, scope)
 
     return ws_upgrade
-
-
-def _reason_phrase(status: int) -> bytes:
-    try:
-        return http.HTTPStatus(status).phrase.encode("ascii")
-    except ValueError:
-        return b""
 
 
 def _check_headers(headers: Any, what: str) -> list[tuple[bytes, bytes]]:
@@ -279,6 +272,7 @@ class WebSocketProtocol(asyncio.Protocol):
 
         # Denial response (websocket.http.response.*) in progress.
         self._response_head: bytes | None = None
+        self._response_status = 0
         self._response_has_length = False
         self._response_has_connection = False
         self._response_chunked = False
@@ -773,7 +767,7 @@ class WebSocketProtocol(asyncio.Protocol):
         head.append(self._accept_headers)
         if subprotocol:
             value = subprotocol.encode("latin-1")
-            if not _TOKEN.match(value):
+            if not is_token(value):
                 raise RuntimeError(f"Invalid subprotocol {subprotocol!r} in websocket.accept.")
             head.append(b"sec-websocket-protocol: " + value + b"\r\n")
         head.append(b"\r\n")
@@ -794,36 +788,21 @@ class WebSocketProtocol(asyncio.Protocol):
             self._resume_reading()
 
     def _header_block(self, app_headers: list[tuple[bytes, bytes]]) -> bytes:
-        """``server`` and ``date`` unless the app sent its own, the ``--header`` extras, then
-        the app's headers: the order of every fastasgi response (notes/WIRE.md)."""
-        ctx = self.ctx
-        lines = []
+        """The server's default lines (``server`` and ``date`` unless the app sent its own,
+        the ``--header`` extras), then the app's headers: the order of every response."""
         names = {name.lower() for name, _ in app_headers} if app_headers else ()
-        if ctx.server_line and b"server" not in names:
-            lines.append(ctx.server_line)
-        if ctx.date_header and b"date" not in names:
-            lines.append(current_date_line())      # the server's shared, once-a-second value
-        lines.append(ctx.extra_lines)
+        lines = [default_lines(self.ctx, b"server" in names, b"date" in names)]
         for name, value in app_headers:
             lines.append(b"%s: %s\r\n" % (name, value))
         return b"".join(lines)
 
     def _write_plain_response(self, status: int, body: bytes | None = None, extra: bytes = b"") -> None:
-        """A response of the server's own, framed like the core's errors (notes/WIRE.md): the
-        reason phrase as a text/plain body, and the connection closes after it."""
+        """A response of the server's own, the same as the HTTP core's errors: the reason
+        phrase (or ``body``) as a text/plain body; the connection closes after it."""
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        reason = _reason_phrase(status)
-        if body is None:
-            body = reason
-        transport.write(
-            b"HTTP/1.1 %d %s\r\n" % (status, reason)
-            + self._header_block([])
-            + extra
-            + b"content-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(body)
-            + body
-        )
+        transport.write(error_response(self.ctx, status, body, extra))
 
     def _end_exchange(self, code: int = 1006) -> None:
         """The handshake was answered with a plain HTTP response: close the connection."""
@@ -852,7 +831,8 @@ class WebSocketProtocol(asyncio.Protocol):
                 raise RuntimeError("websocket.http.response.start may not set transfer-encoding.")
         logger.info('%s - "WebSocket %s" %d', *self._describe(), status)
         self.state = RESPONSE
-        self._response_head = b"HTTP/1.1 %d %s\r\n" % (status, _reason_phrase(status)) + self._header_block(headers)
+        self._response_head = status_line(status) + self._header_block(headers)
+        self._response_status = status
         self._response_has_length = has_length
         self._response_has_connection = has_connection
 
@@ -866,13 +846,15 @@ class WebSocketProtocol(asyncio.Protocol):
         if head is not None:
             self._response_head = None
             self._response_sent = True
-            # Framing as notes/WIRE.md has it; the connection closes after a denial response.
-            if not self._response_has_length:
-                if more:
-                    self._response_chunked = True
-                    head += b"transfer-encoding: chunked\r\n"
-                else:
-                    head += b"content-length: %d\r\n" % len(body)
+            # The same framing decision as HTTP responses (the request is HTTP/1.1, and
+            # transfer-encoding from the app was refused above); the connection closes after
+            # a denial response.
+            framing = response_framing(self._response_status, self._response_has_length, False, not more, False)
+            if framing == Framing.FRAMING_ADD_CHUNKED:
+                self._response_chunked = True
+                head += b"transfer-encoding: chunked\r\n"
+            elif framing == Framing.FRAMING_ADD_LENGTH:
+                head += b"content-length: %d\r\n" % len(body)
             if not self._response_has_connection:
                 head += b"connection: close\r\n"
             out = head + b"\r\n"

@@ -1,6 +1,8 @@
-# Declarations of the compiled hot path; bodies are in _core.pyx (STYLE.md 1).
+# Every cdef class of the compiled core, declared completely, and the state enums. The bodies
+# are in the parts _core.pyx includes; the rules of each state machine are written at the top
+# of the part that holds it (protocol.pxi, cycle.pxi).
 
-from .llhttp cimport llhttp_t, llhttp_settings_t, llhttp_errno_t
+from .llhttp cimport llhttp_t, llhttp_errno_t
 
 
 cdef struct Buf:
@@ -10,103 +12,174 @@ cdef struct Buf:
     Py_ssize_t cap
 
 
+# The state of one HTTP/1.1 connection (protocol.pxi). Ordered: every state from CONN_CLOSING
+# on means "no more parsing".
+cdef enum ConnState:
+    CONN_IDLE
+    CONN_HEAD
+    CONN_REQUEST
+    CONN_CLOSING
+    CONN_UPGRADED
+    CONN_CLOSED
+    CONN_STATES             # how many there are
+
+# The response of one request (cycle.pxi). Ordered: from RESP_STREAMING on, bytes of this
+# response are on the wire.
+cdef enum RespState:
+    RESP_NONE
+    RESP_STARTED
+    RESP_STREAMING
+    RESP_DONE
+    RESP_STATES
+
+# The request message of one request as the app reads it (cycle.pxi). Ordered: from
+# REQ_COMPLETE on, the whole message has arrived.
+cdef enum ReqState:
+    REQ_BODY
+    REQ_DISCARD
+    REQ_COMPLETE
+    REQ_DELIVERED
+    REQ_STATES
+
+# The app coroutine of one request (driver.pxi).
+cdef enum AppState:
+    APP_PENDING
+    APP_RUNNING
+    APP_DONE
+
+# How a response body is delimited (wire.pxi, response_framing).
+cpdef enum Framing:
+    FRAMING_NONE            # 1xx, 204, 304: no body
+    FRAMING_LENGTH          # Content-Length from the app
+    FRAMING_ADD_LENGTH      # the whole body came in one message: we add Content-Length
+    FRAMING_CHUNKED         # Transfer-Encoding: chunked from the app
+    FRAMING_ADD_CHUNKED     # streamed to HTTP/1.1: we add Transfer-Encoding: chunked
+    FRAMING_CLOSE           # streamed to HTTP/1.0: the body ends when the connection closes
+    FRAMING_INVALID         # Content-Length and Transfer-Encoding together
+
+# The form of a request-target (target.pxi, target_form).
+cdef enum:
+    TARGET_ORIGIN = 0       # "/path?query", and "*" for OPTIONS
+    TARGET_ABSOLUTE = 1     # "http://authority/path?query"
+
+# --header-map (parser.pxi)
+cdef enum:
+    HEADER_MAP_DROP
+    HEADER_MAP_REFUSE
+    HEADER_MAP_DANGEROUS
+
+
 cdef class ServerContext:
     cdef readonly object app
     cdef readonly object loop
     cdef public dict state
-    cdef readonly set connections
-    cdef readonly set tasks                  # asyncio Tasks of HTTP apps that suspended
+    cdef readonly set connections           # HTTP and upgraded WebSocket protocols
+    cdef readonly set tasks                 # asyncio Tasks of HTTP apps that suspended
     cdef public Py_ssize_t active_requests
     cdef public Py_ssize_t total_requests
     cdef public bint shutting_down
     cdef readonly str root_path
-    cdef readonly bint server_header
     cdef readonly bint date_header
     cdef readonly bytes server_line         # b"server: fastasgi\r\n" or b""
     cdef readonly bytes extra_lines         # --header lines, prebuilt
+    cdef bytes default_head                 # server_line, the Date line, extra_lines
     cdef readonly Py_ssize_t max_header_bytes
     cdef readonly Py_ssize_t max_headers
     cdef readonly double keep_alive_timeout
-    cdef readonly object access_log          # callable or None
-    cdef readonly object ws_upgrade          # callable or None
+    cdef readonly object access_log         # callable or None
+    cdef readonly object ws_upgrade         # callable or None
     cdef readonly Py_ssize_t limit_concurrency   # 0: no limit
-    cdef readonly long long max_body_size         # -1: no limit
+    cdef readonly long long max_body_size        # -1: no limit
     cdef readonly double timeout_request_head    # 0: off
     cdef readonly double timeout_request_body    # 0: off
-    cdef readonly double now                 # loop.time() as of the last tick()
-    cdef readonly int header_map             # HEADER_MAP_DROP / _REFUSE / _DANGEROUS
+    cdef readonly int header_map            # HEADER_MAP_*
+    cdef readonly object clock              # None: the C monotonic clock; else a callable
+    cdef readonly double now                # the clock as of the last tick()
+
+    cdef inline double _clock(self) except? -1.0
+    cdef _build_default_head(self)
+
+
+cdef class RequestParser:
+    cdef ServerContext ctx
+    cdef llhttp_t parser
+    cdef Buf head                 # the request-target, then the field line being parsed
+    cdef Py_ssize_t url_len       # the request-target's bytes at the start of `head`
+    cdef Py_ssize_t name_len      # the current field name's bytes after the target
+    cdef list headers             # (name, value) pairs for the scope
+    cdef int err_status           # the status a refusal found by a check answers with
+    cdef Py_ssize_t field_count   # field lines of the head (or of the trailer section)
+    cdef int host_count
+    cdef int proto_len            # bytes of the protocol name ("HTTP") seen so far
+    cdef long long chunk_ext_bytes
+    cdef long long body_received
+    cdef bint in_trailers         # the head is complete: fields now are trailer fields
+    cdef bint expect_continue
+    cdef bint websocket_upgrade
+    # stream positions (see the top of parser.pxi)
+    cdef const char* feed_base
+    cdef long long feed_pos
+    cdef long long stream_pos     # bytes llhttp has taken so far
+    cdef Py_ssize_t consumed      # bytes the last execute() took
+    cdef long long head_start     # position of the request line (or trailer section); -1
+    cdef char before[2]           # the two bytes of the stream before feed_base
+
+    cdef llhttp_errno_t execute(self, const char* data, Py_ssize_t n)
+    cdef int error_status(self, llhttp_errno_t err) noexcept
+    cdef long long _pos(self, const char* at) noexcept
+    cdef char _byte_before(self, const char* at, int k) noexcept
+    cdef int _refuse(self, int status) noexcept
+    cdef inline int _on_message_begin(self) noexcept
+    cdef int _on_url(self, const char* at, size_t n) noexcept
+    cdef int _on_protocol(self, const char* at, size_t n) noexcept
+    cdef int _on_field_name(self, const char* at, size_t n) noexcept
+    cdef int _on_field_bytes(self, const char* at, size_t n) noexcept
+    cdef int _on_header_value_complete(self) except -1
+    cdef int _on_headers_complete(self) except -1
+    cdef _use_target_authority(self)
+    cdef int _on_chunk_extension(self, size_t n) noexcept
+    cdef int _on_body(self, size_t n) except -1
 
 
 cdef class HttpProtocol:
     cdef ServerContext ctx
     cdef object loop
     cdef object transport
-    cdef llhttp_t parser
-    cdef Buf head                 # request line + header bytes of the message being parsed
-    cdef Buf out                  # scratch for response heads
+    cdef RequestParser parser
+    cdef Buf out                  # scratch for response heads and error responses
+    cdef ConnState state
+    cdef object exc               # exception raised inside an llhttp callback
 
     # per-connection scope pieces, computed once in connection_made
     cdef dict scope_template
-    cdef str scheme
-
-    # parse state of the message being received (see the state rules in _core.pyx)
-    cdef Py_ssize_t url_len       # the request-target's bytes at the start of `head`
-    cdef Py_ssize_t name_len      # the current field name's bytes after the target
-    cdef bint in_head             # a request head has begun and is not complete
-    cdef list headers
-    cdef int err_status           # the status a refusal found by a callback answers with
-    cdef Py_ssize_t field_count   # field lines of the head (or of the trailer section)
-    cdef int host_count
-    cdef int proto_len            # bytes of the protocol name ("HTTP") seen so far
-    cdef long long chunk_ext_bytes
-    cdef bint expect_continue
-    cdef bint is_websocket_upgrade
-    cdef long long body_received
 
     cdef RequestCycle cycle       # the one request in progress, or None
     cdef list corked              # writes held back while _parse runs, flushed at its end
     cdef Py_ssize_t corked_size
-    cdef bint parse_paused        # stopped at a message boundary until `cycle` responds
     cdef bytes pending            # bytes received but not parsed while parse_paused
-    cdef bint reading_paused
-    cdef bint body_paused         # reading paused because the app has not taken the body
-    cdef bint writing_paused
-    cdef object drain_waiter
-    cdef bint closing
+
+    # flow control
+    cdef bint parse_paused        # stopped at a message boundary until `cycle` responds
+    cdef bint reading_paused      # transport.pause_reading() is in force
+    cdef bint body_paused         # the app has not taken HIGH_WATER bytes of body
+    cdef bint writing_paused      # the transport asked us to stop writing
+    cdef object drain_waiter      # send() waits on it while writing_paused
+    # keep-alive permission and the peer
+    cdef bint keep_alive_allowed  # false once the server shuts down
     cdef bint eof                 # the client half-closed its side
     cdef bint served              # at least one request head was received
-    cdef bint keep_alive_allowed  # false once we decided to close after this response
-    cdef double idle_since        # ctx.now when the connection went idle
-    cdef double head_started      # ctx.now when the current request head began
-    cdef double body_activity     # ctx.now when request body bytes last arrived
-    cdef object exc               # exception raised inside an llhttp callback
-    # Stream positions: feed_base is where the buffer of the running llhttp_execute starts
-    # and feed_pos its offset in the connection's byte stream, so a pointer an llhttp
-    # callback gets has the position feed_pos + (at - feed_base) (see _pos).
-    cdef const char* feed_base
-    cdef long long feed_pos
-    cdef long long stream_pos     # bytes handed to llhttp so far
-    cdef long long head_start     # position of the request line (or trailer section); -1
-    cdef long long line_mark      # position just past the last request-line token seen
+    # when the connection went idle (the clock), when the head began and when body bytes
+    # last came (the tick's time: those timeouts are exact to within a tick)
+    cdef double idle_since
+    cdef double head_started
+    cdef double body_activity
 
-    cdef inline long long _pos(self, const char* at) noexcept
+    cdef inline int _set_state(self, ConnState new) except -1
     cdef int _on_message_begin(self) except -1
-    cdef int _on_method(self, const char* at, size_t n) except -1
-    cdef int _on_url(self, const char* at, size_t n) except -1
-    cdef int _on_protocol(self, const char* at, size_t n) except -1
-    cdef int _on_field_name(self, const char* at, size_t n) except -1
-    cdef int _on_field_bytes(self, const char* at, size_t n) except -1
-    cdef int _on_chunk_extension(self, size_t n) except -1
-    cdef int _on_header_value_complete(self) except -1
     cdef int _on_headers_complete(self) except -1
-    cdef int _on_body(self, const char* at, size_t length) except -1
+    cdef int _on_body(self, const char* at, size_t n) except -1
     cdef int _on_message_complete(self) except -1
-
-    cdef int _check_target(self) except -1
-    cdef _use_target_authority(self)
-    cdef _fill_path(self, dict scope)
-    cdef int _error_status(self, llhttp_errno_t err)
-
+    cdef _on_tick(self, double now)
     cdef _parse(self, bytes data)
     cdef _start_cycle(self, RequestCycle cycle)
     cdef _cycle_done(self, RequestCycle cycle)
@@ -115,7 +188,7 @@ cdef class HttpProtocol:
     cdef _write(self, bytes data)
     cdef _uncork(self)
     cdef _close(self)
-    cdef _send_error(self, int status, str reason=*)
+    cdef _send_error(self, int status)
     cdef _log_access(self, RequestCycle cycle, long long nbytes)
     cdef _log_rejected_head(self, int status, Py_ssize_t nbytes)
     cdef _upgrade(self, bytes leftover)
@@ -124,43 +197,40 @@ cdef class HttpProtocol:
 cdef class RequestCycle:
     cdef HttpProtocol proto
     cdef public dict scope
-    cdef object task
+    cdef object task                 # the asyncio.Task once the app suspended, else None
+    cdef AppState app_state
+    cdef ReqState request
+    cdef RespState response
+    cdef Framing framing
 
-    # request body
-    cdef object body                 # bytes, or list of bytes when several are buffered
+    # request side
+    cdef object body                 # bytes, or a list of bytes when several are buffered
     cdef Py_ssize_t body_len
-    cdef bint body_complete
-    cdef bint body_discard
     cdef object receive_waiter
-    cdef bint expect_continue
-    cdef bint body_delivered          # the final (more_body False) message was returned
-    cdef bint disconnected
-    cdef bint peer_eof                # the client half-closed after sending this request
-    cdef bint running                 # the app coroutine has been started and not finished
+    cdef bint expect_continue        # a 100 Continue is owed when the app first waits
+    cdef bint disconnected           # the connection is gone (or the exchange was cut)
+    cdef bint peer_eof               # the client half-closed after sending this request
 
-    # response
+    # response side
     cdef bint is_head
     cdef bint http10
     cdef bint keep_alive
-    cdef bint response_started
-    cdef bint head_sent
-    cdef bint response_complete
-    cdef bint chunked
-    cdef bint no_body
     cdef int status
     cdef object resp_headers
     cdef long long expected_length   # -1: not declared
     cdef long long sent_length
     cdef double start_time
 
-    cdef _body_chunk(self, bytes chunk)
+    cdef inline int _set_request(self, ReqState new) except -1
+    cdef inline int _set_response(self, RespState new) except -1
+    cdef _on_body(self, const char* at, size_t n)
     cdef _message_complete(self)
     cdef _connection_lost(self)
     cdef _wake(self)
     cdef object _take_body(self)
     cdef _send_body(self, bytes body, bint more)
-    cdef _build_head(self, object body_obj, bint final)
+    cdef _build_head(self, bytes body, bint final)
     cdef _response_complete(self)
-    cdef _run(self, object app)
+    cdef inline _app_done(self)
     cdef _app_returned(self, object result)
     cdef _app_failed(self, object exc)

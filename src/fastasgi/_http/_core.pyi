@@ -5,6 +5,7 @@ The module is Cython over the vendored llhttp C parser. It holds the HTTP/1.1
 """
 
 import asyncio
+import enum
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -12,6 +13,49 @@ ASGIApp = Callable[[MutableMapping[str, Any], Callable[[], Awaitable[dict]], Cal
 
 #: The llhttp version compiled in, e.g. "9.4.3".
 LLHTTP_VERSION: str
+
+#: True in a debug build (``FASTASGI_DEBUG=1`` when building): every state transition of a
+#: connection, a response and a request message is checked against its table.
+DEBUG: bool
+
+class ClientDisconnected(OSError):
+    """Raised by ``send()`` once the client has gone away (ASGI spec 2.4), for HTTP and
+    WebSocket connections alike."""
+
+class Framing(enum.IntEnum):
+    """How a response body is delimited (see ``response_framing``)."""
+
+    FRAMING_NONE = 0
+    FRAMING_LENGTH = 1
+    FRAMING_ADD_LENGTH = 2
+    FRAMING_CHUNKED = 3
+    FRAMING_ADD_CHUNKED = 4
+    FRAMING_CLOSE = 5
+    FRAMING_INVALID = 6
+
+def response_framing(status: int, has_length: bool, app_chunked: bool, final: bool, http10: bool) -> Framing:
+    """RFC 9112 6.3 from the sender's side: no body for 1xx/204/304; the app's Content-Length
+    (INVALID together with Transfer-Encoding); the app's chunked; else, when the first body
+    message is the last, a Content-Length the server adds; else chunked added for HTTP/1.1 or
+    the connection close for HTTP/1.0."""
+
+def status_line(status: int) -> bytes:
+    """``b"HTTP/1.1 404 Not Found\\r\\n"`` for 100-599 (empty phrase for unnamed codes)."""
+
+def reason_phrase(status: int) -> str:
+    """RFC 9110 15's reason phrase ("Not Found"), or "" for a code it does not name."""
+
+def is_token(value: bytes) -> bool:
+    """RFC 9110 5.6.2: one or more tchar."""
+
+def default_lines(ctx: ServerContext, has_server: bool = False, has_date: bool = False) -> bytes:
+    """The header lines every response starts with: ``server`` and ``date`` unless the app
+    sent its own (``has_server``/``has_date``), then the ``--header`` extras."""
+
+def error_response(ctx: ServerContext, status: int, body: bytes | None = None, extra: bytes = b"") -> bytes:
+    """A response the server makes itself: status line, the default lines, ``extra`` header
+    lines, a text/plain ``body`` (the reason phrase by default), Content-Length and
+    ``connection: close``."""
 
 class ServerContext:
     """Settings and shared state for every connection of one server.
@@ -37,6 +81,9 @@ class ServerContext:
     total_requests: int
     #: set by begin_shutdown(): keep-alive is refused, idle connections closed
     shutting_down: bool
+    #: ``loop.time``; ``now`` is its value at the last ``tick()``
+    clock: Callable[[], float]
+    now: float
 
     def __init__(
         self,
@@ -49,14 +96,14 @@ class ServerContext:
         extra_headers: list[tuple[bytes, bytes]] | None = None,
         max_header_bytes: int = 65536,
         max_headers: int = 100,
-        keep_alive_timeout: float = 5.0,
+        keep_alive_timeout: float = 5,
         state: dict[str, Any] | None = None,
         access_log: Callable[[dict, int, int, float], None] | None = None,
         ws_upgrade: Callable[[ServerContext, asyncio.Transport, dict, bytes], asyncio.Protocol] | None = None,
         limit_concurrency: int | None = None,
         max_body_size: int | None = None,
-        timeout_request_head: float | None = None,
-        timeout_request_body: float | None = None,
+        timeout_request_head: float | None = 30.0,
+        timeout_request_body: float | None = 60.0,
         header_map: str = "drop",
     ) -> None:
         """Parameters:
@@ -87,8 +134,8 @@ class ServerContext:
         """
 
     def tick(self) -> None:
-        """Called once a second by the server: refresh the shared Date header and close
-        connections whose keep-alive or request timeouts have expired."""
+        """Called once a second by the server: refresh the shared Date header, then let each
+        HTTP connection apply its keep-alive and request timeouts."""
 
     def begin_shutdown(self) -> None:
         """Stop keep-alive: idle connections are closed now, busy ones after their current
@@ -99,6 +146,8 @@ class HttpProtocol(asyncio.Protocol):
     HttpProtocol(ctx), ...)``."""
 
     def __init__(self, ctx: ServerContext) -> None: ...
+    #: the connection's state: "IDLE", "HEAD", "REQUEST", "CLOSING", "UPGRADED" or "CLOSED"
+    state_name: str
     def shutdown(self) -> None:
         """Finish the exchange in flight (if any), then close."""
     def abort(self) -> None:
