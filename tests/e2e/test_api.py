@@ -15,11 +15,12 @@ import threading
 import httpx
 import pytest
 
-from _util_cli import HTTP_TIMEOUT, ServerProcess, server_env  # also puts fastasgi on sys.path
+from support.server import HTTP_TIMEOUT, ServerProcess
 
 import fastasgi
+from fastasgi._accesslog import make_access_log
+from fastasgi.server import _context_options
 from fastasgi.config import Config, ConfigError
-from fastasgi.logging import make_access_log
 
 
 def script(tmp_path, body: str) -> list[str]:
@@ -57,7 +58,7 @@ def test_run_with_an_app_object(tmp_path):
         server.wait_started()
         assert httpx.get(server.url + "/", timeout=HTTP_TIMEOUT).text == "hello from cli_app"
         assert server.stop() == 0
-    assert "run returned" in server.stdout
+    assert "run returned" in server.stdout()
 
 
 def test_run_with_an_import_string_and_options(tmp_path):
@@ -76,7 +77,7 @@ def test_run_with_an_import_string_and_options(tmp_path):
         assert server.stop() == 0
     assert response.headers["x-api"] == "yes" and "server" not in response.headers
     assert "Waiting for application startup." not in server.stderr
-    assert '"GET / HTTP/1.1"' not in server.stdout
+    assert '"GET / HTTP/1.1"' not in server.stdout()
 
 
 def test_run_with_a_bad_import_string_exits_1(tmp_path):
@@ -368,11 +369,13 @@ def scope(**overrides):
 
 
 def test_access_log_off_is_none():
-    assert make_access_log(config(access_log=False)) is None
+    """With the access log off the protocol gets no callback at all: nothing per request."""
+    assert _context_options(config(access_log=False))["access_log"] is None
+    assert _context_options(config())["access_log"] is not None
 
 
 def test_access_log_line(caplog):
-    access_log = make_access_log(config())
+    access_log = make_access_log()
     logger = logging.getLogger("fastasgi.access")
     logger.addHandler(caplog.handler)  # directly: the logger may not propagate to the root
     try:
@@ -386,7 +389,7 @@ def test_access_log_line(caplog):
 
 
 def test_access_log_does_nothing_when_disabled(caplog):
-    access_log = make_access_log(config())
+    access_log = make_access_log()
     logger = logging.getLogger("fastasgi.access")
     logger.addHandler(caplog.handler)
     try:
@@ -415,5 +418,3 @@ def test_access_formatter_matches_uvicorns_line():
     assert formatter.format(record) == 'INFO:     127.0.0.1:5000 - "GET /x HTTP/1.1" 418 I\'m a Teapot'
     assert record.getMessage() == '127.0.0.1:5000 - "GET /x HTTP/1.1" 418'
 
-
-del server_env  # imported for its side effect only

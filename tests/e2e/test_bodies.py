@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from conftest import RawConn, registry, wait_registry
+from support.client import RawConn, registry, wait_registry
 
 H = b"Host: t\r\n"
 MB = 1024 * 1024

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from websockets.exceptions import ConnectionClosedError
 from websockets.sync.client import connect as ws_connect
 
-from _util_cli import APPS, HTTP_TIMEOUT, ServerProcess, error_lines, free_port, run_cli, wait_for_port
+from support.server import APPS, HTTP_TIMEOUT, ServerProcess, error_lines, free_port, run_cli, wait_for_port
 
 # --- the app cannot be loaded: one line, exit 1, no traceback -----------------------------
 
@@ -234,7 +234,7 @@ def test_no_access_log():
         server.wait_started()
         assert get(server, "/quiet").status_code == 200
         assert server.stop() == 0
-    assert "/quiet" not in server.stdout + server.stderr
+    assert "/quiet" not in server.stdout() + server.stderr
 
 
 def test_log_level_warning_hides_info():
@@ -243,7 +243,7 @@ def test_log_level_warning_hides_info():
         wait_for_port(port)
         assert httpx.get(f"http://127.0.0.1:{port}/", timeout=HTTP_TIMEOUT).status_code == 200
         assert server.stop() == 0
-    assert "INFO" not in server.stderr + server.stdout
+    assert "INFO" not in server.stderr + server.stdout()
     assert server.stderr_lines == [] and server.stdout_lines == []
 
 

@@ -15,7 +15,8 @@ import json
 
 import pytest
 
-from conftest import RawConn, error_response, exchange, registry
+from support.client import RawConn, exchange, registry
+from support.wire_cases import error_response
 
 MODES = ["whole", "bytewise"]
 H = b"Host: t\r\n"

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
-from conftest import RawConn
+from support.client import RawConn
 
 FRAMEWORKS = {
     "fastapi": "core_fastapi:app",

@@ -16,7 +16,7 @@ import threading
 import time
 
 import pytest
-from _util_supervisors import Supervised, get, is_alive, try_get, wait_until
+from support.supervisors import Supervised, get, is_alive, try_get, wait_until
 from gunicorn.config import KNOWN_SETTINGS
 from gunicorn.config import Config as GunicornConfig
 from gunicorn.glogging import Logger
@@ -69,7 +69,7 @@ def test_gunicorn_serves_and_stops_gracefully():
         status, body = get(port)
         blocker.join(10)
         assert status == 200 and {int(body), int(blocked["response"][1])} == workers
-        assert server.stdout == ""  # no --access-logfile: no access log
+        assert server.stdout() == ""  # no --access-logfile: no access log
 
         # SIGTERM to the arbiter: the request in flight completes, then everything stops.
         result: dict[str, tuple[int, bytes]] = {}

@@ -10,10 +10,9 @@ import time
 import httpx
 import pytest
 
-from conftest import (
-    CORE, IMF_FIXDATE, SRC, RawConn, error_response, exchange, http_get, registry,
-    wait_registry,
-)
+from support.client import IMF_FIXDATE, RawConn, exchange, http_get, registry, wait_registry
+from support.server import CORE, SRC
+from support.wire_cases import error_response
 
 H = b"Host: t\r\n"
 CLOSE_REQ = b"GET /plain HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"

@@ -48,7 +48,7 @@ requires_installed = pytest.mark.skipif(
 PACKAGE_DIR = Path(os.path.abspath(fastasgi.__file__)).parent
 CORE_FILE = Path(os.path.abspath(_core.__file__))
 # The directory that holds tests/: the checkout, or the copy a wheel test runs in.
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 LLHTTP_VERSION_FILE = PROJECT_DIR / "csrc" / "llhttp" / "VERSION"
 
 CLI_TIMEOUT = 60

@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from _util_cli import HTTP_TIMEOUT, ServerProcess, error_lines, run_cli
+from support.server import HTTP_TIMEOUT, ServerProcess, error_lines, run_cli
 
 
 def events(server: ServerProcess) -> list[str]:

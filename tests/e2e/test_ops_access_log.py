@@ -14,19 +14,11 @@ import time
 
 import pytest
 
-from _util_cli import HTTP_TIMEOUT, run_cli
-from _util_ops import APP, connect, read_response, serve
+from support.ops import APP, connect, serve
+from support.server import HTTP_TIMEOUT, run_cli
 
-from fastasgi.logging import (
-    ACCESS_LOG_FORMAT,
-    DEFAULT_ACCESS_FMT,
-    AccessFormatter,
-    _line_format,
-    _uvicorn_args,
-    compile_access_format,
-    escape,
-    make_access_log,
-)
+from fastasgi._accesslog import _line_format, _uvicorn_args, compile_access_format, escape, make_access_log
+from fastasgi.logging import ACCESS_LOG_FORMAT, DEFAULT_ACCESS_FMT, AccessFormatter
 
 if sys.platform != "linux":
     pytestmark = pytest.mark.skip("Linux only")
@@ -37,9 +29,9 @@ TOO_LARGE = http.HTTPStatus(413).phrase  # "Content Too Large" from Python 3.13 
 def exchange(server, request: bytes) -> tuple[int, int]:
     """Send one raw request on a new connection; (status, client port)."""
     sock = connect(server)
-    port = sock.getsockname()[1]
-    sock.sendall(request)
-    status = read_response(sock)[0]
+    port = sock.local_port
+    sock.send(request)
+    status = sock.read_response().status
     sock.close()
     return status, port
 
@@ -47,7 +39,7 @@ def exchange(server, request: bytes) -> tuple[int, int]:
 def access_lines(server, count: int, timeout: float = HTTP_TIMEOUT) -> list[str]:
     deadline = time.monotonic() + timeout
     while len(server.stdout_lines) < count:
-        assert time.monotonic() < deadline, f"{len(server.stdout_lines)} of {count} lines: {server.stdout}"
+        assert time.monotonic() < deadline, f"{len(server.stdout_lines)} of {count} lines: {server.stdout()}"
         time.sleep(0.02)
     return list(server.stdout_lines)
 
@@ -76,12 +68,12 @@ def test_server_generated_responses_are_logged():
         status, port1 = exchange(server, chunked)
         assert status == 413
         slow = connect(server)
-        slow.sendall(b"GET /slow?s=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        slow.send(b"GET /slow?s=1 HTTP/1.1\r\nHost: x\r\n\r\n")
         server.wait_for("slow started")
         status, port2 = exchange(server, b"GET /busy HTTP/1.1\r\nHost: x\r\n\r\n")
         assert status == 503
-        assert read_response(slow)[0] == 200
-        slow_port = slow.getsockname()[1]
+        assert slow.read_response().status == 200
+        slow_port = slow.local_port
         slow.close()
         lines = access_lines(server, 3)
     assert lines[:2] == [
@@ -120,8 +112,8 @@ def test_quotes_backslashes_and_control_characters_are_escaped():
 def test_access_line_is_written_before_exit():
     with serve() as server:
         sock = connect(server)
-        sock.sendall(b"GET /last HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert read_response(sock)[0] == 200
+        sock.send(b"GET /last HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.read_response().status == 200
         server.send_signal(signal.SIGTERM)
         assert server.wait_exit() == 0
         sock.close()
@@ -132,7 +124,7 @@ def test_no_access_log_writes_nothing():
     with serve("--no-access-log") as server:
         assert exchange(server, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 200
         assert server.stop() == 0
-    assert server.stdout == ""
+    assert server.stdout() == ""
 
 
 def test_log_level_warning_writes_no_access_lines():
@@ -140,7 +132,7 @@ def test_log_level_warning_writes_no_access_lines():
         server.port = _wait_for_any_port(server)  # no "running on" line at this level
         assert exchange(server, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 200
         assert server.stop() == 0
-    assert server.stdout == "" and "INFO" not in server.stderr
+    assert server.stdout() == "" and "INFO" not in server.stderr
 
 
 # --- --access-log-format ---------------------------------------------------------------------
@@ -260,7 +252,7 @@ def test_log_config_files_route_access_lines_through_logging(tmp_path, kind, cus
     lines = log_file.read_text().splitlines()
     expected = '127.0.0.1 "GET /x?y=1 HTTP/1.1" 200 2' if custom else f'127.0.0.1:{client_port} - "GET /x?y=1 HTTP/1.1" 200'
     assert lines == [f"fastasgi.access|INFO|{expected}"]
-    assert server.stdout == ""
+    assert server.stdout() == ""
 
 
 def _wait_for_any_port(server) -> int:
@@ -327,11 +319,6 @@ def test_escape():
     assert escape(b'\x00\x1b\n\r\t"\\\x7f\x80\xff ok') == "\\x00\\x1b\\x0a\\x0d\\x09\\x22\\x5c\\x7f\\x80\\xff ok"
 
 
-class _Config:
-    access_log = True
-    access_log_format = None
-
-
 def test_logger_reconfigured_at_run_time_is_followed(tmp_path):
     """A handler added after the callback was made (as an app's lifespan might): the next
     batch goes through logging, to both handlers."""
@@ -345,7 +332,7 @@ def test_logger_reconfigured_at_run_time_is_followed(tmp_path):
         direct = logging.StreamHandler(open(first, "w"))
         direct.setFormatter(AccessFormatter("%(levelprefix)s %(message)s", use_colors=False))
         logger.addHandler(direct)
-        access_log = make_access_log(_Config())
+        access_log = make_access_log()
         access_log(SCOPE, 200, 5, 0.01)  # no running loop: written at once, directly
         extra = logging.FileHandler(second)
         extra.setFormatter(logging.Formatter("%(message)s"))

@@ -12,8 +12,8 @@ import click
 import httpx
 import pytest
 
-from _util_cli import HTTP_TIMEOUT, ServerProcess, free_port, run_cli, server_env
-from _util_ops import APP, serve
+from support.ops import APP, serve
+from support.server import HTTP_TIMEOUT, ServerProcess, free_port, run_cli, server_env
 
 if sys.platform != "linux":
     pytestmark = pytest.mark.skip("Linux only")
@@ -69,7 +69,7 @@ def test_options_from_fastasgi_environment_variables():
     assert response.json()["root_path"] == "/from-env"
     assert (response.headers["x-one"], response.headers["x-two"]) == ("1", "2")
     assert "server" not in response.headers
-    assert server.stdout == ""  # no access log
+    assert server.stdout() == ""  # no access log
 
 
 def test_flags_win_over_environment_variables():

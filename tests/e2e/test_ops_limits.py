@@ -15,8 +15,9 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 
-from _util_cli import HTTP_TIMEOUT
-from _util_ops import connect, read_response, serve, wait_closed
+from support.client import wait_closed
+from support.ops import connect, serve
+from support.server import HTTP_TIMEOUT
 
 if sys.platform != "linux":
     pytestmark = pytest.mark.skip("Linux only")
@@ -30,7 +31,7 @@ TOO_LARGE = http.HTTPStatus(413).phrase.encode()
 
 def test_slowloris_head_is_cut_off_after_timeout_request_head():
     with serve("--timeout-request-head", "1", "--timeout-keep-alive", "30") as server:
-        sock = connect(server)
+        sock = connect(server).sock     # the bare socket: sendall raises once we are cut off
         started = time.monotonic()
         sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
         # Trickle one header line every 0.3 s: the head never completes.
@@ -62,18 +63,18 @@ def test_slowloris_head_is_cut_off_after_timeout_request_head():
 def test_complete_head_is_not_cut_by_the_head_timeout():
     with serve("--timeout-request-head", "1") as server:
         sock = connect(server)
-        sock.sendall(b"GET / HT")
+        sock.send(b"GET / HT")
         time.sleep(0.5)  # well within the timeout
-        sock.sendall(b"TP/1.1\r\nHost: x\r\n\r\n")
-        status, _, body = read_response(sock)
-        assert (status, body) == (200, b"ok")
+        sock.send(b"TP/1.1\r\nHost: x\r\n\r\n")
+        response = sock.read_response()
+        assert (response.status, response.body) == (200, b"ok")
         sock.close()
 
 
 def test_stalled_body_is_cut_off_after_timeout_request_body():
     with serve("--timeout-request-body", "1") as server:
         sock = connect(server)
-        sock.sendall(b"POST /body HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" + b"a" * 10)
+        sock.send(b"POST /body HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" + b"a" * 10)
         took, received = wait_closed(sock, timeout=5)
         assert 0.5 <= took <= 3.0, took  # +- the one-second tick, as above
         assert received.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), received
@@ -85,12 +86,12 @@ def test_slow_but_steady_body_is_not_cut_off():
     # (2 s: the tick's one-second granularity must not make a 0.5 s gap look like 1 s.)
     with serve("--timeout-request-body", "2") as server:
         sock = connect(server)
-        sock.sendall(b"POST /body HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n")
+        sock.send(b"POST /body HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n")
         for _ in range(5):
             time.sleep(0.5)
-            sock.sendall(b"b" * 10)
-        status, _, body = read_response(sock)
-        assert (status, body) == (200, b"50")
+            sock.send(b"b" * 10)
+        response = sock.read_response()
+        assert (response.status, response.body) == (200, b"50")
         sock.close()
 
 
@@ -98,9 +99,9 @@ def test_body_timeout_only_while_the_app_waits_for_the_body():
     # The app answers after one body message and never waits for the rest: no 408.
     with serve("--timeout-request-body", "1") as server:
         sock = connect(server)
-        sock.sendall(b"POST /read-one HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" + b"c" * 10)
-        status, _, body = read_response(sock)
-        assert (status, body) == (200, b"10")
+        sock.send(b"POST /read-one HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" + b"c" * 10)
+        response = sock.read_response()
+        assert (response.status, response.body) == (200, b"10")
         sock.close()
 
 
@@ -111,18 +112,19 @@ def test_limit_concurrency_answers_503_beyond_it():
     with serve("--limit-concurrency", "2") as server:
         slow = [connect(server), connect(server)]
         for sock in slow:
-            sock.sendall(b"GET /slow?s=1.5 HTTP/1.1\r\nHost: x\r\n\r\n")
+            sock.send(b"GET /slow?s=1.5 HTTP/1.1\r\nHost: x\r\n\r\n")
         deadline = time.monotonic() + HTTP_TIMEOUT
         while server.stderr.count("slow started") < 2:
             assert time.monotonic() < deadline, server.stderr
             time.sleep(0.02)
         extra = connect(server)
-        extra.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        status, headers, body = read_response(extra)
-        assert (status, body, headers["connection"]) == (503, b"Service Unavailable", "close")
+        extra.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        response = extra.read_response()
+        assert (response.status, response.body, response.header("connection")) == \
+            (503, b"Service Unavailable", b"close")
         extra.close()
         for sock in slow:
-            assert read_response(sock)[0] == 200
+            assert sock.read_response().status == 200
             sock.close()
         # Below the limit again.
         assert httpx.get(server.url + "/", timeout=HTTP_TIMEOUT).status_code == 200
@@ -144,11 +146,11 @@ def test_limit_concurrency_answers_503_beyond_it():
 def test_limit_request_body(request_bytes, expected):
     with serve("--limit-request-body", "100") as server:
         sock = connect(server)
-        sock.sendall(request_bytes)
-        status, headers, body = read_response(sock)
-        assert (status, body) == expected
-        if status == 413:
-            assert headers["connection"] == "close"
+        sock.send(request_bytes)
+        response = sock.read_response()
+        assert (response.status, response.body) == expected
+        if response.status == 413:
+            assert response.header("connection") == b"close"
             assert wait_closed(sock, timeout=5)[1] == b""  # and nothing after it
         sock.close()
 
@@ -166,8 +168,8 @@ def _slow_request(server, seconds: float, results: list) -> threading.Thread:
     def go():
         try:
             sock = connect(server)
-            sock.sendall(b"GET /slow?s=%s HTTP/1.1\r\nHost: x\r\n\r\n" % str(seconds).encode())
-            results.append(read_response(sock))
+            sock.send(b"GET /slow?s=%s HTTP/1.1\r\nHost: x\r\n\r\n" % str(seconds).encode())
+            results.append(sock.read_response())
             sock.close()
         except Exception as exc:  # reported by the test
             results.append(exc)
@@ -181,8 +183,8 @@ def test_sigterm_finishes_requests_closes_idle_connections_and_websockets():
     with serve() as server:
         # An idle keep-alive connection, a websocket, and three requests in flight.
         idle = connect(server)
-        idle.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert read_response(idle)[0] == 200
+        idle.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert idle.read_response().status == 200
         with ws_connect(f"ws://127.0.0.1:{server.port}/hold", open_timeout=HTTP_TIMEOUT) as ws:
             results: list = []
             threads = [_slow_request(server, 1.0, results) for _ in range(3)]
@@ -204,8 +206,7 @@ def test_sigterm_finishes_requests_closes_idle_connections_and_websockets():
     assert len(results) == 3
     for result in results:
         assert not isinstance(result, Exception), result
-        status, headers, body = result
-        assert (status, body, headers["connection"]) == (200, b"slow done", "close")
+        assert (result.status, result.body, result.header("connection")) == (200, b"slow done", b"close")
     assert "Cancelling" not in server.stderr and "timed out" not in server.stderr
 
 
@@ -240,10 +241,10 @@ def test_connection_accepted_just_before_sigterm_is_answered():
         server.send_signal(signal.SIGTERM)
         server.wait_for("Shutting down")
         time.sleep(0.1)
-        fresh.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        status, headers, body = read_response(fresh)
-        assert (status, body, headers["connection"]) == (200, b"ok", "close")
+        fresh.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        response = fresh.read_response()
+        assert (response.status, response.body, response.header("connection")) == (200, b"ok", b"close")
         fresh.close()
         thread.join(HTTP_TIMEOUT)
         assert server.wait_exit() == 0
-    assert busy and busy[0][0] == 200
+    assert busy and busy[0].status == 200

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from websockets.sync.client import connect as ws_connect
 
-from _util_cli import HTTP_TIMEOUT, server_env
-from _util_ops import serve
+from support.ops import serve
+from support.server import HTTP_TIMEOUT, server_env
 
 from fastasgi.middleware.proxy_headers import ProxyHeadersMiddleware, TrustedProxies, parse_forwarded
 
@@ -205,7 +205,7 @@ def test_trusted_and_untrusted_peers(args, env, trusted):
 
 
 def test_bad_forwarded_allow_ips_is_one_line():
-    from _util_cli import run_cli
+    from support.server import run_cli
 
     result = run_cli("ops_app:app", "--forwarded-allow-ips", "10.0.0.0/40")
     assert result.returncode == 1

@@ -14,8 +14,8 @@ import sys
 import httpx
 import pytest
 
-from _util_cli import HTTP_TIMEOUT, ServerProcess, free_port, run_cli
-from _util_ops import APP, serve
+from support.ops import APP, serve
+from support.server import HTTP_TIMEOUT, ServerProcess, free_port, run_cli
 
 if sys.platform != "linux":
     pytestmark = pytest.mark.skip("Linux only")

@@ -12,8 +12,8 @@ import sys
 import httpx
 import pytest
 
-from _util_cli import HTTP_TIMEOUT, run_cli
-from _util_ops import APP, serve
+from support.ops import APP, serve
+from support.server import HTTP_TIMEOUT, run_cli
 
 trustme = pytest.importorskip("trustme")
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from _util_supervisors import Supervised, get, wait_until
+from support.supervisors import Supervised, get, wait_until
 
 from fastasgi.config import Config, ConfigError
 from fastasgi.supervisors.reload import ChangeReload, watch_settings

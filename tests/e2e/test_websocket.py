@@ -22,7 +22,7 @@ import zlib
 from dataclasses import dataclass
 
 import pytest
-from conftest import TIMEOUT, RawConn, http_get
+from support.client import TIMEOUT, RawConn, http_get
 from websockets.asyncio.client import connect as aconnect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect

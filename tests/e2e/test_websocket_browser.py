@@ -16,7 +16,7 @@ import time
 import uuid
 
 import pytest
-from conftest import http_get
+from support.client import http_get
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 

@@ -18,8 +18,8 @@ import threading
 import time
 
 import pytest
-from _util_cli import free_port, run_cli, server_env
-from _util_supervisors import (
+from support.server import free_port, run_cli, server_env
+from support.supervisors import (
     SteadyClient,
     Supervised,
     get,

@@ -1,4 +1,5 @@
-"""Helpers for the supervisor tests (test_workers.py, test_reload.py, test_gunicorn.py).
+"""Helpers for the supervisor tests (tests/e2e/test_workers.py, test_reload.py,
+test_gunicorn.py).
 
 A supervisor starts processes of its own. The tests find them by scanning /proc for the
 children of the supervisor's PID (no psutil), and clean up only those: the supervisor's
@@ -16,9 +17,8 @@ import sys
 import threading
 import time
 
-from _util_cli import ServerProcess, fastasgi_command, server_env
+from support.server import HTTP_TIMEOUT, ServerProcess, fastasgi_command, server_env
 
-HTTP_TIMEOUT = 10.0
 STARTED = re.compile(r"Started server process \[(\d+)\]")
 
 

@@ -1,0 +1,84 @@
+"""Config validation, called directly: defaults, and one-line errors that name the flag and
+the bad value (no server is started; building a Config configures logging, which the
+``restore_logging`` fixture undoes)."""
+
+from __future__ import annotations
+
+import pytest
+
+from fastasgi.config import Config, ConfigError
+
+pytestmark = pytest.mark.usefixtures("restore_logging")
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch):
+    for name in ("WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_defaults():
+    config = Config("app:app")
+    assert (config.host, config.port, config.workers) == ("127.0.0.1", 8000, None)
+    assert config.endpoints == [("tcp", ("127.0.0.1", 8000))]
+    assert "127.0.0.1" in config.trusted_proxies and "::1" in config.trusted_proxies
+    assert "10.0.0.1" not in config.trusted_proxies
+
+
+@pytest.mark.parametrize("kwargs,flag,shown", [
+    ({"port": 70000}, "--port", "70000"),
+    ({"port": "80"}, "--port", "'80'"),
+    ({"backlog": 0}, "--backlog", "0"),
+    ({"limit_concurrency": 0}, "--limit-concurrency", "0"),
+    ({"limit_request_fields": 0}, "--limit-request-fields", "0"),
+    ({"limit_request_body": -1}, "--limit-request-body", "-1"),
+    ({"timeout_keep_alive": -1}, "--timeout-keep-alive", "-1"),
+    ({"timeout_request_head": "soon"}, "--timeout-request-head", "'soon'"),
+    ({"log_level": "loud"}, "--log-level", "'loud'"),
+    ({"lifespan": "maybe"}, "--lifespan", "'maybe'"),
+    ({"forwarded_allow_ips": "10.0.0.0/33"}, "--forwarded-allow-ips", "'10.0.0.0/33'"),
+    ({"access_log_format": "%(nope)s"}, "--access-log-format", "%(nope)s"),
+    ({"ssl_keyfile_password": "pw"}, "--ssl-keyfile-password", "--ssl-certfile"),
+])
+def test_bad_values_name_the_flag_and_the_value(kwargs, flag, shown):
+    with pytest.raises(ConfigError) as info:
+        Config("app:app", **kwargs)
+    message = str(info.value)
+    assert flag in message and shown in message, message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("kwargs,says", [
+    ({"http": "h11"}, "--http h11 is not supported"),
+    ({"interface": "wsgi"}, "--interface wsgi is not supported"),
+    ({"reuse_port": True, "uds": "/tmp/fastasgi-test.sock"}, "--reuse-port"),
+])
+def test_settings_that_cannot_be_honoured_are_refused(kwargs, says):
+    with pytest.raises(ConfigError, match=says):
+        Config("app:app", **kwargs)
+
+
+def test_h11_max_incomplete_event_size_is_the_head_size_limit():
+    assert Config("app:app", h11_max_incomplete_event_size=2048).limit_request_head_size == 2048
+    with pytest.raises(ConfigError, match="two names for one limit"):
+        Config("app:app", h11_max_incomplete_event_size=2048, limit_request_head_size=4096)
+
+
+def test_web_concurrency_is_the_default_for_workers(monkeypatch):
+    monkeypatch.setenv("WEB_CONCURRENCY", "3")
+    assert Config("app:app").workers == 3
+    assert Config("app:app", workers=2).workers == 2
+    monkeypatch.setenv("WEB_CONCURRENCY", "many")
+    with pytest.raises(ConfigError, match="WEB_CONCURRENCY"):
+        Config("app:app")
+
+
+def test_forwarded_allow_ips_from_the_environment(monkeypatch):
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "10.0.0.0/8")
+    trusted = Config("app:app").trusted_proxies
+    assert "10.1.2.3" in trusted and "127.0.0.1" not in trusted
+
+
+def test_uds_and_fd_endpoints():
+    assert Config("app:app", uds="/tmp/fastasgi-test.sock").endpoints == [("unix", "/tmp/fastasgi-test.sock")]
+    assert Config("app:app", fd=3).endpoints == [("fd", 3)]
