@@ -33,6 +33,12 @@ class Sample:
     warmup_rate: float | None = None
     other_load: float | None = None  # share of the pinned cores other processes used meanwhile
     steal: float | None = None  # share of the pinned cores' time stolen by the hypervisor
+    #: user + system CPU seconds of the server's process tree over the measured window
+    server_cpu_s: float | None = None
+    #: server_cpu_s per request (websocket: per message) served in the window, microseconds
+    server_cpu_us_per_req: float | None = None
+    generator: str = ""  # wrk, h2load or wsload
+    info: dict = field(default_factory=dict)  # what a caller records about the run
 
 
 @dataclass
@@ -51,6 +57,8 @@ class Cell:
     requests: int = 0
     peak_rss_kib: int | None = None
     server_cpu: float | None = None
+    #: median over rounds of the server tree's CPU time per request, microseconds
+    server_cpu_us_per_req: float | None = None
     client_cpu: float | None = None
     client_bound: bool = False
     other_load: float | None = None  # the most any round saw
@@ -90,6 +98,7 @@ def aggregate(scenario: str, server: str, samples: list[Sample]) -> Cell:
     rss = [s.peak_rss_kib for s in samples if s.peak_rss_kib]
     cell.peak_rss_kib = max(rss) if rss else None
     cell.server_cpu = _median(s.server_cpu for s in measured)
+    cell.server_cpu_us_per_req = _median(s.server_cpu_us_per_req for s in measured)
     cell.client_cpu = _median(s.client_cpu for s in measured)
     cell.client_bound = bool(cell.client_cpu is not None and cell.client_cpu > CLIENT_BOUND_CPU)
     loads = [s.other_load for s in measured if s.other_load is not None]
@@ -115,6 +124,7 @@ class ScenarioResult:
     fastest_peer: str | None = None
     subject_vs_fastest_peer: float | None = None
     subject_vs_baseline: float | None = None
+    generator: str = "wrk"  # the load generator of this scenario: wrk, h2load or wsload
 
     def compute_ratios(self) -> None:
         base = self.cells.get(self.baseline)

@@ -20,6 +20,13 @@ def fmt_rate(v: float | None) -> str:
     return "-" if v is None else f"{v:,.0f}"
 
 
+def fmt_us(v: float | None) -> str:
+    """CPU microseconds per request."""
+    if v is None:
+        return "-"
+    return f"{v:.2f}" if v < 10 else f"{v:.1f}" if v < 1000 else f"{v:,.0f}"
+
+
 def fmt_ms(v: float | None) -> str:
     if v is None:
         return "-"
@@ -58,14 +65,15 @@ def text_table(results: list[ScenarioResult], rounds: int) -> str:
     out = []
     for sr in results:
         out.append("")
-        out.append(f"{sr.name}: {sr.description}")
-        head = ("server", sr.unit, "spread", "p50 ms", "p99 ms", "errors", "RSS MiB",
+        out.append(f"{sr.name}: {sr.description} [{sr.generator}]")
+        head = ("server", sr.unit, "CPU us/req", "spread", "p50 ms", "p99 ms", "errors", "RSS MiB",
                 "srv CPU", "gen CPU", f"x {sr.baseline}", "status")
         rows = [head]
         for c in sr.ranking():
             rows.append((
                 c.server,
                 fmt_rate(c.rate) if c.status != SKIPPED else "-",
+                fmt_us(c.server_cpu_us_per_req) if c.status != SKIPPED else "-",
                 "-" if c.spread_pct is None else f"±{c.spread_pct:.1f}%",
                 fmt_ms(c.p50_ms), fmt_ms(c.p99_ms), str(c.errors) if c.status != SKIPPED else "-",
                 fmt_mib(c.peak_rss_kib), fmt_pct(c.server_cpu), fmt_pct(c.client_cpu),
@@ -81,9 +89,10 @@ def text_table(results: list[ScenarioResult], rounds: int) -> str:
     if warning:
         out.append(warning)
     out.append(f"median of {rounds} round(s); spread = (max - min) / 2 / median; servers that "
-               "fail a check are not ranked. 'srv CPU' / 'gen CPU': share of one core used by the "
-               "server tree / the load generator while measured; 'noisy': other processes used the "
-               "pinned cores meanwhile.")
+               "fail a check are not ranked. 'CPU us/req': CPU time (user + system) of the server's "
+               "process tree per request served (websocket: per message), over the measured window. "
+               "'srv CPU' / 'gen CPU': share of one core used by the server tree / the load generator "
+               "while measured; 'noisy': other processes used the pinned cores meanwhile.")
     return "\n".join(out)
 
 
@@ -132,12 +141,13 @@ def _md_cell(c: Cell | None) -> str:
 
 
 def markdown(results: list[ScenarioResult], machine: dict, servers: list[str], rounds: int,
-             command_line: str) -> str:
+             command_line: str, generator: str | None = None) -> str:
+    gen = generator or (results[0].generator if results else "wrk")
     lines = [
         (f"Requests/s (websocket: messages/s), median of {rounds} round(s). "
          f"{machine.get('cpu_model')}, server pinned to CPU {machine.get('server_cpus')}, load "
-         f"generator to CPU {machine.get('client_cpus')}; {machine.get('kernel')}, Python "
-         f"{machine.get('python')}."),
+         f"generator ({gen}; websocket: wsload) to CPU {machine.get('client_cpus')}; "
+         f"{machine.get('kernel')}, Python {machine.get('python')}."),
         "",
         "| scenario | " + " | ".join(servers) + f" | {results[0].subject if results else 'fastasgi'} / "
         f"{results[0].baseline if results else 'uvicorn'} | vs fastest peer |",
@@ -163,16 +173,33 @@ def markdown(results: list[ScenarioResult], machine: dict, servers: list[str], r
                 if sr.subject_vs_fastest_peer else "-")
         row.append(peer)
         lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "Server CPU time per request (us; user + system of the server's process tree over "
+              "the measured window, divided by the requests, websocket: messages, served in it; "
+              "lower is better, and it holds also when the load generator was the limit):", ""]
+    lines.append("| scenario | " + " | ".join(f"{name} server CPU us/req" for name in servers) + " |")
+    lines.append("|---|" + "---:|" * len(servers))
+    for sr in results:
+        row = [sr.name]
+        for name in servers:
+            c = sr.cells.get(name)
+            if c is None or c.status == SKIPPED:
+                row.append("n/a")
+            elif not c.usable:
+                row.append(f"fails ({fmt_us(c.server_cpu_us_per_req)})")
+            else:
+                row.append(fmt_us(c.server_cpu_us_per_req))
+        lines.append("| " + " | ".join(row) + " |")
     lines += ["", "Details (p50 / p99 latency in ms, peak RSS of the server's processes in MiB):", ""]
-    lines.append("| scenario | server | rate | spread | p50 | p99 | RSS | errors |")
-    lines.append("|---|---|---:|---:|---:|---:|---:|---:|")
+    lines.append("| scenario | generator | server | rate | server CPU us/req | spread | p50 | p99 | RSS | errors |")
+    lines.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for sr in results:
         for c in sr.ranking():
             if c.status == SKIPPED:
                 continue
             rate = fmt_rate(c.rate) if c.usable else f"fails ({fmt_rate(c.rate)})"
             spread = "-" if c.spread_pct is None else f"±{c.spread_pct:.1f}%"
-            lines.append(f"| {sr.name} | {c.server} | {rate} | {spread} | {fmt_ms(c.p50_ms)} | "
+            lines.append(f"| {sr.name} | {sr.generator} | {c.server} | {rate} | "
+                         f"{fmt_us(c.server_cpu_us_per_req)} | {spread} | {fmt_ms(c.p50_ms)} | "
                          f"{fmt_ms(c.p99_ms)} | {fmt_mib(c.peak_rss_kib)} | {c.errors} |")
     if notes:
         lines += ["", "Not ranked:", ""] + [f"- {n}" for n in notes]

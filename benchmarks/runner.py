@@ -24,7 +24,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
-from benchmarks import httpcheck, machine, report, wrk, wsclient
+from benchmarks import h2load, httpcheck, machine, report, wrk, wsclient
 from benchmarks.model import (
     ERRORS,
     FAILED,
@@ -44,11 +44,13 @@ from benchmarks.procs import (
     tree_cpu_seconds,
     tree_peak_rss_kib,
 )
-from benchmarks.scenarios import SCENARIOS, Scenario
+from benchmarks.scenarios import SCENARIOS, Scenario, make_body
 from benchmarks.servers import BASELINE, SERVERS, SUBJECT, Probe, ServerSpec, probe
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_OUT = os.path.join(REPO, "benchmarks", "results")
+#: the HTTP load generators; the websocket scenario always uses wsload
+GENERATORS = ("wrk", "h2load")
 
 
 @dataclass
@@ -62,6 +64,9 @@ class Options:
     client_cpus: str | None = "1"
     host: str = "127.0.0.1"
     wrk: str | None = None
+    #: the HTTP load generator: "wrk" (every response checked by bench.lua) or "h2load"
+    generator: str = "wrk"
+    h2load: str | None = None
     startup_timeout: float = 30.0
     out_dir: str | None = DEFAULT_OUT  # None: write no files
     name: str | None = None
@@ -148,11 +153,13 @@ def log_tail(path: str, lines: int = 4) -> str:
 
 
 class Runner:
-    def __init__(self, opts: Options, progress=None):
+    def __init__(self, opts: Options, progress=None, env: dict[str, str] | None = None):
         self.opts = opts
         self.progress = progress if progress is not None else sys.stderr
-        self.env = server_env()
+        self.env = env if env is not None else server_env()
         self.wrk_path: str | None = None
+        self.h2load_path: str | None = None
+        self._body_files: dict[int, str] = {}
         self.wsload: str | None = None
         self.wsload_missing: str | None = None
         self.client_threads = max(1, len(parse_cpus(opts.client_cpus)) or 1)
@@ -179,10 +186,16 @@ class Runner:
         return [self.opts.server_table[s] for s in self.opts.servers]
 
     def prepare_load_generators(self, scenarios: list[Scenario]) -> None:
-        """wrk is required when any HTTP scenario is selected (LoadGeneratorMissing says how
-        to install it); a missing C compiler only skips the websocket scenario."""
+        """The HTTP load generator (wrk or h2load) is required when any HTTP scenario is
+        selected (LoadGeneratorMissing says how to install it); a missing C compiler only
+        skips the websocket scenario."""
+        if self.opts.generator not in GENERATORS:
+            raise ValueError(f"unknown generator {self.opts.generator!r}; choose from {', '.join(GENERATORS)}")
         if any(s.kind == "http" for s in scenarios):
-            self.wrk_path = wrk.find_wrk(self.opts.wrk)
+            if self.opts.generator == "h2load":
+                self.h2load_path = h2load.find_h2load(self.opts.h2load)
+            else:
+                self.wrk_path = wrk.find_wrk(self.opts.wrk)
         if any(s.kind == "websocket" for s in scenarios):
             try:
                 self.wsload = wsclient.ensure_built()
@@ -219,20 +232,32 @@ class Runner:
                 sample.detail = f"not ready: {exc}{log_tail(log_path)}"
                 return sample
             TRACKER.remember_family(proc)
+            wrong = self.inspect_server(proc, spec, sample)
+            if wrong:
+                sample.detail = wrong
+                return sample
             problems = httpcheck.verify(scenario, o.host, port)
             if problems:
                 sample.detail = "wrong answer: " + "; ".join(problems)
                 return sample
             if scenario.kind == "websocket":
+                sample.generator = "wsload"
                 self._measure_ws(proc, spec, scenario, port, sample)
             else:
-                self._measure_wrk(proc, spec, scenario, port, sample)
+                sample.generator = o.generator
+                self._measure_http(proc, spec, scenario, port, sample)
             if proc.poll() is not None:
                 sample.status = FAILED
                 sample.detail = f"server exited (code {proc.returncode}) during the run{log_tail(log_path)}"
             return sample
         finally:
             TRACKER.stop(proc)
+
+    def inspect_server(self, proc, spec: ServerSpec, sample: Sample) -> str | None:
+        """Called once the server answers, before the precheck: a subclass may look at the
+        running process (and note what it sees in ``sample.info``); a returned text fails
+        the measurement with that reason."""
+        return None
 
     def _wrk_argv(self, scenario: Scenario, port: int, seconds: float) -> list[str]:
         expected = scenario.expected
@@ -267,14 +292,70 @@ class Runner:
             return fin, None, f"wrk failed (exit {fin.returncode}): {why}"
         return fin, res, None
 
+    def _body_file(self, n: int) -> str:
+        """A file holding the request body of ``n`` bytes, for h2load's -d."""
+        path = self._body_files.get(n)
+        if path is None or not os.path.exists(path):
+            path = os.path.join(self.log_dir or tempfile.gettempdir(), f"h2load-body-{n}.bin")
+            with open(path, "wb") as f:
+                f.write(make_body(n))
+            self._body_files[n] = path
+        return path
+
+    @staticmethod
+    def h2load_misfit(scenario: Scenario) -> str | None:
+        """Why h2load cannot drive ``scenario`` (it sends GET, or POST with -d's body)."""
+        if scenario.method not in ("GET", "POST") or (scenario.method == "POST") != bool(scenario.body_bytes):
+            return (f"h2load sends GET, or POST with a body; not {scenario.method} with "
+                    f"{scenario.body_bytes} body bytes")
+        return None
+
+    def _h2load_argv(self, scenario: Scenario, port: int, seconds: float) -> list[str]:
+        why = self.h2load_misfit(scenario)
+        if why:
+            raise ValueError(f"scenario {scenario.name}: {why}")
+        return pin_prefix(self.opts.client_cpus) + h2load.command(
+            self.h2load_path,
+            f"http://{url_host(self.opts.host)}:{port}{scenario.path}",
+            threads=self.client_threads,
+            connections=scenario.connections,
+            duration=seconds,
+            pipeline=scenario.pipeline,
+            body_file=self._body_file(scenario.body_bytes) if scenario.body_bytes else None,
+        )
+
+    def _run_h2load(self, scenario: Scenario, port: int, seconds: float):
+        fin = TRACKER.run_bounded(self._h2load_argv(scenario, port, seconds), timeout=seconds + 30)
+        if fin.timed_out:
+            return fin, None, f"h2load did not finish within {seconds + 30:.0f}s"
+        if scenario.check == "echo":
+            body_len = scenario.body_bytes
+        elif scenario.check in ("eq", "len"):
+            body_len = len(scenario.expected)
+        else:
+            body_len = None
+        res = h2load.parse(fin.stdout, expected_body_len=body_len, connections=scenario.connections,
+                           pipeline=scenario.pipeline)
+        if fin.returncode != 0 or not res.parsed:
+            why = (fin.stderr.strip() or fin.stdout.strip())[-300:]
+            return fin, None, f"h2load failed (exit {fin.returncode}): {why}"
+        return fin, res, None
+
+    def _run_http(self, scenario: Scenario, port: int, seconds: float):
+        if self.opts.generator == "h2load":
+            return self._run_h2load(scenario, port, seconds)
+        return self._run_wrk(scenario, port, seconds)
+
     def _window_start(self, proc):
         return tree_cpu_seconds(proc.pid), cpu_busy_seconds(self.pinned_cpus), time.monotonic()
 
     def _window_end(self, proc, start, fin, sample: Sample) -> None:
-        """Server and load-generator CPU shares over the measured window, and the share of
-        the pinned cores that other processes took meanwhile (noise)."""
+        """Server and load-generator CPU shares over the measured window, the server tree's
+        CPU seconds in it (per request: see ``_per_request``), and the share of the pinned
+        cores that other processes took meanwhile (noise)."""
         cpu0, (busy0, steal0), t0 = start
         cpu1, (busy1, steal1), t1 = tree_cpu_seconds(proc.pid), cpu_busy_seconds(self.pinned_cpus), time.monotonic()
+        sample.server_cpu_s = cpu1 - cpu0
         elapsed = t1 - t0
         if elapsed <= 0:
             return
@@ -286,11 +367,18 @@ class Runner:
             sample.other_load = max(0.0, other / span)
             sample.steal = (steal1 - steal0) / span
 
-    def _measure_wrk(self, proc, spec: ServerSpec, scenario: Scenario, port: int, sample: Sample) -> None:
+    @staticmethod
+    def _per_request(sample: Sample) -> None:
+        """The server tree's CPU time over the window divided by the requests (messages)
+        the load generator saw completed in it, in microseconds."""
+        if sample.server_cpu_s is not None and sample.requests > 0:
+            sample.server_cpu_us_per_req = sample.server_cpu_s * 1e6 / sample.requests
+
+    def _measure_http(self, proc, spec: ServerSpec, scenario: Scenario, port: int, sample: Sample) -> None:
         need_hdr = scenario.require_server_date
         errors, details = 0, []
         if self.opts.warmup > 0:
-            _, warm, why = self._run_wrk(scenario, port, self.opts.warmup)
+            _, warm, why = self._run_http(scenario, port, self.opts.warmup)
             if warm is None:
                 sample.detail = f"warm-up: {why}"
                 return
@@ -299,7 +387,7 @@ class Runner:
             if warm.error_count(need_hdr):
                 details.append("warm-up: " + warm.error_detail(need_hdr))
         start = self._window_start(proc)
-        fin, res, why = self._run_wrk(scenario, port, self.opts.duration)
+        fin, res, why = self._run_http(scenario, port, self.opts.duration)
         if res is None:
             sample.detail = why
             return
@@ -307,6 +395,7 @@ class Runner:
         sample.peak_rss_kib = tree_peak_rss_kib(proc.pid)
         sample.rate = res.rps
         sample.requests = res.requests
+        self._per_request(sample)
         if scenario.latency_meaningful:
             sample.p50_ms, sample.p99_ms = res.p("p50"), res.p("p99")
         errors += res.error_count(need_hdr)
@@ -314,7 +403,7 @@ class Runner:
             details.append(res.error_detail(need_hdr))
         sample.errors = errors
         sample.detail = "; ".join(details)
-        if res.requests == 0 or (res.checks or {}).get("responses", 0) == 0:
+        if res.requests == 0 or res.responses == 0:
             sample.status = FAILED
             sample.detail = sample.detail or "no response completed during the measurement"
         else:
@@ -355,6 +444,7 @@ class Runner:
         sample.peak_rss_kib = tree_peak_rss_kib(proc.pid)
         sample.rate = res.rate
         sample.requests = res.messages
+        self._per_request(sample)
         sample.p50_ms, sample.p99_ms = res.latency_ms["p50"], res.latency_ms["p99"]
         errors += res.errors
         if res.errors:
@@ -380,6 +470,8 @@ class Runner:
                 return self.wsload_missing or "no websocket load generator"
             if ":" in self.opts.host:
                 return "the websocket load generator speaks IPv4 only"
+        elif self.opts.generator == "h2load":
+            return self.h2load_misfit(scenario)
         return None
 
     def run(self) -> RunResult:
@@ -402,6 +494,8 @@ class Runner:
             p = probes[spec.name]
             self.say(f"  {spec.name:<10} {p.version if p.available else 'SKIPPED: ' + str(p.reason)}")
         tools = {"wrk": wrk.wrk_version(self.wrk_path) if self.wrk_path else "not used"}
+        if self.h2load_path:
+            tools["h2load"] = h2load.h2load_version(self.h2load_path)
         if self.wsload:
             tools["wsload"] = os.path.basename(self.wsload)
         record = machine.record(
@@ -461,7 +555,8 @@ class Runner:
                     cells[spec.name] = Cell(sc.name, spec.name, SKIPPED, reason=skipped[spec.name])
                 else:
                     cells[spec.name] = aggregate(sc.name, spec.name, samples.get((sc.name, spec.name), []))
-            sr = ScenarioResult(sc.name, sc.description, sc.unit, cells, BASELINE, SUBJECT)
+            sr = ScenarioResult(sc.name, sc.description, sc.unit, cells, BASELINE, SUBJECT,
+                                generator="wsload" if sc.kind == "websocket" else o.generator)
             sr.compute_ratios()
             results.append(sr)
 
@@ -479,7 +574,9 @@ class Runner:
         if s.status == FAILED:
             return f"FAILED: {s.detail}"
         lat = f"  p99 {report.fmt_ms(s.p99_ms)} ms" if s.p99_ms is not None else ""
-        text = f"{report.fmt_rate(s.rate):>9} {sc.unit}{lat}"
+        cpu = (f"  server CPU {report.fmt_us(s.server_cpu_us_per_req)} us/{sc.unit.split('/')[0]}"
+               if s.server_cpu_us_per_req is not None else "")
+        text = f"{report.fmt_rate(s.rate):>9} {sc.unit}{cpu}{lat}"
         if s.other_load is not None and s.other_load > NOISY_LOAD:
             text += f"  (noisy: other processes took {s.other_load:.0%} of the pinned cores)"
         return text + ("  ok" if s.status == OK else f"  ERRORS: {s.errors} ({s.detail})")
@@ -494,6 +591,7 @@ class Runner:
             "interrupted": result.interrupted,
             "config": {
                 "rounds": o.rounds, "duration_s": o.duration, "warmup_s": o.warmup,
+                "generator": o.generator,
                 "server_cpus": o.server_cpus, "client_cpus": o.client_cpus, "host": o.host,
                 "servers": {s: {"argv": list(o.server_table[s].argv), "notes": o.server_table[s].notes}
                             for s in servers},
@@ -506,7 +604,8 @@ class Runner:
         files = [base + ".json", base + ".md"]
         report.write_json(files[0], payload)
         with open(files[1], "w") as f:
-            f.write(report.markdown(result.scenarios, result.machine, servers, o.rounds, o.command_line))
+            f.write(report.markdown(result.scenarios, result.machine, servers, o.rounds, o.command_line,
+                                    generator=o.generator))
         if o.chart:
             why_not = report.chart(base + ".png", result.scenarios, servers, result.machine)
             if why_not:
@@ -552,7 +651,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "wrk gets one thread per CPU")
     p.add_argument("--no-pin", action="store_true", help="do not pin (results then mean little)")
     p.add_argument("--host", default="127.0.0.1", help="loopback address to serve on (default: 127.0.0.1)")
+    p.add_argument("--generator", choices=GENERATORS, default="wrk",
+                   help="HTTP load generator: wrk (default; every response's status, body and "
+                   "headers checked by benchmarks/lua/bench.lua) or h2load (nghttp2-client, "
+                   "run with --h1; statuses, errors and body byte counts checked)")
     p.add_argument("--wrk", help="path of the wrk binary (default: wrk on PATH)")
+    p.add_argument("--h2load", help="path of the h2load binary (default: h2load on PATH)")
     p.add_argument("--startup-timeout", type=float, default=30.0,
                    help="seconds a server may take to answer its first request (default: 30)")
     p.add_argument("--out", default=DEFAULT_OUT, help="directory for the JSON, markdown and PNG "
@@ -581,6 +685,10 @@ def _list(opts: Options) -> int:
         print(f"wrk: {wrk.find_wrk(opts.wrk)}")
     except wrk.LoadGeneratorMissing as exc:
         print(str(exc))
+    try:
+        print(f"h2load: {h2load.find_h2load(opts.h2load)}")
+    except wrk.LoadGeneratorMissing as exc:
+        print(str(exc))
     return 0
 
 
@@ -597,6 +705,8 @@ def main(argv: list[str] | None = None) -> int:
         client_cpus=None if args.no_pin else args.client_cpus,
         host=args.host,
         wrk=args.wrk,
+        generator=args.generator,
+        h2load=args.h2load,
         startup_timeout=args.startup_timeout,
         out_dir=None if args.no_write else args.out,
         name=args.name,

@@ -88,6 +88,11 @@ class WrkResult:
     checks: dict[str, int] | None = None  # from bench.lua: responses, non2xx, badbody, nohdr
     summary: dict[str, int] | None = None  # from bench.lua, microseconds and counts
 
+    @property
+    def responses(self) -> int:
+        """Responses bench.lua checked (0 without its checks line)."""
+        return (self.checks or {}).get("responses", 0)
+
     def p(self, name: str) -> float | None:
         return self.latency_ms.get(name)
 
