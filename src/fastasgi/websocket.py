@@ -27,16 +27,6 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from fastasgi._http._core import (
-    ClientDisconnected,
-    Framing,
-    check_header,
-    default_lines,
-    error_response,
-    is_token,
-    response_framing,
-    status_line,
-)
 from websockets.datastructures import Headers
 from websockets.exceptions import InvalidHandshake, InvalidHeaderValue, InvalidProtocol
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
@@ -44,6 +34,18 @@ from websockets.frames import Opcode
 from websockets.http11 import Request
 from websockets.protocol import OPEN as _WS_OPEN
 from websockets.server import ServerProtocol
+
+from fastasgi._http._core import (
+    ClientDisconnected,
+    Framing,
+    check_header,
+    default_lines,
+    error_response,
+    is_token,
+    metrics_ws,
+    response_framing,
+    status_line,
+)
 
 __all__ = ["ClientDisconnected", "WebSocketProtocol", "create_ws_upgrade"]
 
@@ -74,7 +76,13 @@ _PONG = Opcode.PONG
 _CLOSE = Opcode.CLOSE
 
 _HANDSHAKE_HEADERS = frozenset(
-    (b"sec-websocket-protocol", b"sec-websocket-accept", b"sec-websocket-extensions", b"upgrade", b"connection")
+    (
+        b"sec-websocket-protocol",
+        b"sec-websocket-accept",
+        b"sec-websocket-extensions",
+        b"upgrade",
+        b"connection",
+    )
 )
 
 # Connection states. The rules:
@@ -117,7 +125,7 @@ class _Settings:
             # The settings websockets itself serves with (enable_server_permessage_deflate):
             # 4 KiB windows and memLevel 5 keep a connection's zlib state near 64 KiB instead
             # of the 320 KiB of zlib's defaults, for a small loss of compression ratio.
-            self.extensions = [
+            self.extensions: list[ServerPerMessageDeflateFactory] | None = [
                 ServerPerMessageDeflateFactory(
                     server_max_window_bits=12,
                     client_max_window_bits=12,
@@ -244,7 +252,7 @@ class WebSocketProtocol(asyncio.Protocol):
 
         # Messages for the app. receive() parks one waiter when the deque is empty.
         self._queue: collections.deque[dict[str, Any]] = collections.deque()
-        self._waiter: asyncio.Future | None = None
+        self._waiter: asyncio.Future[dict[str, Any]] | None = None
         self._disconnect: dict[str, Any] | None = None
         self._read_paused = False
         self._early: list[bytes] = []
@@ -302,8 +310,9 @@ class WebSocketProtocol(asyncio.Protocol):
             transport.resume_reading()  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
+        metrics_ws(bytes_in=len(data))
         state = self.state
-        if state == OPEN or state == CLOSING:
+        if state in (OPEN, CLOSING):
             conn = self.conn
             conn.receive_data(data)
             events = conn.events_received()
@@ -323,6 +332,7 @@ class WebSocketProtocol(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        metrics_ws(closed=1)
         if self._accepted:
             logger.info("connection closed")
         self.state = CLOSED
@@ -406,7 +416,7 @@ class WebSocketProtocol(asyncio.Protocol):
             return
         if is_text:
             try:
-                message = {"type": "websocket.receive", "text": data.decode()}
+                message: dict[str, Any] = {"type": "websocket.receive", "text": data.decode()}
             except UnicodeDecodeError as exc:
                 # RFC 6455 8.1: a text message that is not valid UTF-8 fails the connection,
                 # and 7.4.1 gives 1007 for data inconsistent with the message type.
@@ -414,6 +424,7 @@ class WebSocketProtocol(asyncio.Protocol):
                 return
         else:
             message = {"type": "websocket.receive", "bytes": data}
+        metrics_ws(messages_in=1)
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
@@ -490,6 +501,7 @@ class WebSocketProtocol(asyncio.Protocol):
             self._pending_size = 0
             transport = self.transport
             if transport is not None and not transport.is_closing():
+                metrics_ws(bytes_out=len(data))
                 transport.write(data)
 
     def _close_transport(self) -> None:
@@ -659,7 +671,7 @@ class WebSocketProtocol(asyncio.Protocol):
         if self._pending:
             # The app is about to wait: send what it wrote now rather than a loop turn later.
             self._write_pending()
-        waiter = self.loop.create_future()
+        waiter: asyncio.Future[dict[str, Any]] = self.loop.create_future()
         self._waiter = waiter
         try:
             return await waiter
@@ -677,6 +689,7 @@ class WebSocketProtocol(asyncio.Protocol):
         state = self.state
         if state == OPEN:
             if msg_type == "websocket.send":
+                metrics_ws(messages_out=1)
                 data = message.get("bytes")
                 if data is not None:
                     opcode = 0x82
@@ -694,7 +707,9 @@ class WebSocketProtocol(asyncio.Protocol):
                     if n < 126:
                         self._write(bytes((opcode, n)) + data)
                     else:
-                        self._write(_HEAD16.pack(opcode, 126, n) if n < 65536 else _HEAD64.pack(opcode, 127, n))
+                        self._write(
+                            _HEAD16.pack(opcode, 126, n) if n < 65536 else _HEAD64.pack(opcode, 127, n)
+                        )
                         self._write(bytes(data))
                 else:
                     if opcode == 0x82:
@@ -727,7 +742,9 @@ class WebSocketProtocol(asyncio.Protocol):
                 )
         elif state == RESPONSE:
             if msg_type != "websocket.http.response.body":
-                raise RuntimeError(f"Expected ASGI message 'websocket.http.response.body', but got {msg_type!r}.")
+                raise RuntimeError(
+                    f"Expected ASGI message 'websocket.http.response.body', but got {msg_type!r}."
+                )
             self._response_body(message)
         elif self._app_closed:
             raise RuntimeError(f"Unexpected ASGI message {msg_type!r} after sending 'websocket.close'.")
@@ -744,7 +761,11 @@ class WebSocketProtocol(asyncio.Protocol):
             code = 1000
         # RFC 6455 7.4: 1005, 1006 and 1015 may never be sent, only 1000-1014 and 3000-4999 are
         # sendable; 5.5: the close payload (2 bytes + reason) fits in 125 bytes.
-        if not (isinstance(code, int) and (1000 <= code <= 1014 or 3000 <= code <= 4999)) or code in (1004, 1005, 1006):
+        if not (isinstance(code, int) and (1000 <= code <= 1014 or 3000 <= code <= 4999)) or code in (
+            1004,
+            1005,
+            1006,
+        ):
             raise RuntimeError(f"Invalid WebSocket close code {code!r} in websocket.close.")
         if len(reason.encode()) > 123:
             raise RuntimeError("websocket.close reason is longer than 123 bytes (RFC 6455 5.5).")
@@ -849,7 +870,9 @@ class WebSocketProtocol(asyncio.Protocol):
             # The same framing decision as HTTP responses (the request is HTTP/1.1, and
             # transfer-encoding from the app was refused above); the connection closes after
             # a denial response.
-            framing = response_framing(self._response_status, self._response_has_length, False, not more, False)
+            framing = response_framing(
+                self._response_status, self._response_has_length, False, not more, False
+            )
             if framing == Framing.FRAMING_ADD_CHUNKED:
                 self._response_chunked = True
                 head += b"transfer-encoding: chunked\r\n"

@@ -212,6 +212,8 @@ cdef class RequestCycle:
     cdef bint peer_eof               # the client half-closed after sending this request
 
     # response side
+    cdef int method                  # llhttp's method code
+    cdef double t0                   # monotonic() at the head's end (when counting metrics)
     cdef bint is_head
     cdef bint http10
     cdef bint keep_alive

@@ -9,7 +9,10 @@ import enum
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-ASGIApp = Callable[[MutableMapping[str, Any], Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[None]]
+ASGIApp = Callable[
+    [MutableMapping[str, Any], Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]],
+    Awaitable[None],
+]
 
 #: The llhttp version compiled in, e.g. "9.4.3".
 LLHTTP_VERSION: str
@@ -163,3 +166,34 @@ def check_header(name: bytes, value: bytes) -> int:
 
 def format_date(timestamp: float) -> bytes:
     """IMF-fixdate (RFC 9110 5.6.7) for ``timestamp``: ``b"Sat, 21 Nov 2026 04:59:33 GMT"``."""
+
+#: bytes of one process's metrics block (see metrics_attach)
+METRICS_SIZE: int
+
+def metrics_attach(buffer: Any) -> None:
+    """Count this process's traffic into ``buffer`` (a writable buffer of at least
+    ``METRICS_SIZE`` bytes, e.g. a slot of a shared mmap made before fork) from now on.
+    Until a block is attached nothing is counted."""
+
+def metrics_detach() -> None:
+    """Stop counting."""
+
+def metrics_reset(buffer: Any) -> None:
+    """Zero a block."""
+
+def metrics_add(dst: Any, src: Any) -> None:
+    """``dst += src`` for the counters and the histogram (not the gauges): how the counts of a
+    worker that is gone are kept."""
+
+def metrics_read(buffer: Any) -> dict[str, Any]:
+    """A snapshot of a block: ``requests`` {(method, status, protocol): n} (non-zero only;
+    method GET HEAD POST PUT DELETE PATCH OPTIONS or OTHER; protocol "1.0"/"1.1"),
+    ``duration_buckets`` [(le_seconds, cumulative)] from 0.0001 to 60 (``duration_count`` is
+    +Inf), ``duration_sum``, ``in_flight``, ``connections_open`` {"http", "websocket"},
+    ``connections_accepted``, ``connections_closed``, ``bytes_received``, ``bytes_sent``,
+    ``refused`` {status: n} (answers the server made itself), ``ws_messages_in``,
+    ``ws_messages_out``, ``app_exceptions``."""
+
+def metrics_ws(messages_in: int = 0, messages_out: int = 0, bytes_in: int = 0, bytes_out: int = 0,
+               closed: int = 0) -> None:
+    """What the WebSocket layer counts: messages and bytes each way, and its connection's end."""

@@ -12,7 +12,8 @@ from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdlib cimport free, realloc
-from libc.string cimport memchr, memcmp, memcpy
+from libc.stdint cimport int64_t, uint64_t
+from libc.string cimport memchr, memcmp, memcpy, memset
 
 from .llhttp cimport *
 from .python cimport *
@@ -26,13 +27,27 @@ import time
 
 from fastasgi import _defaults
 
-include "consts.pxi"      # cached Python objects, wire literals, byte tables
-include "buf.pxi"         # the growable C byte buffer
-include "wire.pxi"        # what HTTP and WebSocket share: status lines, errors, headers, Date, framing
-include "target.pxi"      # request-target -> path, raw_path, query_string; Host syntax
-include "callbacks.pxi"   # llhttp trampolines
-include "context.pxi"     # ServerContext: settings read once, registries, the tick fan-out
-include "parser.pxi"      # RequestParser: llhttp and the request-head checks
-include "protocol.pxi"    # HttpProtocol: the connection state machine, flow control
-include "cycle.pxi"       # RequestCycle: receive/send, the response state machine, the head writer
-include "driver.pxi"      # the eager app driver
+# (A comment goes above its include, never after it: cython-lint reads the last word
+# of an include line as the file name.)
+# cached Python objects, wire literals, byte tables
+include "consts.pxi"
+# the growable C byte buffer
+include "buf.pxi"
+# what HTTP and WebSocket share: status lines, errors, headers, Date, framing
+include "wire.pxi"
+# request-target -> path, raw_path, query_string; Host syntax
+include "target.pxi"
+# per-process counters in C, read by the admin listener
+include "metrics.pxi"
+# llhttp trampolines
+include "callbacks.pxi"
+# ServerContext: settings read once, registries, the tick fan-out
+include "context.pxi"
+# RequestParser: llhttp and the request-head checks
+include "parser.pxi"
+# HttpProtocol: the connection state machine, flow control
+include "protocol.pxi"
+# RequestCycle: receive/send, the response state machine, the head writer
+include "cycle.pxi"
+# the eager app driver
+include "driver.pxi"

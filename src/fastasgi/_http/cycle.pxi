@@ -42,12 +42,13 @@ for _a, _bs in {REQ_BODY: (REQ_DISCARD, REQ_COMPLETE), REQ_DISCARD: (REQ_COMPLET
         REQ_NEXT[_a][_b] = True
 
 
-cdef RequestCycle new_cycle(HttpProtocol proto, dict scope, bint is_head, bint http10,
+cdef RequestCycle new_cycle(HttpProtocol proto, dict scope, int method, bint http10,
                             bint keep_alive, bint expect_continue):
     cdef RequestCycle cycle = RequestCycle.__new__(RequestCycle)
     cycle.proto = proto
     cycle.scope = scope
-    cycle.is_head = is_head
+    cycle.method = method
+    cycle.is_head = method == HTTP_HEAD
     cycle.http10 = http10
     cycle.keep_alive = keep_alive
     cycle.expect_continue = expect_continue
@@ -55,6 +56,8 @@ cdef RequestCycle new_cycle(HttpProtocol proto, dict scope, bint is_head, bint h
     cycle.expected_length = -1
     if proto.ctx.access_log is not None:
         cycle.start_time = time_time()
+    if M != NULL:
+        cycle.t0 = monotonic()
     return cycle
 
 
@@ -326,6 +329,8 @@ cdef class RequestCycle:
             proto._close()
             raise RuntimeError("Response content shorter than Content-Length")
         proto._log_access(self, self.sent_length)
+        if M != NULL:
+            count_request(self.method, self.http10, self.status, self.t0)
         if not self.keep_alive:
             proto._close()
             return
@@ -355,6 +360,8 @@ cdef class RequestCycle:
             proto.ctx.tasks.discard(self.task)
             self.task = None
         proto.ctx.active_requests -= 1
+        if M != NULL:
+            M.in_flight -= 1
 
     cdef _app_returned(self, object result):
         cdef HttpProtocol proto = self.proto
@@ -389,6 +396,8 @@ cdef class RequestCycle:
             error_log.debug("ASGI application ended after the client disconnected: %r", exc)
             return
         error_log.error("Exception in ASGI application\n", exc_info=exc)
+        if M != NULL:
+            M.app_exceptions += 1
         if self.disconnected:
             return
         if self.response < RESP_STREAMING:

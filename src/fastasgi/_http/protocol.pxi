@@ -84,6 +84,9 @@ cdef class HttpProtocol:
         cdef ServerContext ctx = self.ctx
         self.transport = transport
         ctx.connections.add(self)
+        if M != NULL:
+            M.connections_accepted += 1
+            M.open_http += 1
         self.idle_since = ctx._clock()
         sockname = transport.get_extra_info("sockname")
         peername = transport.get_extra_info("peername")
@@ -116,6 +119,9 @@ cdef class HttpProtocol:
 
     def connection_lost(self, exc):
         self._set_state(CONN_CLOSED)
+        if M != NULL:
+            M.connections_closed += 1
+            M.open_http -= 1
         self.ctx.connections.discard(self)
         if self.cycle is not None:
             self.cycle._connection_lost()
@@ -157,6 +163,8 @@ cdef class HttpProtocol:
                 waiter.set_result(None)
 
     def data_received(self, bytes data):
+        if M != NULL:
+            M.bytes_received += PyBytes_GET_SIZE(data)
         if self.state >= CONN_CLOSING:
             return
         if self.parse_paused or self.pending is not None:
@@ -285,7 +293,7 @@ cdef class HttpProtocol:
         scope["state"] = PyDict_Copy(ctx.state)
         fill_target(scope, parser.head.data, parser.url_len, ctx.root_path, &self.out)
         self.cycle = new_cycle(
-            self, scope, p.method == HTTP_HEAD, p.http_minor == 0,
+            self, scope, p.method, p.http_minor == 0,
             bool(llhttp_should_keep_alive(p)) and self.keep_alive_allowed and not ctx.shutting_down,
             parser.expect_continue and p.http_minor != 0)
         self._set_state(CONN_REQUEST)
@@ -322,6 +330,8 @@ cdef class HttpProtocol:
             return
         ctx.active_requests += 1
         ctx.total_requests += 1
+        if M != NULL:
+            M.in_flight += 1
         drive(cycle, ctx.app)
 
     cdef _cycle_done(self, RequestCycle cycle):
@@ -376,6 +386,8 @@ cdef class HttpProtocol:
             self.transport.resume_reading()
 
     cdef _write(self, bytes data):
+        if M != NULL:
+            M.bytes_sent += PyBytes_GET_SIZE(data)
         if self.corked is not None:
             self.corked.append(data)
             self.corked_size += PyBytes_GET_SIZE(data)
@@ -425,6 +437,10 @@ cdef class HttpProtocol:
             cycle._set_response(RESP_DONE)
             cycle.keep_alive = False
             cycle.status = status
+            if M != NULL:
+                count_request(cycle.method, cycle.http10, status, cycle.t0)
+        if M != NULL and 100 <= status <= 599:
+            M.refused[status - 100] += 1
         b.len = 0
         buf_add_error(b, self.ctx, status, None, EMPTY, head)
         if head:
@@ -490,6 +506,9 @@ cdef class HttpProtocol:
             transport.resume_reading()
         self.transport = None
         self._set_state(CONN_UPGRADED)
+        if M != NULL:
+            M.open_http -= 1
+            M.open_websocket += 1
         proto.connection_made(transport)
         if leftover:
             proto.data_received(leftover)
