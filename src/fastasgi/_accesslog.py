@@ -10,6 +10,11 @@ Any other logging setup (files, JSON formatters, filters, extra handlers, propag
 the root logger) gets one ordinary ``Logger.info`` per response instead. The shape is
 checked again at the start of every batch, so a log config changed at run time (in the
 app's lifespan, say) is followed from the next batch on.
+
+With ``--log-format json`` the handler's formatter is ``fastasgi.logging.JsonFormatter``:
+the batched writer then writes one JSON object per response itself (``access_fields``,
+and the line of the format as ``message``); records that go through logging carry the
+same fields as ``extra`` attributes.
 """
 
 from __future__ import annotations
@@ -22,10 +27,11 @@ import os
 import re
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from json.encoder import encode_basestring_ascii as _json_string
+from typing import Any, Protocol, cast
 
 from fastasgi._http._core import is_token, reason_phrase
-from fastasgi.logging import ACCESS_LOG_FORMAT, AccessFormatter, style
+from fastasgi.logging import ACCESS_LOG_FORMAT, AccessFormatter, JsonFormatter, rfc3339, style
 
 #: ``--access-log-format`` atoms. Names shared with gunicorn mean what they mean there.
 ACCESS_LOG_ATOMS: dict[str, str] = {
@@ -59,7 +65,7 @@ _UVICORN_MESSAGE = '%(client_addr)s - "%(request_line)s" %(s)s'
 
 # nginx's rule for log fields: everything but printable ASCII, and '"' and '\\', becomes
 # \xHH, so a line is always one printable line and its quoted fields can be split.
-_UNSAFE = re.compile(rb'[^ !#-\[\]-~]')
+_UNSAFE = re.compile(rb"[^ !#-\[\]-~]")
 _unsafe_search = _UNSAFE.search
 _unsafe_sub = _UNSAFE.sub
 
@@ -108,6 +114,99 @@ def _request_header(headers: list[tuple[bytes, bytes]], name: bytes) -> str:
         if key == name:  # names in the scope are lower-case
             found = value if found is None else found + b", " + value
     return "-" if found is None else escape(found)
+
+
+def _json_text(raw: bytes) -> str:
+    """A request field for a JSON log line: UTF-8 text, an invalid byte as ``\\xHH``
+    (the JSON encoder escapes whatever is not printable ASCII)."""
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def _json_headers(headers: list[tuple[bytes, bytes]]) -> tuple[str | None, str | None, str | None]:
+    """X-Forwarded-For, User-Agent and Referer as text (None when absent)."""
+    forwarded = user_agent = referer = None
+    for key, value in headers:
+        # names in the scope are lower-case; RFC 9110 5.3: repeated field lines combine
+        # into one value, joined with ", "
+        if key == b"x-forwarded-for":
+            forwarded = value if forwarded is None else forwarded + b", " + value
+        elif key == b"user-agent":
+            user_agent = value if user_agent is None else user_agent + b", " + value
+        elif key == b"referer":
+            referer = value if referer is None else referer + b", " + value
+    return (
+        None if forwarded is None else _json_text(forwarded),
+        None if user_agent is None else _json_text(user_agent),
+        None if referer is None else _json_text(referer),
+    )
+
+
+def access_fields(scope: dict, status: int, nbytes: int, duration: float) -> dict[str, Any]:
+    """The fields of a JSON access line, also the ``extra`` of an access record that goes
+    through logging. ``client`` is the scope's (the forwarded client when the proxy headers
+    are trusted); ``forwarded_for`` is the X-Forwarded-For header as received. Absent
+    values are None (``null``). ``compile_json_batch`` writes the same fields."""
+    forwarded, user_agent, referer = _json_headers(scope["headers"])
+    client = scope.get("client")
+    return {
+        "client": client[0] if client else None,
+        "client_port": client[1] if client else None,
+        "forwarded_for": forwarded,
+        "method": scope["method"],
+        "path": _json_text(scope.get("raw_path") or scope["path"].encode("utf-8")),
+        "query": _json_text(scope["query_string"]),
+        "protocol": "HTTP/" + scope["http_version"],
+        "status": status,
+        "bytes": nbytes,
+        "request_time": round(float(duration), 6),
+        "user_agent": user_agent,
+        "referer": referer,
+    }
+
+
+def _json_or_null(text: str | None) -> str:
+    return "null" if text is None else _json_string(text)
+
+
+def compile_json_batch(
+    message_format: str, terminator: str = "\n"
+) -> Callable[[list[tuple[dict, int, int, float]]], str]:
+    """``format_batch(items)`` for a handler whose formatter is ``JsonFormatter``: one
+    JSON object per ``(scope, status, nbytes, duration)``, the line of
+    ``message_format`` as its ``message``, joined with ``terminator`` after each.
+
+    A line is exactly what ``JsonFormatter`` makes of a record with ``access_fields``,
+    written out field by field: a dict through the JSON encoder costs several times more.
+    Strings go through the encoder's own escaping (``ensure_ascii``); numbers are ``repr``
+    as the encoder writes them."""
+    message = compile_access_format(message_format)
+
+    def format_batch(items: list[tuple[dict, int, int, float]]) -> str:
+        # One time for the batch: its responses ended in one event-loop iteration.
+        head = f'{{"time":"{rfc3339(time.time())}","level":"INFO","logger":"fastasgi.access","message":'
+        lines: list[str] = []
+        add = lines.append
+        for scope, status, nbytes, duration in items:
+            forwarded, user_agent, referer = _json_headers(scope["headers"])
+            client = scope.get("client")
+            raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
+            add(
+                f"{head}{_json_string(message(scope, status, nbytes, duration))}"
+                f',"client":{_json_string(client[0]) if client else "null"}'
+                f',"client_port":{int(client[1]) if client else "null"}'
+                f',"forwarded_for":{_json_or_null(forwarded)}'
+                f',"method":{_json_string(scope["method"])}'
+                f',"path":{_json_string(_json_text(raw_path))}'
+                f',"query":{_json_string(_json_text(scope["query_string"]))}'
+                f',"protocol":{_json_string("HTTP/" + scope["http_version"])}'
+                f',"status":{int(status)},"bytes":{int(nbytes)}'
+                f',"request_time":{round(float(duration), 6)!r}'
+                f',"user_agent":{_json_or_null(user_agent)},"referer":{_json_or_null(referer)}}}'
+            )
+        add("")
+        return terminator.join(lines)
+
+    return format_batch
 
 
 def _basic_user(headers: list[tuple[bytes, bytes]]) -> str:
@@ -211,7 +310,13 @@ _ATOM_CODE: dict[str, tuple[str, tuple[str, ...]]] = {
     "\0status_code_c": ("_status_colored(status)", ()),
 }
 
-_REQUEST_LINE = [("atom", "m"), ("text", " "), ("atom", "\0full_path"), ("text", " HTTP/"), ("atom", "\0version")]
+_REQUEST_LINE = [
+    ("atom", "m"),
+    ("text", " "),
+    ("atom", "\0full_path"),
+    ("text", " HTTP/"),
+    ("atom", "\0version"),
+]
 _EXPANSIONS: dict[str, list[tuple[str, str]]] = {
     "r": _REQUEST_LINE,
     "request_line": _REQUEST_LINE,
@@ -368,7 +473,13 @@ def _uvicorn_args(scope: dict, status: int) -> tuple[str, str, str, str, int]:
     query = scope.get("query_string")
     if query:
         path += "?" + escape(query)
-    return (f"{client[0]}:{client[1]}" if client else "", scope["method"], path, scope["http_version"], status)
+    return (
+        f"{client[0]}:{client[1]}" if client else "",
+        scope["method"],
+        path,
+        scope["http_version"],
+        status,
+    )
 
 
 def _line_format(formatter: logging.Formatter | None, message_format: str) -> str | None:
@@ -376,7 +487,8 @@ def _line_format(formatter: logging.Formatter | None, message_format: str) -> st
     ``message_format``; None when the formatter does something we do not compile (a time
     stamp, other record attributes, ``{``-style, a subclass of its own)."""
     if formatter is None:
-        formatter = logging._defaultFormatter  # what a handler without a formatter uses
+        # what a handler without a formatter uses (private, so not in the stubs)
+        formatter = logging._defaultFormatter  # type: ignore[attr-defined]
     if type(formatter) not in (AccessFormatter, logging.Formatter):
         return None
     if type(formatter._style) is not logging.PercentStyle:
@@ -429,14 +541,15 @@ def make_access_log(custom_format: str | None = None) -> AccessLog:
         if not is_enabled_for(INFO):
             return
         args = _uvicorn_args(scope, status)
+        # the JSON fields go with every record: a formatter of the user's (a JSON one from
+        # --log-config, say) can use them as well as ours
+        extra = access_fields(scope, status, nbytes, duration)
         if custom_line is None:
-            info(ACCESS_LOG_FORMAT, *args)
+            info(ACCESS_LOG_FORMAT, *args, extra=extra)
         else:
-            extra = {
-                "client_addr": args[0],
-                "request_line": f"{args[1]} {args[2]} HTTP/{args[3]}",
-                "status_code": _status_text(status),
-            }
+            extra["client_addr"] = args[0]
+            extra["request_line"] = f"{args[1]} {args[2]} HTTP/{args[3]}"
+            extra["status_code"] = _status_text(status)
             info(custom_line(scope, status, nbytes, duration), extra=extra)
 
     # Direct writing: the one handler written to, its formatter, and the compiled lines.
@@ -449,8 +562,9 @@ def make_access_log(custom_format: str | None = None) -> AccessLog:
         ``handler``, ``formatter`` and ``format_batch`` for it."""
         nonlocal handler, formatter, format_batch
         handlers = logger.handlers
+        candidate: logging.StreamHandler[Any]
         if len(handlers) == 1 and handlers[0] is handler and handler.formatter is formatter:
-            candidate = handler
+            candidate = cast("logging.StreamHandler[Any]", handler)  # chosen below, as a StreamHandler
         elif len(handlers) == 1 and type(handlers[0]) is logging.StreamHandler:
             candidate = handlers[0]
         else:
@@ -465,10 +579,13 @@ def make_access_log(custom_format: str | None = None) -> AccessLog:
         ):
             return False
         if candidate is not handler or candidate.formatter is not formatter:
-            line_format = _line_format(candidate.formatter, message_format)
-            if line_format is None:
-                return False
-            format_batch = compile_batch_format(line_format, candidate.terminator)
+            if type(candidate.formatter) is JsonFormatter:
+                format_batch = compile_json_batch(message_format, candidate.terminator)
+            else:
+                line_format = _line_format(candidate.formatter, message_format)
+                if line_format is None:
+                    return False
+                format_batch = compile_batch_format(line_format, candidate.terminator)
             handler, formatter = candidate, candidate.formatter
         return True
 
@@ -491,7 +608,7 @@ def make_access_log(custom_format: str | None = None) -> AccessLog:
             stream = handler.stream
             stream.write(data)
             stream.flush()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any write error: log it, never lose the line
             direct = False  # from now on through logging, which reports errors its own way
             error_logger.error("Access log write failed: %s", exc)
         finally:

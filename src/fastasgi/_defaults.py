@@ -52,3 +52,11 @@ FORWARDED_ALLOW_IPS = "127.0.0.1,::1"
 #: "drop" it, "refuse" the request with 400, or pass it through ("dangerous")
 HEADER_MAP = "drop"
 HEADER_MAPS = ("drop", "refuse", "dangerous")
+
+#: --log-format: "text" (uvicorn's lines) or "json" (one JSON object per line)
+LOG_FORMAT = "text"
+LOG_FORMATS = ("text", "json")
+
+#: --admin-bind: the admin listener (GET /metrics); None: no admin listener, and nothing is
+#: counted
+ADMIN_BIND = None

@@ -46,7 +46,9 @@ def load_app(app: Any, *, factory: bool, interface: str) -> tuple[Any, str]:
         loaded = _call_factory(loaded)
 
     if not callable(loaded):
-        raise LoadError(f"Error loading ASGI app. {_describe(app)} is not callable (got {type(loaded).__name__}).")
+        raise LoadError(
+            f"Error loading ASGI app. {_describe(app)} is not callable (got {type(loaded).__name__})."
+        )
 
     if interface == "auto":
         interface = "asgi3" if _is_asgi3(loaded) else "asgi2"
@@ -80,8 +82,10 @@ def import_from_string(import_str: Any, what: str = "ASGI app") -> Any:
         if isinstance(exc, ModuleNotFoundError) and _is_module_or_parent(exc.name, module_str):
             raise LoadError(f'Error loading {what}. Could not import module "{module_str}".') from None
         where = _where(exc)
-        raise LoadError(f'Error loading {what}. Could not import module "{module_str}": {exc}{where}.') from None
-    except Exception as exc:
+        raise LoadError(
+            f'Error loading {what}. Could not import module "{module_str}": {exc}{where}.'
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - whatever the app's module raises, reported as a LoadError
         raise LoadError(
             f'Error loading {what}. Importing module "{module_str}" raised {type(exc).__name__}: {exc}',
             show_cause=True,
@@ -143,7 +147,7 @@ def _call_factory(factory: Any) -> Any:
         pass  # no signature to check (some builtins); just call it
     try:
         return factory()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever the factory raises, reported as a LoadError
         raise LoadError(
             f"Error loading ASGI app factory: {type(exc).__name__}: {exc}", show_cause=True
         ) from _trimmed(exc)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import platform
 import ssl
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -19,7 +20,7 @@ from fastasgi._accesslog import compile_access_format
 from fastasgi._sockets import parse_bind
 from fastasgi._version import __version__
 from fastasgi.config import HEADER_MAPS, LIFESPAN_MODES, SSL_PROTOCOL_VERSION, encode_header
-from fastasgi.logging import LOG_LEVELS, LOGGING_CONFIG
+from fastasgi.logging import LOG_FORMATS, LOG_LEVELS, LOGGING_CONFIG
 from fastasgi.main import run
 
 #: Every option can also come from the environment: --limit-concurrency from
@@ -86,18 +87,27 @@ class _ChoiceOrImportString(click.Choice):
             return super().convert(value, param, ctx)
         except click.BadParameter:
             choices = ", ".join(repr(choice) for choice in self.choices)
-            self.fail(f"{value!r} is not one of {choices}, or a \"module:attribute\" import string.", param, ctx)
+            self.fail(
+                f'{value!r} is not one of {choices}, or a "module:attribute" import string.', param, ctx
+            )
 
 
 class _Command(click.Command):
     """click's command, with usage errors (a bad or unknown flag, a missing APP) reported in
     one line, ``Error: Invalid value for '--port': 'x' is not a valid integer.``, exit 2."""
 
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
         if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
-            result = super().main(*args, standalone_mode=False, **kwargs)
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.UsageError as exc:
             message = " ".join(exc.format_message().split("\n"))
             click.echo(f"Error: {message}", err=True)
@@ -133,8 +143,18 @@ class _Command(click.Command):
     help="Listen on this address (repeatable; replaces --host/--port): HOST:PORT, [IPV6]:PORT,"
     " unix:PATH or fd://N.",
 )
+@click.option(
+    "--admin-bind",
+    type=str,
+    default=_defaults.ADMIN_BIND,
+    help="Serve the admin listener (GET /metrics: Prometheus) on this address, never the app's:"
+    " HOST:PORT, [IPV6]:PORT or unix:PATH. With --workers the supervisor serves it, with the"
+    " counts of every worker.  [default: off]",
+)
 @click.option("--uds", type=str, default=None, help="Bind to a UNIX domain socket.")
-@click.option("--fd", type=click.IntRange(min=0), default=None, help="Bind to socket from this file descriptor.")
+@click.option(
+    "--fd", type=click.IntRange(min=0), default=None, help="Bind to socket from this file descriptor."
+)
 @click.option("--reload", is_flag=True, default=False, help="Enable auto-reload (needs watchfiles).")
 @click.option(
     "--reload-dir",
@@ -204,7 +224,7 @@ class _Command(click.Command):
     type=_ChoiceOrImportString(["auto", "asyncio", "uvloop"]),
     default=_defaults.LOOP,
     show_default=True,
-    help="Event loop implementation (auto: uvloop when installed), or a \"module:attribute\" loop factory.",
+    help='Event loop implementation (auto: uvloop when installed), or a "module:attribute" loop factory.',
 )
 @click.option(
     "--http",
@@ -299,6 +319,15 @@ class _Command(click.Command):
     help="Access log line, with atoms such as %(h)s %(r)s %(s)s %(b)s %(M)s %({header}i)s"
     " (see the README). [default: uvicorn's line]",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS),
+    default=_defaults.LOG_FORMAT,
+    show_default=True,
+    help="Log lines as text, or one JSON object per line (json: time, level, logger, message; access"
+    " lines add client, method, path, status, bytes, request_time...; with --access-log-format"
+    " the access line is the message). Has no effect with --log-config.",
+)
 @click.option("--use-colors/--no-use-colors", default=None, help="Enable/Disable colorized logging.")
 @click.option(
     "--proxy-headers/--no-proxy-headers",
@@ -306,7 +335,9 @@ class _Command(click.Command):
     help="Enable/Disable X-Forwarded-For/-Proto/-Host/-Port and Forwarded (RFC 7239) from trusted"
     " proxies to populate client, scheme and server.  [default: enabled]",
 )
-@click.option("--server-header/--no-server-header", default=True, help="Enable/Disable default Server header.")
+@click.option(
+    "--server-header/--no-server-header", default=True, help="Enable/Disable default Server header."
+)
 @click.option("--date-header/--no-date-header", default=True, help="Enable/Disable default Date header.")
 @click.option(
     "--forwarded-allow-ips",
@@ -451,6 +482,14 @@ class _Command(click.Command):
     is_flag=True,
     default=False,
     help="Treat APP as an application factory, i.e. a () -> <ASGI app> callable.",
+)
+@click.option(
+    "--worker-init",
+    type=str,
+    default=None,
+    metavar="MODULE:FUNCTION",
+    help="Call this function (no arguments) in every process that serves, before APP is imported:"
+    " each worker, the --reload server process (for OpenTelemetry, Sentry, metrics clients).",
 )
 @click.option(
     "--version",

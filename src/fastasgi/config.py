@@ -13,6 +13,7 @@ around it and builds the TLS context. Every default is ``fastasgi._defaults``'s.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import socket
@@ -25,7 +26,7 @@ from fastasgi import _defaults, _sockets
 from fastasgi._accesslog import compile_access_format
 from fastasgi._http._core import check_header, is_token
 from fastasgi._importer import LoadError, import_from_string, load_app
-from fastasgi.logging import LOG_LEVELS, LOGGING_CONFIG, LogConfig, configure_logging
+from fastasgi.logging import LOG_FORMATS, LOG_LEVELS, LOGGING_CONFIG, LogConfig, configure_logging
 from fastasgi.middleware.proxy_headers import ProxyHeadersMiddleware, TrustedProxies
 
 LifespanType = Literal["auto", "on", "off"]
@@ -119,6 +120,14 @@ class Config:
     ``fd://N``; when given they replace ``host``/``port``/``uds``/``fd``.
     ``reuse_port``: ``SO_REUSEPORT`` on the TCP listeners; with ``workers`` each worker
     gets listeners of its own (see ``fastasgi.supervisors``).
+    ``admin_bind``: the address of the admin listener (``GET /metrics``, see
+    ``fastasgi.admin``): ``HOST:PORT``, ``[IPV6]:PORT`` or ``unix:PATH``; None (the
+    default): no admin listener, and nothing is counted.
+    ``log_format``: ``"text"`` (uvicorn's lines) or ``"json"`` (one JSON object per line,
+    see ``fastasgi.logging.JsonFormatter``); it changes the default log config only, a
+    ``log_config`` of one's own says how lines look.
+    ``worker_init``: ``"module:function"`` (or the function), called with no arguments once
+    in every process that serves, before the app is imported (see ``load``).
     ``header_map``: what happens to a request header field whose name contains ``_``
     (gunicorn's setting): ``"drop"`` it, ``"refuse"`` the request (400), or pass it
     through (``"dangerous"``). Behind a proxy that strips ``X-Forwarded-For``, an
@@ -195,6 +204,9 @@ class Config:
         access_log_format: str | None = None,
         bind: list[str] | tuple[str, ...] | str | None = None,
         header_map: str = _defaults.HEADER_MAP,
+        log_format: str = _defaults.LOG_FORMAT,
+        worker_init: str | Callable[[], Any] | None = None,
+        admin_bind: str | None = _defaults.ADMIN_BIND,
     ) -> None:
         self.app = app
         self.host = host
@@ -258,7 +270,13 @@ class Config:
         self.timeout_request_body = timeout_request_body
         self.access_log_format = access_log_format
         self.header_map = header_map
+        self.log_format = log_format
+        self.worker_init = worker_init
         self.bind = [bind] if isinstance(bind, str) else list(bind or [])
+        self.admin_bind = admin_bind
+        #: where the admin listener listens (from admin_bind): ("tcp", (host, port)) or
+        #: ("unix", path); None: no admin listener
+        self.admin_endpoint: _sockets.Endpoint | None = None
         #: where to listen: ("tcp", (host, port)), ("unix", path) or ("fd", n); see endpoints
         self.endpoints: list[_sockets.Endpoint] = []
         #: trusted proxies, parsed from forwarded_allow_ips (set after the environment is read)
@@ -274,14 +292,23 @@ class Config:
         # Logging first, so that every later error is reported through it.
         self._validate_logging()
         self.configure_logging()
+        if self.log_format != _defaults.LOG_FORMAT and self.log_config not in (None, LOGGING_CONFIG):
+            logger.warning(
+                "--log-format %s has no effect with --log-config: the log config says how lines look.",
+                self.log_format,
+            )
         self._validate()
         self._load_env_file()
         self._apply_web_concurrency()
         self._validate_operations()
         if self.reuse_port and any(kind != "tcp" for kind, _ in self.endpoints):
-            raise ConfigError("--reuse-port needs TCP addresses: it cannot be used with unix sockets or --fd.")
+            raise ConfigError(
+                "--reuse-port needs TCP addresses: it cannot be used with unix sockets or --fd."
+            )
         if (reload_dirs or reload_includes or reload_excludes) and not reload:
-            logger.warning("--reload-dir, --reload-include and --reload-exclude have no effect without --reload.")
+            logger.warning(
+                "--reload-dir, --reload-include and --reload-exclude have no effect without --reload."
+            )
 
     # -- validation ---------------------------------------------------------------------
 
@@ -329,6 +356,10 @@ class Config:
             self.limit_request_head_size = h11_size
 
         self.encoded_headers = [_encode_header(header) for header in self.headers]
+        if self.worker_init is not None and not callable(self.worker_init):
+            module, _, function = str(self.worker_init).partition(":")
+            if not isinstance(self.worker_init, str) or not module or not function:
+                raise _invalid("worker_init", self.worker_init, 'is not of the form "module:function"')
 
         for name, asked_for, message in NOT_SUPPORTED:
             value = getattr(self, name)
@@ -336,6 +367,7 @@ class Config:
                 raise ConfigError(message.format(value=value))
 
     def _validate_logging(self) -> None:
+        _check_choice("log_format", self.log_format, LOG_FORMATS)
         if self.log_level is not None and not isinstance(self.log_level, int):
             if not isinstance(self.log_level, str) or self.log_level.lower() not in LOG_LEVELS:
                 choices = ", ".join(repr(level) for level in LOG_LEVELS)
@@ -351,9 +383,12 @@ class Config:
                 use_colors=self.use_colors,
                 access_log=self.access_log,
                 access_log_format=self.access_log_format,
+                log_format=self.log_format,
             )
         except ImportError as exc:
-            raise ConfigError(f"--log-config {self.log_config!r} needs PyYAML: pip install pyyaml ({exc})") from None
+            raise ConfigError(
+                f"--log-config {self.log_config!r} needs PyYAML: pip install pyyaml ({exc})"
+            ) from None
         except (OSError, ValueError, TypeError, AttributeError, KeyError, RuntimeError) as exc:
             # dictConfig reports a bad config as ValueError, fileConfig as KeyError or
             # RuntimeError; both can be long, so keep the first line.
@@ -385,7 +420,9 @@ class Config:
         try:
             workers = int(value)
         except ValueError:
-            raise ConfigError(f"Invalid value for 'WEB_CONCURRENCY': {value!r} is not a valid integer.") from None
+            raise ConfigError(
+                f"Invalid value for 'WEB_CONCURRENCY': {value!r} is not a valid integer."
+            ) from None
         if workers < 1:
             raise ConfigError(f"Invalid value for 'WEB_CONCURRENCY': {value!r} is not in the range x>=1.")
         self.workers = workers
@@ -409,14 +446,19 @@ class Config:
         try:
             self.trusted_proxies = TrustedProxies(self.forwarded_allow_ips)
         except (ValueError, TypeError, AttributeError) as exc:
-            raise _invalid("forwarded_allow_ips", self.forwarded_allow_ips, str(exc) or "is not a list") from None
+            raise _invalid(
+                "forwarded_allow_ips", self.forwarded_allow_ips, str(exc) or "is not a list"
+            ) from None
 
         self._validate_ssl()
         self.endpoints = self._endpoints()
+        self.admin_endpoint = self._admin_endpoint()
 
     def _validate_ssl(self) -> None:
         if self.ssl_cert_reqs not in (ssl.CERT_NONE, ssl.CERT_OPTIONAL, ssl.CERT_REQUIRED):
-            raise _invalid("ssl_cert_reqs", self.ssl_cert_reqs, "is not one of 0 (none), 1 (optional), 2 (required)")
+            raise _invalid(
+                "ssl_cert_reqs", self.ssl_cert_reqs, "is not one of 0 (none), 1 (optional), 2 (required)"
+            )
         _check_int("ssl_version", self.ssl_version, 0)
         for name in ("ssl_certfile", "ssl_keyfile", "ssl_ca_certs"):
             path = getattr(self, name)
@@ -439,10 +481,18 @@ class Config:
             ]
             if given:
                 verb = "needs" if len(given) == 1 else "need"
-                raise ConfigError(f"{', '.join(given)} {verb} --ssl-certfile: TLS is on only with a certificate.")
-        if self.ssl_cert_reqs != ssl.CERT_NONE and self.ssl_ca_certs is None and self.ssl_context_factory is None:
-            logger.warning("--ssl-cert-reqs %d without --ssl-ca-certs: no client certificate can be verified.",
-                           self.ssl_cert_reqs)
+                raise ConfigError(
+                    f"{', '.join(given)} {verb} --ssl-certfile: TLS is on only with a certificate."
+                )
+        if (
+            self.ssl_cert_reqs != ssl.CERT_NONE
+            and self.ssl_ca_certs is None
+            and self.ssl_context_factory is None
+        ):
+            logger.warning(
+                "--ssl-cert-reqs %d without --ssl-ca-certs: no client certificate can be verified.",
+                self.ssl_cert_reqs,
+            )
 
     def _endpoints(self) -> list[_sockets.Endpoint]:
         if self.bind:
@@ -463,6 +513,26 @@ class Config:
             return [("unix", self.uds)]
         return [("tcp", (self.host, self.port))]
 
+    def _admin_endpoint(self) -> _sockets.Endpoint | None:
+        """``--admin-bind``: ``HOST:PORT``, ``[IPV6]:PORT`` or ``unix:PATH`` (a port is
+        required: the default one is the app's), never an address the app is served on."""
+        value = self.admin_bind
+        if value is None:
+            return None
+        try:
+            endpoint = _sockets.parse_bind(value)
+        except ValueError as exc:
+            raise _invalid("admin_bind", value, str(exc)) from None
+        kind = endpoint[0]
+        # A port is required: parse_bind's default port is the app's.
+        if kind == "fd" or (kind == "tcp" and ":" not in value.strip().rpartition("]")[2]):
+            raise _invalid("admin_bind", value, "is not HOST:PORT, [IPV6]:PORT or unix:PATH")
+        if any(_same_address(endpoint, app) for app in self.endpoints):
+            raise _invalid(
+                "admin_bind", value, "is an address the app is served on; the admin listener needs its own"
+            )
+        return endpoint
+
     def create_ssl_context(self) -> ssl.SSLContext | None:
         """The server's TLS context from the ``ssl_*`` settings (None without TLS): the
         certificate chain, client verification, ciphers, and ALPN advertising http/1.1.
@@ -471,7 +541,9 @@ class Config:
         if self.ssl_context_factory is not None:
             context = self.ssl_context_factory(self, self._default_ssl_context)
             if not isinstance(context, ssl.SSLContext):
-                raise ConfigError(f"ssl_context_factory must return an ssl.SSLContext, got {type(context).__name__}.")
+                raise ConfigError(
+                    f"ssl_context_factory must return an ssl.SSLContext, got {type(context).__name__}."
+                )
             return context
         if self.ssl_certfile is None:
             return None
@@ -486,21 +558,29 @@ class Config:
             raise _invalid("ssl_version", self.ssl_version, f"cannot be used ({exc})") from None
         password = self.ssl_keyfile_password
         try:
-            context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile, (lambda: password) if password else None)
+            context.load_cert_chain(
+                self.ssl_certfile, self.ssl_keyfile, (lambda: password) if password else None
+            )
         except (ssl.SSLError, OSError, ValueError) as exc:
             flags = "'--ssl-certfile' / '--ssl-keyfile'" + (" / '--ssl-keyfile-password'" if password else "")
-            raise ConfigError(f"Invalid value for {flags}: cannot load the certificate and its key ({exc}).") from None
+            raise ConfigError(
+                f"Invalid value for {flags}: cannot load the certificate and its key ({exc})."
+            ) from None
         context.verify_mode = ssl.VerifyMode(self.ssl_cert_reqs)
         if self.ssl_ca_certs:
             try:
                 context.load_verify_locations(self.ssl_ca_certs)
             except (ssl.SSLError, OSError, ValueError) as exc:
-                raise _invalid("ssl_ca_certs", os.fspath(self.ssl_ca_certs), f"cannot be loaded ({exc})") from None
+                raise _invalid(
+                    "ssl_ca_certs", os.fspath(self.ssl_ca_certs), f"cannot be loaded ({exc})"
+                ) from None
         if self.ssl_ciphers:
             try:
                 context.set_ciphers(self.ssl_ciphers)
             except ssl.SSLError:
-                raise _invalid("ssl_ciphers", self.ssl_ciphers, "is not a cipher list OpenSSL accepts") from None
+                raise _invalid(
+                    "ssl_ciphers", self.ssl_ciphers, "is not a cipher list OpenSSL accepts"
+                ) from None
         # RFC 7301: say which protocol we speak, so that clients offering h2 fall back.
         context.set_alpn_protocols(["http/1.1"])
         return context
@@ -537,26 +617,39 @@ class Config:
             try:
                 import uvloop
             except ImportError:
-                raise ConfigError("--loop uvloop needs uvloop: pip install uvloop (or fastasgi[standard])") from None
+                raise ConfigError(
+                    "--loop uvloop needs uvloop: pip install uvloop (or fastasgi[standard])"
+                ) from None
             return uvloop.new_event_loop
         # "module:attr": a custom loop factory, as uvicorn allows.
         try:
-            return import_from_string(self.loop, what="the --loop factory")
+            factory: Callable[[], asyncio.AbstractEventLoop] = import_from_string(
+                self.loop, what="the --loop factory"
+            )
         except LoadError as exc:
             raise ConfigError(str(exc), show_cause=exc.show_cause) from exc.__cause__
+        return factory
 
     # -- the application ----------------------------------------------------------------
 
     def load(self) -> None:
-        """Import the application (``"module:attr"`` or an object), call it when it is a
-        factory, decide ASGI 3 or ASGI 2 and wrap the latter (``fastasgi._importer``), put
-        the proxy headers middleware around it and build the TLS context. Raises
-        ``ConfigError``."""
+        """Call ``worker_init`` (see ``run_worker_init``), import the application
+        (``"module:attr"`` or an object), call it when it is a factory, decide ASGI 3 or
+        ASGI 2 and wrap the latter (``fastasgi._importer``), put the proxy headers
+        middleware around it and build the TLS context. Raises ``ConfigError``.
+
+        Every process that serves calls this: the single server, each ``--workers``
+        process (forked; the supervisor never loads), the ``--reload`` server process.
+        The gunicorn worker class imports the app through gunicorn and calls
+        ``run_worker_init`` itself, first."""
         if self.loaded:
             return
         if self.app_dir is not None:
             sys.path.insert(0, self.app_dir)
 
+        # The app's modules are imported below: what the process needs first (tracing,
+        # error reporting, a metrics client) is set up here, in the process that serves.
+        run_worker_init(self.worker_init)
         try:
             app, self.interface = load_app(self.app, factory=self.factory, interface=self.interface)
         except LoadError as exc:
@@ -569,6 +662,71 @@ class Config:
         self.loaded = True
 
 
+def _same_address(one: _sockets.Endpoint, other: _sockets.Endpoint) -> bool:
+    """Would ``one`` and ``other`` be the same listening address (port 0 never is)?"""
+    if one[0] != other[0]:
+        return False
+    if one[0] == "unix":
+        return os.path.abspath(one[1]) == os.path.abspath(other[1])
+    if one[0] != "tcp":
+        return False
+    (host, port), (other_host, other_port) = one[1], other[1]
+    if port == 0 or port != other_port:
+        return False
+    wildcard = (None, "", "0.0.0.0", "::")
+    return host == other_host or host in wildcard or other_host in wildcard
+
+
+class WorkerInitError(ConfigError):
+    """``--worker-init`` could not be imported, or raised: the process cannot serve. Exit
+    code 3 as a failed lifespan startup, with every supervisor alike (the ``--workers``
+    supervisor and gunicorn's arbiter stop instead of restarting such a worker in a loop)."""
+
+    exit_code = STARTUP_FAILURE
+
+
+#: (process id, worker_init) pairs already called: once per process, however many times
+#: a Config is loaded in it
+_worker_init_done: set[tuple[int, Any]] = set()
+
+
+def run_worker_init(worker_init: str | Callable[[], Any] | None) -> None:
+    """Import ``worker_init`` (``"module:function"``, or the function itself) and call it
+    with no arguments, once in this process. Raises ``WorkerInitError`` in one line naming
+    ``--worker-init``; when the function raised, the cause (its traceback) is kept."""
+    if worker_init is None:
+        return
+    key = (os.getpid(), worker_init)
+    if key in _worker_init_done:
+        return
+    if isinstance(worker_init, str):
+        shown = worker_init
+    else:
+        shown = getattr(worker_init, "__qualname__", repr(worker_init))
+    try:
+        function = import_from_string(worker_init, what="the --worker-init function")
+    except LoadError as exc:
+        raise WorkerInitError(str(exc), show_cause=exc.show_cause) from exc.__cause__
+    if not callable(function):
+        raise WorkerInitError(
+            f"Invalid value for '--worker-init': {shown!r} is not callable (got {type(function).__name__})."
+        )
+    try:
+        result = function()
+    except Exception as exc:  # noqa: BLE001 - whatever the user's init raises, reported in one line
+        raise WorkerInitError(
+            f"--worker-init {shown!r} raised {type(exc).__name__}: {exc}", show_cause=True
+        ) from exc.with_traceback(exc.__traceback__.tb_next if exc.__traceback__ else None)
+    if inspect.isawaitable(result):
+        if inspect.iscoroutine(result):
+            result.close()  # never awaited: no "was never awaited" warning
+        raise WorkerInitError(
+            f"Invalid value for '--worker-init': {shown!r} returned an awaitable; it must be a"
+            " plain function (it runs before the event loop serves)."
+        )
+    _worker_init_done.add(key)
+
+
 def _check_choice(name: str, value: Any, choices: tuple[str, ...], allow_import_string: bool = False) -> None:
     if value in choices:
         return
@@ -578,7 +736,9 @@ def _check_choice(name: str, value: Any, choices: tuple[str, ...], allow_import_
     raise _invalid(name, value, f"is not one of {listed}")
 
 
-def _check_int(name: str, value: Any, minimum: int, maximum: int | None = None, optional: bool = False) -> None:
+def _check_int(
+    name: str, value: Any, minimum: int, maximum: int | None = None, optional: bool = False
+) -> None:
     if value is None and optional:
         return
     if not isinstance(value, int) or isinstance(value, bool):
@@ -617,7 +777,7 @@ def encode_header(header: Any) -> tuple[bytes, bytes]:
     if not is_token(encoded[0]):
         raise ValueError(f"{shown!r} has an invalid header name")
     try:
-        check_header(*encoded)   # the check every response header passes
+        check_header(*encoded)  # the check every response header passes
     except RuntimeError:
         raise ValueError(f"{shown!r} has CR, LF or NUL in its value") from None
     return encoded

@@ -138,10 +138,16 @@ async def stream(scope: Scope, send: Any) -> None:
         await respond(send, 400, b"n must be an integer and delay a number\n")
         return
     await send(
-        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain; charset=utf-8")]}
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/plain; charset=utf-8")],
+        }
     )
     for number in range(1, count + 1):
-        await send({"type": "http.response.body", "body": f"line {number} of {count}\n".encode(), "more_body": True})
+        await send(
+            {"type": "http.response.body", "body": f"line {number} of {count}\n".encode(), "more_body": True}
+        )
         if delay and number < count:
             await asyncio.sleep(delay)
     await send({"type": "http.response.body", "body": b""})

@@ -8,8 +8,9 @@ Three loggers, named like uvicorn's so a uvicorn log config translates by renami
 - ``fastasgi.access``: one line per response, to stdout.
 
 The default formatters prefix each line with the level (``INFO:     ``), coloured when the
-stream is a terminal, as uvicorn does. ``configure_logging`` takes plain values, not a
-``Config``; the access lines themselves are made by ``fastasgi._accesslog``.
+stream is a terminal, as uvicorn does. With ``--log-format json`` both handlers use
+``JsonFormatter`` instead: one JSON object per line. ``configure_logging`` takes plain
+values, not a ``Config``; the access lines themselves are made by ``fastasgi._accesslog``.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ import logging
 import logging.config
 import os
 import sys
+import time
 from configparser import RawConfigParser
-from copy import copy
-from typing import IO, Any, Literal
+from copy import copy, deepcopy
+from typing import IO, Any, ClassVar, Literal, cast
 
+from fastasgi import _defaults
 from fastasgi._http._core import reason_phrase
 
 TRACE_LOG_LEVEL = 5
@@ -73,6 +76,17 @@ LOGGING_CONFIG: dict[str, Any] = {
     },
 }
 
+#: ``--log-format`` values: the default (uvicorn's) lines, or one JSON object per line.
+LOG_FORMATS = _defaults.LOG_FORMATS
+
+#: The default log config with ``--log-format json``: the same handlers and loggers, both
+#: handlers writing JSON objects.
+JSON_LOGGING_CONFIG: dict[str, Any] = deepcopy(LOGGING_CONFIG)
+JSON_LOGGING_CONFIG["formatters"] = {
+    "default": {"()": "fastasgi.logging.JsonFormatter"},
+    "access": {"()": "fastasgi.logging.JsonFormatter"},
+}
+
 #: The message of an access record as uvicorn logs it, with the args client_addr, method,
 #: path with query, HTTP version, status (what ``AccessFormatter`` expects).
 ACCESS_LOG_FORMAT = '%s - "%s %s HTTP/%s" %d'
@@ -105,7 +119,7 @@ class ColourizedFormatter(logging.Formatter):
     coloured when colours are on. A record logged with ``extra={"color_message": ...}``
     uses that message instead of the plain one when colours are on."""
 
-    level_colors = {
+    level_colors: ClassVar[dict[int, str]] = {
         TRACE_LOG_LEVEL: "blue",
         logging.DEBUG: "cyan",
         logging.INFO: "green",
@@ -156,13 +170,21 @@ class AccessFormatter(ColourizedFormatter):
     finished line and the three fields come as record attributes (uncoloured)."""
 
     stream_name = "stdout"
-    status_colors = {1: "bright_white", 2: "green", 3: "yellow", 4: "red", 5: "bright_red"}
+    status_colors: ClassVar[dict[int, str]] = {
+        1: "bright_white",
+        2: "green",
+        3: "yellow",
+        4: "red",
+        5: "bright_red",
+    }
 
     def formatMessage(self, record: logging.LogRecord) -> str:
-        if not (isinstance(record.args, tuple) and len(record.args) == 5):
+        args = record.args
+        if not (isinstance(args, tuple) and len(args) == 5):
             return super().formatMessage(record)
         record = copy(record)
-        client_addr, method, full_path, http_version, status = record.args
+        # the access log's args (fastasgi._accesslog, uvicorn's order): the status is an int
+        client_addr, method, full_path, http_version, status = cast("tuple[Any, Any, Any, Any, int]", args)
         status_code = f"{status} {reason_phrase(status)}"
         request_line = f"{method} {full_path} HTTP/{http_version}"
         if self.use_colors:
@@ -170,6 +192,90 @@ class AccessFormatter(ColourizedFormatter):
             request_line = style(request_line, bold=True)
         record.__dict__.update(client_addr=client_addr, request_line=request_line, status_code=status_code)
         return super().formatMessage(record)
+
+
+# ensure_ascii: every character outside printable ASCII, control characters and DEL
+# included, is written as a \uXXXX escape (RFC 8259 7), so a line never carries a raw
+# escape sequence to a terminal, and never a raw line break.
+_json_encode = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), default=str).encode
+
+
+def json_line(entry: dict[str, Any]) -> str:
+    """``entry`` as one line of JSON, escaped as described above; a value JSON has no type
+    for is written as its ``str()``."""
+    return _json_encode(entry)
+
+
+_rfc3339_second = -1
+_rfc3339_text = ""
+
+
+def rfc3339(timestamp: float) -> str:
+    """``timestamp`` (seconds since the epoch) as an RFC 3339 UTC time with milliseconds:
+    ``2025-11-26T10:44:03.512Z``."""
+    global _rfc3339_second, _rfc3339_text
+    # the nearest millisecond: a float's fraction is rarely exact (.001 is .000999...)
+    second, millisecond = divmod(round(timestamp * 1000), 1000)
+    if second != _rfc3339_second:
+        # the text up to the seconds changes once a second: format it once per second
+        _rfc3339_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _rfc3339_second = second
+    return f"{_rfc3339_text}.{millisecond:03d}Z"
+
+
+#: What every LogRecord has: the rest of a record's attributes came from ``extra``.
+_RECORD_ATTRIBUTES = frozenset(
+    logging.LogRecord("", 0, "", 0, "", (), None).__dict__.keys() | {"message", "asctime", "taskName"}
+)
+#: ``extra`` attributes that only matter to the text formatters: the coloured message, and
+#: the text fields a custom access record carries (the JSON fields say the same).
+_TEXT_ONLY = frozenset({"color_message"})
+_TEXT_ONLY_ACCESS = frozenset({"color_message", "client_addr", "request_line", "status_code"})
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, on one line (``--log-format json``):
+
+    ``time`` (RFC 3339, UTC, milliseconds), ``level``, ``logger``, ``message`` (trailing
+    line breaks dropped); then the
+    record's ``extra`` attributes (the access log's fields: see
+    ``fastasgi._accesslog.access_fields``); ``exception`` (the formatted traceback) when
+    the record carries exc_info, and ``stack`` with stack_info.
+
+    Usable in a ``--log-config`` of one's own (``"()": "fastasgi.logging.JsonFormatter"``);
+    ``fmt`` and ``use_colors`` are accepted, so a config written for the text formatters
+    works, and ignored: the fields are fixed and JSON is never coloured. The access log
+    writes the lines of a handler with exactly this formatter itself, in batches."""
+
+    def __init__(
+        self,
+        fmt: str | None = None,
+        datefmt: str | None = None,
+        style: Literal["%", "{", "$"] = "%",
+        use_colors: bool | None = None,
+    ) -> None:
+        super().__init__(fmt=fmt, datefmt=datefmt, style=style)
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": rfc3339(record.created),
+            "level": record.levelname,
+            "logger": record.name,
+            # without trailing line breaks (uvicorn's "Exception in ASGI application\n"
+            # ends with one to put the traceback on lines of its own)
+            "message": record.getMessage().rstrip("\r\n"),
+        }
+        skip = _TEXT_ONLY_ACCESS if record.name == "fastasgi.access" else _TEXT_ONLY
+        for key, value in record.__dict__.items():
+            if key not in _RECORD_ATTRIBUTES and key not in skip and key not in entry:
+                entry[key] = value
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        return json_line(entry)
 
 
 def _is_tty(stream: Any) -> bool:
@@ -186,6 +292,7 @@ def configure_logging(
     use_colors: bool | None = None,
     access_log: bool = True,
     access_log_format: str | None = None,
+    log_format: str = _defaults.LOG_FORMAT,
 ) -> None:
     """Apply a log config, then the settings that adjust it.
 
@@ -195,7 +302,9 @@ def configure_logging(
     number) is set on fastasgi's loggers; ``use_colors`` (None: when the stream is a
     terminal) goes to our formatters in a dict config; ``access_log`` False removes the
     access handlers; an ``access_log_format`` is the whole access line, so our default
-    access handler then writes it without a prefix.
+    access handler then writes it without a prefix. ``log_format`` ``"json"`` turns the
+    default config (``LOGGING_CONFIG``, or a dict equal to it) into ``JSON_LOGGING_CONFIG``;
+    any other config is applied as it is (it says how lines look).
 
     Raises ``OSError`` / ``ValueError`` for unreadable or invalid files; the caller turns
     them into an error naming ``--log-config``.
@@ -204,6 +313,9 @@ def configure_logging(
 
     if isinstance(log_config, os.PathLike):
         log_config = os.fspath(log_config)
+    if log_format == "json" and isinstance(log_config, dict) and log_config == LOGGING_CONFIG:
+        # compared by value: a Config that was pickled (--reload) holds a copy of the default
+        log_config = JSON_LOGGING_CONFIG
     if isinstance(log_config, dict):
         if use_colors is not None:
             log_config = _with_colors(log_config, use_colors)

@@ -3,6 +3,8 @@
 Life of one ``Server.serve()``:
 
 1. load the app (``Config.load``), build the ``ServerContext`` every connection shares;
+   with ``--admin-bind`` (and no supervisor serving it), bind the admin listener and count
+   into a private block (``fastasgi.admin``);
 2. lifespan startup (a failure ends here with exit code 3);
 3. bind (host/port, ``--uds``, ``--fd`` or sockets handed in) and serve; one timer calls
    ``ctx.tick()`` every second (Date header, idle keep-alive connections);
@@ -27,7 +29,7 @@ from collections.abc import Callable, Coroutine, Generator
 from types import FrameType
 from typing import Any
 
-from fastasgi import _sockets
+from fastasgi import _sockets, admin
 from fastasgi._accesslog import AccessLog, make_access_log
 from fastasgi._http._core import HttpProtocol, ServerContext
 from fastasgi.config import STARTUP_FAILURE, Config, ConfigError
@@ -52,6 +54,10 @@ class StartupError(Exception):
 
 
 class Server:
+    #: whether this server runs the ``--admin-bind`` listener itself (a ``--workers``
+    #: worker does not: its supervisor serves the counts of every worker)
+    serves_admin = True
+
     def __init__(self, config: Config) -> None:
         self.config = config
         #: True once the sockets are bound and the server accepts connections
@@ -68,6 +74,8 @@ class Server:
         #: unix socket files created here, removed at shutdown
         self._unix_paths: list[str] = []
         self._access_log: AccessLog | None = None
+        self._admin: admin.AdminServer | None = None
+        self._metrics: admin.LocalMetrics | None = None
 
     def run(self, sockets: list[socket.socket] | None = None) -> None:
         """Serve on a new event loop (``--loop``) until told to stop."""
@@ -91,10 +99,13 @@ class Server:
             extra={"color_message": "Started server process [" + style("%d", fg="cyan") + "]"},
         )
 
-        await self.startup(sockets)
-        if self.started:
-            await self.main_loop()
-            await self.shutdown()
+        try:
+            await self.startup(sockets)
+            if self.started:
+                await self.main_loop()
+                await self.shutdown()
+        finally:
+            self._stop_admin()
 
         logger.info(
             "Finished server process [%d]",
@@ -107,6 +118,7 @@ class Server:
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         config = self.config
         loop = asyncio.get_running_loop()
+        self._start_admin()
         self.lifespan = Lifespan(config)
         options = _context_options(config)
         self._access_log = options["access_log"]
@@ -156,7 +168,9 @@ class Server:
         try:
             for sock in sockets:
                 servers.append(
-                    await loop.create_server(create_protocol, sock=sock, backlog=config.backlog, ssl=config.ssl)
+                    await loop.create_server(
+                        create_protocol, sock=sock, backlog=config.backlog, ssl=config.ssl
+                    )
                 )
         except BaseException:
             for server in servers:
@@ -168,6 +182,30 @@ class Server:
         if own:
             _sockets.log_running(sockets, config.endpoints, tls=config.ssl is not None)
         return servers
+
+    def _start_admin(self) -> None:
+        """``--admin-bind``: bind the admin listener (a bind error is reported as one of the
+        app's addresses would be) and count from now on."""
+        endpoint = self.config.admin_endpoint
+        if endpoint is None or not self.serves_admin or self._admin is not None:
+            return
+        metrics = admin.LocalMetrics()
+        try:
+            self._admin = admin.start(endpoint, metrics.collect)
+        except OSError as exc:
+            message = _sockets.bind_error_message(exc, [endpoint])
+            logger.error(message)
+            raise StartupError(message, 1) from None
+        metrics.attach()
+        self._metrics = metrics
+
+    def _stop_admin(self) -> None:
+        if self._admin is not None:
+            self._admin.close()
+            self._admin = None
+        if self._metrics is not None:
+            self._metrics.detach()
+            self._metrics = None
 
     def _remove_unix_sockets(self) -> None:
         _sockets.remove_unix_files(self._unix_paths)
@@ -337,7 +375,9 @@ def _ws_upgrade(config: Config) -> Any:
     try:
         from fastasgi.websocket import create_ws_upgrade
     except ModuleNotFoundError as exc:
-        if exc.name not in ("fastasgi.websocket", "websockets") and not str(exc.name).startswith("websockets."):
+        if exc.name not in ("fastasgi.websocket", "websockets") and not str(exc.name).startswith(
+            "websockets."
+        ):
             raise
         if config.ws == "websockets":
             raise ConfigError(

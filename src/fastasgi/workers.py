@@ -23,6 +23,10 @@ gunicorn                   fastasgi
 ``--access-logfile``,      fastasgi's access and error lines go to gunicorn's handlers;
 ``--error-logfile``,       without an access log file no access line is even formatted.
 ``--log-level``
+``--env``                  ``-e FASTASGI_WORKER_INIT=module:function``: fastasgi's
+                           ``--worker-init``, called in each worker before gunicorn imports
+                           the app there (with ``--preload`` the arbiter has imported it
+                           already: the function still runs once per worker, after it)
 =========================  ==============================================================
 
 Signals (sent by the arbiter): SIGTERM stops gracefully; SIGINT and SIGQUIT stop at once
@@ -45,10 +49,13 @@ from typing import Any, ClassVar
 from gunicorn.arbiter import Arbiter
 from gunicorn.workers.base import Worker
 
-from fastasgi.config import Config, ConfigError
+from fastasgi.config import Config, ConfigError, run_worker_init
 from fastasgi.server import Server, StartupError
 
 __all__ = ["FastASGIWorker"]
+
+#: the environment variable that sets ``--worker-init`` (the command line's name for it)
+WORKER_INIT_ENV = "FASTASGI_WORKER_INIT"
 
 
 class _GunicornServer(Server):
@@ -83,6 +90,17 @@ class FastASGIWorker(Worker):
         signal.signal(signal.SIGUSR1, self.handle_usr1)
         signal.siginterrupt(signal.SIGUSR1, False)
         signal.signal(signal.SIGABRT, self.handle_abort)
+
+    def load_wsgi(self) -> None:
+        # gunicorn imports the app here, in the worker (init_process, after it has applied
+        # --env): --worker-init comes first. A subclass may set CONFIG_KWARGS["worker_init"].
+        worker_init = self.CONFIG_KWARGS.get("worker_init") or os.environ.get(WORKER_INIT_ENV) or None
+        try:
+            run_worker_init(worker_init)
+        except ConfigError as exc:
+            self.log.error("%s", exc, exc_info=exc.__cause__ if exc.show_cause else None)
+            sys.exit(Arbiter.WORKER_BOOT_ERROR)
+        super().load_wsgi()
 
     def run(self) -> None:
         access_log = self._wire_logging()
@@ -159,7 +177,10 @@ class FastASGIWorker(Worker):
     def _wire_logging(self) -> bool:
         """Send fastasgi's log lines to gunicorn's handlers; True when gunicorn writes an
         access log."""
-        for name, source in (("fastasgi.error", self.log.error_log), ("fastasgi.access", self.log.access_log)):
+        for name, source in (
+            ("fastasgi.error", self.log.error_log),
+            ("fastasgi.access", self.log.access_log),
+        ):
             target = logging.getLogger(name)
             target.handlers = list(source.handlers)
             target.setLevel(source.level)

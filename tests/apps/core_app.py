@@ -108,8 +108,13 @@ async def r_stream_last(scope, receive, send, arg):
 
 
 async def r_cl(scope, receive, send, arg):
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"text/plain"), (b"content-length", b"5")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/plain"), (b"content-length", b"5")],
+        }
+    )
     await send({"type": "http.response.body", "body": b"he", "more_body": True})
     await send({"type": "http.response.body", "body": b"llo"})
 
@@ -129,17 +134,33 @@ async def r_connclose(scope, receive, send, arg):
 
 
 async def r_headers_order(scope, receive, send, arg):
-    await send({"type": "http.response.start", "status": 200, "headers": [
-        (b"x-first", b"1"), (b"content-type", b"text/plain"), (b"x-dup", b"a"), (b"x-dup", b"b"),
-    ]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"x-first", b"1"),
+                (b"content-type", b"text/plain"),
+                (b"x-dup", b"a"),
+                (b"x-dup", b"b"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": b"ok"})
 
 
 async def r_own_server_date(scope, receive, send, arg):
     """The app sends its own Server and Date headers."""
-    await send({"type": "http.response.start", "status": 200, "headers": [
-        (b"server", b"myapp"), (b"date", b"Thu, 01 Jan 1970 00:00:00 GMT"),
-    ]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"server", b"myapp"),
+                (b"date", b"Thu, 01 Jan 1970 00:00:00 GMT"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": b"own"})
 
 
@@ -184,7 +205,7 @@ async def r_download(scope, receive, send, arg):
     data = pattern(size)
     view = memoryview(data)
     for i in range(0, size, chunk):
-        await send({"type": "http.response.body", "body": bytes(view[i:i + chunk]), "more_body": True})
+        await send({"type": "http.response.body", "body": bytes(view[i : i + chunk]), "more_body": True})
     await send({"type": "http.response.body", "body": b""})
 
 
@@ -266,8 +287,11 @@ async def r_headers_after_body(scope, receive, send, arg):
     """Read the whole body, then answer the request's headers as the app sees them then
     (a server that let trailer fields into the scope would show them here)."""
     body, _ = await _read_body(receive)
-    await _respond(send, body=json.dumps({"headers": _jsonable(scope["headers"]), "body": _jsonable(body)}).encode(),
-                   content_type=b"application/json")
+    await _respond(
+        send,
+        body=json.dumps({"headers": _jsonable(scope["headers"]), "body": _jsonable(body)}).encode(),
+        content_type=b"application/json",
+    )
 
 
 async def _send_recording(scope, send, msg, label):
@@ -284,19 +308,27 @@ async def r_double_start(scope, receive, send, arg):
     start = {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]}
     await _send_recording(scope, send, start, "start1")
     if arg == "body":
-        await _send_recording(scope, send, {"type": "http.response.body", "body": b"a", "more_body": True}, "body1")
+        await _send_recording(
+            scope, send, {"type": "http.response.body", "body": b"a", "more_body": True}, "body1"
+        )
     await _send_recording(scope, send, dict(start, status=201), "start2")
 
 
 async def r_cl_over(scope, receive, send, arg):
     """content-length 5 but 11 body bytes: /cl-over/split sends 5 then 6; /cl-over/first
     sends all 11 in the first message."""
-    await _send_recording(scope, send, {"type": "http.response.start", "status": 200,
-                                        "headers": [(b"content-length", b"5")]}, "start")
+    await _send_recording(
+        scope,
+        send,
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"5")]},
+        "start",
+    )
     if arg == "first":
         await _send_recording(scope, send, {"type": "http.response.body", "body": b"hello world"}, "body")
     else:
-        await _send_recording(scope, send, {"type": "http.response.body", "body": b"hello", "more_body": True}, "body1")
+        await _send_recording(
+            scope, send, {"type": "http.response.body", "body": b"hello", "more_body": True}, "body1"
+        )
         await _send_recording(scope, send, {"type": "http.response.body", "body": b" world"}, "body2")
 
 
@@ -319,9 +351,19 @@ BAD_HEADERS = [
 
 async def r_badheader(scope, receive, send, arg):
     name, value = BAD_HEADERS[int(arg)]
-    await _send_recording(scope, send, {"type": "http.response.start", "status": 200,
-                                        "headers": [(b"content-type", b"text/plain"), (name, value)]}, "start")
-    await _send_recording(scope, send, {"type": "http.response.body", "body": b"body-after-bad-header"}, "body")
+    await _send_recording(
+        scope,
+        send,
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/plain"), (name, value)],
+        },
+        "start",
+    )
+    await _send_recording(
+        scope, send, {"type": "http.response.body", "body": b"body-after-bad-header"}, "body"
+    )
 
 
 # ---- disconnects
@@ -373,8 +415,11 @@ async def r_receive_after_body(scope, receive, send, arg):
         after = msg["type"]
     except asyncio.TimeoutError:
         after = "waiting"
-    await _respond(send, body=json.dumps({"len": len(body or b""), "after": after}).encode(),
-                   content_type=b"application/json")
+    await _respond(
+        send,
+        body=json.dumps({"len": len(body or b""), "after": after}).encode(),
+        content_type=b"application/json",
+    )
 
 
 async def r_send_after_disconnect(scope, receive, send, arg):
@@ -387,9 +432,10 @@ async def r_send_after_disconnect(scope, receive, send, arg):
     try:
         await _respond(send, body=b"late")
         REGISTRY[arg].append({"disconnect": msg["type"], "send": "ok"})
-    except Exception as exc:
-        REGISTRY[arg].append({"disconnect": msg["type"], "send": type(exc).__name__,
-                              "oserror": isinstance(exc, OSError)})
+    except Exception as exc:  # noqa: BLE001 - the test asserts which exception send raised
+        REGISTRY[arg].append(
+            {"disconnect": msg["type"], "send": type(exc).__name__, "oserror": isinstance(exc, OSError)}
+        )
 
 
 # ---- flow control
@@ -399,8 +445,13 @@ async def r_big(scope, receive, send, arg):
     """/big/<token>/<i>: count the request, answer 256 KiB."""
     tok = arg.split("/")[0]
     REGISTRY[tok].append(1)
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-length", str(len(BIG)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-length", str(len(BIG)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": BIG})
 
 
@@ -432,19 +483,44 @@ async def r_not_found(scope, receive, send, arg):
 
 
 ROUTES = {
-    "plain": r_plain, "empty": r_empty, "stream": r_stream, "stream-last": r_stream_last,
-    "cl": r_cl, "status": r_status, "connclose": r_connclose, "headers-order": r_headers_order,
-    "own-server-date": r_own_server_date, "echo": r_echo, "echo-stream": r_echo_stream,
-    "digest": r_digest, "download": r_download, "sleep": r_sleep, "sleep-read": r_sleep_read,
-    "noread": r_noread, "scope": r_scope, "mark": r_mark, "registry": r_registry,
-    "raise-before": r_raise_before, "raise-after": r_raise_after,
-    "raise-after-start": r_raise_after_start, "raise-after-complete": r_raise_after_complete,
-    "noresponse": r_noresponse, "start-only": r_start_only,
-    "headers-after-body": r_headers_after_body, "double-start": r_double_start, "cl-over": r_cl_over,
-    "cl-under": r_cl_under, "badheader": r_badheader, "after-response": r_after_response,
-    "wait-disconnect": r_wait_disconnect, "long-poll": r_long_poll,
-    "send-after-disconnect": r_send_after_disconnect, "receive-after-body": r_receive_after_body, "big": r_big,
-    "stream-big": r_stream_big, "slow-consumer": r_slow_consumer,
+    "plain": r_plain,
+    "empty": r_empty,
+    "stream": r_stream,
+    "stream-last": r_stream_last,
+    "cl": r_cl,
+    "status": r_status,
+    "connclose": r_connclose,
+    "headers-order": r_headers_order,
+    "own-server-date": r_own_server_date,
+    "echo": r_echo,
+    "echo-stream": r_echo_stream,
+    "digest": r_digest,
+    "download": r_download,
+    "sleep": r_sleep,
+    "sleep-read": r_sleep_read,
+    "noread": r_noread,
+    "scope": r_scope,
+    "mark": r_mark,
+    "registry": r_registry,
+    "raise-before": r_raise_before,
+    "raise-after": r_raise_after,
+    "raise-after-start": r_raise_after_start,
+    "raise-after-complete": r_raise_after_complete,
+    "noresponse": r_noresponse,
+    "start-only": r_start_only,
+    "headers-after-body": r_headers_after_body,
+    "double-start": r_double_start,
+    "cl-over": r_cl_over,
+    "cl-under": r_cl_under,
+    "badheader": r_badheader,
+    "after-response": r_after_response,
+    "wait-disconnect": r_wait_disconnect,
+    "long-poll": r_long_poll,
+    "send-after-disconnect": r_send_after_disconnect,
+    "receive-after-body": r_receive_after_body,
+    "big": r_big,
+    "stream-big": r_stream_big,
+    "slow-consumer": r_slow_consumer,
 }
 
 
@@ -455,6 +531,6 @@ async def app(scope, receive, send):
     path = scope["path"]
     root = scope.get("root_path", "")
     if root and path.startswith(root):
-        path = path[len(root):]
+        path = path[len(root) :]
     first, _, arg = path.lstrip("/").partition("/")
     await ROUTES.get(first, r_not_found)(scope, receive, send, arg)

@@ -13,9 +13,11 @@ async def app(scope, receive, send):
         return
     before = request_var.get()
     request_var.set(scope["query_string"].decode())
-    await asyncio.sleep(0.01)      # suspends: a Task takes over from the eager first step
-    body = json.dumps({"before": before, "after": request_var.get(),
-                       "task": asyncio.current_task() is not None}).encode()
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"application/json")]})
+    await asyncio.sleep(0.01)  # suspends: a Task takes over from the eager first step
+    body = json.dumps(
+        {"before": before, "after": request_var.get(), "task": asyncio.current_task() is not None}
+    ).encode()
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]}
+    )
     await send({"type": "http.response.body", "body": body})

@@ -45,11 +45,13 @@ async def tasks(request):
     return JSONResponse(TASKS)
 
 
-app = Starlette(routes=[
-    Route("/hello", hello),
-    Route("/json", post_json, methods=["POST"]),
-    Route("/stream", stream),
-    Route("/error", error),
-    Route("/bg", background),
-    Route("/tasks", tasks),
-])
+app = Starlette(
+    routes=[
+        Route("/hello", hello),
+        Route("/json", post_json, methods=["POST"]),
+        Route("/stream", stream),
+        Route("/error", error),
+        Route("/bg", background),
+        Route("/tasks", tasks),
+    ]
+)

@@ -11,7 +11,9 @@ def event(name):
 
 
 async def respond(send, body, status=200):
-    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"text/plain")]})
+    await send(
+        {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"text/plain")]}
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -100,7 +102,9 @@ async def shutdown_failed(scope, receive, send):
         await receive()
         await send({"type": "lifespan.startup.complete"})
         await receive()
-        await send({"type": "lifespan.shutdown.failed", "message": "could not flush the cache (lifespan test)"})
+        await send(
+            {"type": "lifespan.shutdown.failed", "message": "could not flush the cache (lifespan test)"}
+        )
         return
     await http_part(scope, receive, send)
 

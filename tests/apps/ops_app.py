@@ -37,7 +37,9 @@ def _query(scope, name, default):
 
 
 async def _respond(send, body, status=200, content_type=b"text/plain"):
-    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", content_type)]})
+    await send(
+        {"type": "http.response.start", "status": status, "headers": [(b"content-type", content_type)]}
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -63,7 +65,12 @@ async def app(scope, receive, send):
             while (await receive())["type"] != "websocket.disconnect":
                 pass
             return
-        await send({"type": "websocket.send", "text": json.dumps(_jsonable({k: v for k, v in scope.items() if k != "state"}))})
+        await send(
+            {
+                "type": "websocket.send",
+                "text": json.dumps(_jsonable({k: v for k, v in scope.items() if k != "state"})),
+            }
+        )
         await send({"type": "websocket.close", "code": 1000})
         return
     path = scope["path"]

@@ -59,7 +59,7 @@ async def wait_disconnect(receive, scope):
 def route(scope):
     """The path below --root-path (ASGI: path includes root_path)."""
     path, root = scope["path"], scope.get("root_path", "")
-    return path[len(root):] if root and path.startswith(root) else path
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 def query(scope):
@@ -106,7 +106,12 @@ async def http_app(scope, receive, send):
 
 
 async def echo(scope, receive, send):
-    await send({"type": "websocket.accept", "subprotocol": scope["subprotocols"][0] if scope["subprotocols"] else None})
+    await send(
+        {
+            "type": "websocket.accept",
+            "subprotocol": scope["subprotocols"][0] if scope["subprotocols"] else None,
+        }
+    )
     while True:
         message = await receive()
         if message["type"] == "websocket.disconnect":
@@ -144,11 +149,13 @@ async def deny(scope, receive, send):
 
 
 async def deny_http(scope, receive, send):
-    await send({
-        "type": "websocket.http.response.start",
-        "status": 401,
-        "headers": [(b"content-type", b"text/plain"), (b"www-authenticate", b"Bearer")],
-    })
+    await send(
+        {
+            "type": "websocket.http.response.start",
+            "status": 401,
+            "headers": [(b"content-type", b"text/plain"), (b"www-authenticate", b"Bearer")],
+        }
+    )
     await send({"type": "websocket.http.response.body", "body": b"no ", "more_body": True})
     await send({"type": "websocket.http.response.body", "body": b"entry"})
 
@@ -161,7 +168,9 @@ async def deny_http_single(scope, receive, send):
 async def close_route(scope, receive, send):
     args = query(scope)
     await send({"type": "websocket.accept"})
-    await send({"type": "websocket.close", "code": int(args.get("code", 1000)), "reason": args.get("reason", "")})
+    await send(
+        {"type": "websocket.close", "code": int(args.get("code", 1000)), "reason": args.get("reason", "")}
+    )
     await wait_disconnect(receive, scope)
 
 

@@ -15,12 +15,11 @@ import threading
 import httpx
 import pytest
 
-from support.server import HTTP_TIMEOUT, ServerProcess
-
 import fastasgi
 from fastasgi._accesslog import make_access_log
-from fastasgi.server import _context_options
 from fastasgi.config import Config, ConfigError
+from fastasgi.server import _context_options
+from support.server import HTTP_TIMEOUT, ServerProcess
 
 
 def script(tmp_path, body: str) -> list[str]:
@@ -287,7 +286,12 @@ def test_config_defaults_are_uvicorns():
         "auto",
         "auto",
     )
-    assert (c.ws_max_size, c.ws_max_queue, c.ws_ping_interval, c.ws_ping_timeout) == (16777216, 32, 20.0, 20.0)
+    assert (c.ws_max_size, c.ws_max_queue, c.ws_ping_interval, c.ws_ping_timeout) == (
+        16777216,
+        32,
+        20.0,
+        20.0,
+    )
     assert (c.backlog, c.timeout_keep_alive, c.root_path, c.access_log) == (2048, 5, "", True)
     assert (c.server_header, c.date_header, c.limit_request_head_size, c.limit_request_fields) == (
         True,
@@ -363,7 +367,7 @@ def test_config_bad_log_config(tmp_path):
 
 def scope(**overrides):
     base = {"client": ("10.0.0.7", 51234), "method": "GET", "path": "/a b", "raw_path": b"/a%20b",
-            "query_string": b"q=1", "http_version": "1.1"}  # fmt: skip
+            "query_string": b"q=1", "http_version": "1.1", "headers": []}  # fmt: skip
     base.update(overrides)
     return base
 
@@ -381,11 +385,16 @@ def test_access_log_line(caplog):
     try:
         with caplog.at_level(logging.INFO, logger="fastasgi.access"):
             access_log(scope(), 200, 12, 0.001)
-            access_log(scope(client=None, raw_path=b"/caf\xc3\xa9", query_string=b"", method="POST"), 404, 0, 0.1)
+            access_log(
+                scope(client=None, raw_path=b"/caf\xc3\xa9", query_string=b"", method="POST"), 404, 0, 0.1
+            )
     finally:
         logger.removeHandler(caplog.handler)
     messages = [record.getMessage() for record in caplog.records if record.name == "fastasgi.access"]
-    assert messages == ['10.0.0.7:51234 - "GET /a%20b?q=1 HTTP/1.1" 200', ' - "POST /caf\\xc3\\xa9 HTTP/1.1" 404']
+    assert messages == [
+        '10.0.0.7:51234 - "GET /a%20b?q=1 HTTP/1.1" 200',
+        ' - "POST /caf\\xc3\\xa9 HTTP/1.1" 404',
+    ]
 
 
 def test_access_log_does_nothing_when_disabled(caplog):
@@ -417,4 +426,3 @@ def test_access_formatter_matches_uvicorns_line():
     )
     assert formatter.format(record) == 'INFO:     127.0.0.1:5000 - "GET /x HTTP/1.1" 418 I\'m a Teapot'
     assert record.getMessage() == '127.0.0.1:5000 - "GET /x HTTP/1.1" 418'
-

@@ -39,6 +39,7 @@ cpdef str reason_phrase(int status):
 def format_date(double timestamp):
     return email.utils.formatdate(timestamp, usegmt=True).encode("ascii")
 
+
 cdef bytes date_line = b""
 cdef long date_second = -1
 

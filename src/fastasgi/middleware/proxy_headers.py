@@ -116,7 +116,7 @@ class TrustedProxies:
         if self.always:
             return True
         server = scope.get("server")
-        return bool(server) and server[1] is None and server[0] in self.literals
+        return bool(server and server[1] is None and server[0] in self.literals)
 
     def __repr__(self) -> str:
         if self.always:
@@ -139,7 +139,9 @@ class ProxyHeadersMiddleware:
         self.trusted = trusted if isinstance(trusted, TrustedProxies) else TrustedProxies(trusted)
         self._verdicts = self.trusted.cache
 
-    def __call__(self, scope: Scope, receive: Callable[..., Any], send: Callable[..., Any]) -> Awaitable[None]:
+    def __call__(
+        self, scope: Scope, receive: Callable[..., Any], send: Callable[..., Any]
+    ) -> Awaitable[None]:
         client = scope.get("client")
         if client is not None:
             trusted = self._verdicts.get(client[0])
@@ -209,6 +211,7 @@ def _apply(
             scope["scheme"] = scheme
     if host or port:
         server = scope.get("server")
+        server_host: str | None
         if host:
             server_host, server_port = _host_port(host)
         else:
@@ -272,7 +275,9 @@ def _port(text: str) -> int:
 
 # RFC 7239 4: forwarded-element = [ pair ] *( ";" [ pair ] ); pair = token "=" value;
 # value = token / quoted-string. Elements are separated by commas.
-_PAIR = re.compile(r'\s*([!#$%&\'*+\-.^_`|~0-9A-Za-z]+)\s*=\s*("(?:[^"\\]|\\.)*"|[!#$%&\'*+\-.^_`|~0-9A-Za-z:\[\]]*)\s*')
+_PAIR = re.compile(
+    r'\s*([!#$%&\'*+\-.^_`|~0-9A-Za-z]+)\s*=\s*("(?:[^"\\]|\\.)*"|[!#$%&\'*+\-.^_`|~0-9A-Za-z:\[\]]*)\s*'
+)
 _QUOTED_PAIR = re.compile(r"\\(.)")
 
 

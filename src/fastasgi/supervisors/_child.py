@@ -10,6 +10,10 @@ A worker (``--workers``) talks to its supervisor through one pipe, one byte per 
 - ``X`` retiring: ``--limit-max-requests`` was reached; the worker drains and exits by itself,
   and the supervisor starts its replacement at once.
 
+With ``--admin-bind``, a worker counts into its slot of the supervisor's shared counter
+blocks (``fastasgi.admin.SharedMetrics``), attached right after the fork; the supervisor
+serves the admin listener.
+
 Exit codes: 0 after a normal stop, 3 (``STARTUP_FAILURE``) when the app could not be started
 (import error, lifespan startup failure), 1 for a crash while serving.
 """
@@ -24,7 +28,9 @@ import socket
 import threading
 from collections.abc import Callable
 from types import FrameType
+from typing import Any
 
+from fastasgi import admin
 from fastasgi.config import STARTUP_FAILURE, Config, ConfigError
 from fastasgi.server import Server, StartupError
 
@@ -88,7 +94,7 @@ class ChildServer(Server):
             logger.warning("The supervisor process [%d] is gone; shutting down.", self.supervisor_pid)
             self.should_exit = True
 
-    async def shutdown(self) -> None:
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         # Stop accepting first, and give the connections accepted a moment ago the time to
         # show their request before the shutdown closes every connection without one: the
         # client of such a connection has sent (or is sending) a request, and it must not
@@ -134,6 +140,8 @@ class WorkerServer(ChildServer):
     """The server of one ``--workers`` process: reports ready, heartbeats from its event
     loop, and announces ``--limit-max-requests``."""
 
+    serves_admin = False  # the supervisor does
+
     def __init__(self, config: Config, heartbeat: Heartbeat, supervisor_pid: int) -> None:
         super().__init__(config, supervisor_pid)
         self.heartbeat = heartbeat
@@ -157,8 +165,17 @@ class WorkerServer(ChildServer):
             self.heartbeat.send(RETIRING)
 
 
-def run_worker(config: Config, sockets: list[socket.socket], heartbeat: Heartbeat, supervisor_pid: int) -> int:
-    """Serve on ``sockets`` as one worker until told to stop; return the exit code."""
+def run_worker(
+    config: Config,
+    sockets: list[socket.socket],
+    heartbeat: Heartbeat,
+    supervisor_pid: int,
+    metrics_block: Any = None,
+) -> int:
+    """Serve on ``sockets`` as one worker until told to stop; return the exit code.
+    ``metrics_block``: this worker's slot of the shared counter blocks (None: not counting)."""
+    if metrics_block is not None:
+        admin.count_into(metrics_block)
     server = WorkerServer(config, heartbeat, supervisor_pid)
     starting = threading.Thread(
         target=heartbeat.beat_until, args=(server.serving, server.supervisor_lost), daemon=True

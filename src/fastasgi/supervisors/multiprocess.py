@@ -26,6 +26,12 @@ heard from for ``--timeout-worker-healthcheck`` seconds is killed and replaced; 
 worker serves, its heartbeat comes from its event loop, so this also catches an event loop
 that is blocked (uvicorn only checks that the process answers). A worker that reaches
 ``--limit-max-requests`` says so before it drains, and its replacement starts at once.
+
+With ``--admin-bind`` the supervisor serves the admin listener (``fastasgi.admin``) from a
+thread: before the first fork it maps the shared counter blocks, gives each worker a slot
+(a rolling restart's new worker gets its own), and when a worker exits adds its slot into
+the retired counts and frees it. ``/metrics`` shows the sum, so counts survive restarts,
+and the restarts themselves by cause (``RESTART_CAUSES``).
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ import time
 from collections.abc import Generator
 from types import FrameType
 
-from fastasgi import _sockets
+from fastasgi import _sockets, admin
 from fastasgi.config import STARTUP_FAILURE, Config, ConfigError
 from fastasgi.logging import style
 from fastasgi.supervisors._child import READY, RETIRING, Heartbeat, run_worker
@@ -65,14 +71,23 @@ HANDLED_SIGNALS = (
 #: or terminal may send them to the whole process group (SIGTTIN/SIGTTOU would stop it)
 IGNORED_IN_WORKERS = (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU)
 
+#: why a worker was replaced (fastasgi_worker_restarts_total{cause}): it died unasked; it
+#: was killed after its healthcheck failed; it reached --limit-max-requests; a rolling
+#: restart (SIGHUP) replaced it
+RESTART_CAUSES = ("crash", "heartbeat", "max_requests", "reload")
+
 
 class Worker:
     """The supervisor's record of one worker process."""
 
-    __slots__ = ("fd", "kill_at", "killed", "last_seen", "listeners", "pid", "ready", "started_at")
+    __slots__ = ("fd", "kill_at", "killed", "last_seen", "listeners", "pid", "ready", "slot", "started_at")
 
-    def __init__(self, pid: int, fd: int, listeners: list[socket.socket], now: float) -> None:
+    def __init__(
+        self, pid: int, fd: int, listeners: list[socket.socket], now: float, slot: int | None = None
+    ) -> None:
         self.pid = pid
+        #: its counter block in the shared metrics (None: not counting)
+        self.slot = slot
         #: the listening sockets it serves on
         self.listeners = listeners
         #: read end of the worker's pipe; None once the worker has closed it
@@ -113,6 +128,9 @@ class Multiprocess:
         self._selector: selectors.BaseSelector | None = None
         self._wakeup: tuple[int, int] | None = None
         self._last_check = time.monotonic()
+        #: --admin-bind: the workers' counter blocks and the listener serving them
+        self.metrics: admin.SharedMetrics | None = None
+        self.admin: admin.AdminServer | None = None
 
     # -- the loop -----------------------------------------------------------------------
 
@@ -125,6 +143,23 @@ class Multiprocess:
             self.pid,
             extra={"color_message": "Started parent process [" + style("%d", fg="cyan", bold=True) + "]"},
         )
+        if not self._start_admin():
+            return 1
+        try:
+            self._supervise()
+        finally:
+            self._stop_admin()
+        for listeners in self.listener_sets:
+            if listeners is not sockets:  # the caller's, which it closes
+                _sockets.close_all(listeners)
+        logger.info(
+            "Stopping parent process [%d]",
+            self.pid,
+            extra={"color_message": "Stopping parent process [" + style("%d", fg="cyan", bold=True) + "]"},
+        )
+        return self.exit_code
+
+    def _supervise(self) -> None:
         with self._signal_handling(), selectors.DefaultSelector() as selector:
             assert self._wakeup is not None
             selector.register(self._wakeup[0], selectors.EVENT_READ, None)
@@ -140,15 +175,37 @@ class Multiprocess:
                     self._maintain_count()
                 self._enforce_kill_deadlines()
             self._selector = None
-        for listeners in self.listener_sets:
-            if listeners is not sockets:  # the caller's, which it closes
-                _sockets.close_all(listeners)
-        logger.info(
-            "Stopping parent process [%d]",
-            self.pid,
-            extra={"color_message": "Stopping parent process [" + style("%d", fg="cyan", bold=True) + "]"},
-        )
-        return self.exit_code
+
+    def _start_admin(self) -> bool:
+        """--admin-bind: map the counter blocks and serve them. False (logged) when the
+        address cannot be bound."""
+        endpoint = self.config.admin_endpoint
+        if endpoint is None:
+            return True
+        # Slots for the workers at any time: a generous default; more for many workers.
+        metrics = admin.SharedMetrics(max(admin.SLOTS, 4 * self.target))
+        for cause in RESTART_CAUSES:
+            metrics.restarts[cause] = 0
+        try:
+            self.admin = admin.start(endpoint, metrics.collect)
+        except OSError as exc:
+            logger.error(_sockets.bind_error_message(exc, [endpoint]))
+            metrics.close()
+            return False
+        self.metrics = metrics
+        return True
+
+    def _stop_admin(self) -> None:
+        if self.admin is not None:
+            self.admin.close()
+            self.admin = None
+        if self.metrics is not None:
+            self.metrics.close()
+            self.metrics = None
+
+    def _count_restart(self, cause: str) -> None:
+        if self.metrics is not None:
+            self.metrics.count_restart(cause)
 
     def _all(self) -> list[Worker]:
         return self._counted() + self.leaving
@@ -204,6 +261,9 @@ class Multiprocess:
         except OSError as exc:
             logger.error("Could not bind the listeners of a new child process: %s", exc)
             return None
+        slot = self.metrics.take() if self.metrics is not None else None
+        if self.metrics is not None and slot is None:
+            logger.warning("No free metrics slot: the new child process will not be counted.")
         read_fd, write_fd = os.pipe()
         # What is buffered now would be written twice, by both processes.
         for stream in (sys.stdout, sys.stderr):
@@ -214,14 +274,18 @@ class Multiprocess:
         except OSError as exc:
             os.close(read_fd)
             os.close(write_fd)
+            if self.metrics is not None and slot is not None:
+                self.metrics.release(slot)
             logger.error("Could not start a child process: %s", exc)
             return None
         if pid == 0:  # the worker
             os.close(read_fd)
-            self._run_child(write_fd, listeners)  # never returns
+            self._run_child(write_fd, listeners, slot)  # never returns
         os.close(write_fd)
         os.set_blocking(read_fd, False)
-        worker = Worker(pid, read_fd, listeners, time.monotonic())
+        if self.metrics is not None and slot is not None:
+            self.metrics.assign(slot, pid)
+        worker = Worker(pid, read_fd, listeners, time.monotonic(), slot)
         assert self._selector is not None
         self._selector.register(read_fd, selectors.EVENT_READ, worker)
         return worker
@@ -250,12 +314,13 @@ class Multiprocess:
                 self.listener_sets.remove(listeners)
                 _sockets.close_all(listeners)
 
-    def _run_child(self, fd: int, listeners: list[socket.socket]) -> None:
+    def _run_child(self, fd: int, listeners: list[socket.socket], slot: int | None) -> None:
         code = 1
         try:
             self._leave_supervisor(listeners)
             heartbeat = Heartbeat(fd, self.beat_interval)
-            code = run_worker(self.config, listeners, heartbeat, self.pid)
+            block = self.metrics.block(slot) if self.metrics is not None and slot is not None else None
+            code = run_worker(self.config, listeners, heartbeat, self.pid, block)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
         except BaseException:
@@ -288,6 +353,10 @@ class Multiprocess:
         if self._selector is not None:
             self._selector.close()
             self._selector = None
+        if self.admin is not None:
+            # The listener stays the supervisor's (its threads were not forked).
+            self.admin.close_in_child()
+            self.admin = None
 
     def _stop(self, worker: Worker) -> None:
         """Ask a worker to stop gracefully; it moves to ``leaving``."""
@@ -314,6 +383,7 @@ class Multiprocess:
         if timeout is not None:
             worker.kill_at = time.monotonic() + timeout + KILL_GRACE
         self.leaving.append(worker)
+        self._count_restart("max_requests")
         logger.info("Child process [%d] reached the request limit; starting a replacement.", worker.pid)
 
     def _stop_all(self) -> None:
@@ -350,6 +420,9 @@ class Multiprocess:
         if worker.fd is not None:
             self._read_messages(worker)  # what it said last (READY, RETIRING) still counts
             self._close_pipe(worker)
+        if worker.slot is not None and self.metrics is not None:
+            self.metrics.release(worker.slot)  # its counts stay in the totals
+            worker.slot = None
         how = _describe_exit(code)
 
         if worker in self.leaving:
@@ -376,6 +449,7 @@ class Multiprocess:
             self.exit_code = STARTUP_FAILURE
             self._stop_all()
             return
+        self._count_restart("heartbeat" if worker.killed else "crash")
         logger.warning(
             "Child process [%d] died (%s)",
             worker.pid,
@@ -422,6 +496,7 @@ class Multiprocess:
                     self.to_replace.remove(old)
                     self.workers.remove(old)
                     self._stop(old)
+                    self._count_restart("reload")
                 # else the old one died meanwhile and was replaced: _maintain_count trims
             elif time.monotonic() - candidate.started_at > self.healthcheck:
                 logger.error(

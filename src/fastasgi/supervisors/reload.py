@@ -120,7 +120,9 @@ class ChangeReload:
         try:
             import watchfiles
         except ImportError:
-            raise ConfigError("--reload needs watchfiles: pip install watchfiles (or fastasgi[standard])") from None
+            raise ConfigError(
+                "--reload needs watchfiles: pip install watchfiles (or fastasgi[standard])"
+            ) from None
         self._watch = watchfiles.watch
         if config.workers is not None and config.workers > 1:
             logger.warning('"workers" flag is ignored when reloading is enabled.')
@@ -160,7 +162,9 @@ class ChangeReload:
                 if changes:
                     paths = sorted({Path(path) for _, path in changes})
                     logger.warning(
-                        "%s detected changes in %s. Reloading...", self.name, ", ".join(map(_display_path, paths))
+                        "%s detected changes in %s. Reloading...",
+                        self.name,
+                        ", ".join(map(_display_path, paths)),
                     )
                     self._stop()
                     if self.should_exit.is_set():
@@ -185,7 +189,9 @@ class ChangeReload:
         try:
             self.process.start()
         except (pickle.PicklingError, TypeError, AttributeError) as exc:
-            raise ConfigError(f"--reload: the settings cannot be passed to the server process: {exc}") from None
+            raise ConfigError(
+                f"--reload: the settings cannot be passed to the server process: {exc}"
+            ) from None
         self._exit_noticed = False
 
     def _stop(self) -> None:

@@ -1,0 +1,583 @@
+"""The admin listener (``--admin-bind``): ``GET /metrics`` for Prometheus, never the app.
+
+A small HTTP/1.1 server (``http.server``) on threads of its own, on an address of its own:
+it is off the event loop and off the hot path, and a request to it never reaches the app.
+``GET /metrics`` (and ``HEAD``) answers in the Prometheus text exposition format 0.0.4, or
+in OpenMetrics 1.0.0 when the ``Accept`` header prefers it; any other path is 404, any other
+method 405.
+
+Where the numbers come from: every server process counts in C into a block of counters
+(``fastasgi._http._core``'s ``metrics_*``: plain increments on the connection's path,
+on only while a block is attached). The listener only reads blocks:
+
+- one process (no ``--workers``, or ``--reload``): the server attaches a private block
+  (``LocalMetrics``) and runs the listener itself;
+- ``--workers``: the supervisor maps one shared anonymous block per worker (``SharedMetrics``)
+  before it forks; each worker counts into its slot, and the supervisor, which serves the
+  listener, adds them up. When a worker exits, its counters are added into a "retired"
+  block: totals survive crashes and restarts, and only the gauges (requests in flight, open
+  connections) of a dead worker are dropped.
+
+Per-process figures (resident memory, CPU seconds, open fds) are read from ``/proc/<pid>``;
+on a system without ``/proc`` they are left out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import logging
+import math
+import mmap
+import os
+import socket
+import socketserver
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastasgi import _sockets
+from fastasgi._http import _core
+from fastasgi._version import __version__
+
+logger = logging.getLogger("fastasgi.error")
+
+PREFIX = "fastasgi_"
+
+#: https://prometheus.io/docs/instrumenting/exposition_formats/#text-based-format
+CONTENT_TYPE_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+#: https://github.com/OpenObservability/OpenMetrics/blob/main/specification/OpenMetrics.md
+CONTENT_TYPE_OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+
+#: statuses the server answers by itself (requests_refused_total{code}); each is shown, at 0
+#: until it happens, so that rate() and alerts have a series from the start
+REFUSED_CODES = (400, 408, 413, 414, 431, 500, 501, 503, 505)
+
+#: counter slots the supervisor maps: one per live worker (a rolling restart's new worker
+#: needs its own). An anonymous mapping costs a page only once it is written to.
+SLOTS = 256
+
+#: connections the listener serves at once; more are closed at once (a scraper needs one)
+MAX_CONNECTIONS = 16
+#: seconds a connection to the listener may stay silent (an idle keep-alive, a slow client)
+CONNECTION_TIMEOUT = 10.0
+#: backlog of the admin socket
+BACKLOG = 64
+
+
+@dataclass
+class ProcessStats:
+    """What ``/proc`` says about one server process; ``worker`` is its label value."""
+
+    worker: str
+    resident_bytes: int
+    cpu_seconds: float
+    open_fds: int
+
+
+@dataclass
+class Snapshot:
+    """Everything one ``/metrics`` answer shows.
+
+    ``counters`` is a counter block as ``metrics_read`` gives it (merged over the workers);
+    ``restarts`` the supervisor's worker restarts by cause (None: no supervisor).
+    """
+
+    counters: dict[str, Any]
+    processes: list[ProcessStats] = field(default_factory=list)
+    workers_live: int = 1
+    restarts: dict[str, int] | None = None
+
+
+# -- the exposition formats ----------------------------------------------------------------
+
+Labels = tuple[tuple[str, str], ...]
+Sample = tuple[str, Labels, float]  # (suffix, labels, value)
+
+
+@dataclass
+class _Family:
+    name: str  # without the counter's "_total": the OpenMetrics family name
+    type: str  # counter, gauge or histogram
+    help: str
+    samples: list[Sample]
+
+
+def render(snapshot: Snapshot, openmetrics: bool = False) -> bytes:
+    """The ``/metrics`` body of ``snapshot``: Prometheus text 0.0.4, or OpenMetrics 1.0.0."""
+    lines: list[str] = []
+    for family in _families(snapshot):
+        if openmetrics:
+            # OpenMetrics names the family without a counter's "_total" and escapes '"'
+            # in HELP too (OpenMetrics 1.0.0, "Text format": "escaped-string").
+            shown = family.name
+            lines.append(f"# HELP {shown} {_escape(family.help, quote=True)}")
+        else:
+            # 0.0.4: HELP and TYPE name the samples' metric (with "_total" for a counter).
+            shown = family.name + ("_total" if family.type == "counter" else "")
+            lines.append(f"# HELP {shown} {_escape(family.help, quote=False)}")
+        lines.append(f"# TYPE {shown} {family.type}")
+        for suffix, labels, value in family.samples:
+            lines.append(f"{family.name}{suffix}{_format_labels(labels)} {_format_value(value)}")
+    if openmetrics:
+        lines.append("# EOF")
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def _escape(text: str, quote: bool) -> str:
+    # Both formats: backslash and line feed; label values and OpenMetrics' HELP: '"' too.
+    text = text.replace("\\", "\\\\").replace("\n", "\\n")
+    return text.replace('"', '\\"') if quote else text
+
+
+def _format_labels(labels: Labels) -> str:
+    if not labels:
+        return ""
+    return "{" + ",".join(f'{name}="{_escape(value, quote=True)}"' for name, value in labels) + "}"
+
+
+def _format_value(value: float) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    value = float(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(value)
+
+
+def _format_le(bound: float) -> str:
+    """A bucket bound as the ``le`` label shows it: a float (``0.0001``, ``60.0``, ``+Inf``),
+    the canonical form OpenMetrics asks for and Prometheus' own clients write."""
+    bound = float(bound)
+    return "+Inf" if math.isinf(bound) else repr(bound)
+
+
+def _counter(name: str, help: str, samples: Iterable[tuple[Labels, float]]) -> _Family:
+    return _Family(PREFIX + name, "counter", help, [("_total", labels, value) for labels, value in samples])
+
+
+def _gauge(name: str, help: str, samples: Iterable[tuple[Labels, float]]) -> _Family:
+    return _Family(PREFIX + name, "gauge", help, [("", labels, value) for labels, value in samples])
+
+
+def _families(snapshot: Snapshot) -> Iterator[_Family]:
+    counters = snapshot.counters
+    requests = sorted(counters["requests"].items(), key=lambda item: (item[0][0], item[0][1], item[0][2]))
+    yield _counter(
+        "requests",
+        "HTTP requests answered, by method, status code and HTTP version (protocol).",
+        (
+            ((("method", method), ("code", str(status)), ("protocol", protocol)), count)
+            for (method, status, protocol), count in requests
+        ),
+    )
+
+    histogram: list[Sample] = [
+        ("_bucket", (("le", _format_le(bound)),), count) for bound, count in counters["duration_buckets"]
+    ]
+    histogram.append(("_bucket", (("le", "+Inf"),), counters["duration_count"]))
+    histogram.append(("_count", (), counters["duration_count"]))
+    histogram.append(("_sum", (), float(counters["duration_sum"])))
+    yield _Family(
+        PREFIX + "request_duration_seconds",
+        "histogram",
+        "Seconds from a request's head to the end of its response.",
+        histogram,
+    )
+
+    yield _gauge("requests_in_flight", "Requests being served now.", [((), counters["in_flight"])])
+    yield _gauge(
+        "connections_open",
+        "Open client connections, by kind (http, websocket).",
+        [((("kind", kind),), count) for kind, count in sorted(counters["connections_open"].items())],
+    )
+    yield _counter(
+        "connections_accepted", "Client connections accepted.", [((), counters["connections_accepted"])]
+    )
+    yield _counter("connections_closed", "Client connections closed.", [((), counters["connections_closed"])])
+    yield _counter("received_bytes", "Bytes received from clients.", [((), counters["bytes_received"])])
+    yield _counter("sent_bytes", "Bytes sent to clients.", [((), counters["bytes_sent"])])
+
+    refused = dict.fromkeys(REFUSED_CODES, 0)
+    refused.update(counters["refused"])
+    yield _counter(
+        "requests_refused",
+        "Requests the server answered itself, without the app, by status code"
+        " (500: the app failed before its response head).",
+        (((("code", str(code)),), count) for code, count in sorted(refused.items())),
+    )
+    yield _counter(
+        "websocket_messages",
+        "WebSocket messages, by direction (in: from clients, out: to clients).",
+        [
+            ((("direction", "in"),), counters["ws_messages_in"]),
+            ((("direction", "out"),), counters["ws_messages_out"]),
+        ],
+    )
+    yield _counter("app_exceptions", "Exceptions the app raised.", [((), counters["app_exceptions"])])
+
+    if snapshot.restarts is not None:
+        yield _counter(
+            "worker_restarts",
+            "Worker processes replaced, by cause (crash: died unasked; heartbeat: killed after"
+            " its healthcheck failed; max_requests: --limit-max-requests; reload: SIGHUP).",
+            [((("cause", cause),), count) for cause, count in sorted(snapshot.restarts.items())],
+        )
+    yield _gauge(
+        "workers_live",
+        "Server processes alive (serving, starting or draining).",
+        [((), snapshot.workers_live)],
+    )
+
+    processes = sorted(snapshot.processes, key=lambda stats: _worker_order(stats.worker))
+    yield _gauge(
+        "process_resident_memory_bytes",
+        "Resident memory of each server process, in bytes.",
+        (((("worker", stats.worker),), stats.resident_bytes) for stats in processes),
+    )
+    yield _counter(
+        "process_cpu_seconds",
+        "User and system CPU time of each server process, in seconds.",
+        (((("worker", stats.worker),), stats.cpu_seconds) for stats in processes),
+    )
+    yield _gauge(
+        "process_open_fds",
+        "Open file descriptors of each server process.",
+        (((("worker", stats.worker),), stats.open_fds) for stats in processes),
+    )
+
+
+def _worker_order(worker: str) -> tuple[int, str]:
+    return (int(worker), "") if worker.isdigit() else (1 << 30, worker)
+
+
+def wants_openmetrics(accept: str | None) -> bool:
+    """Content negotiation (RFC 9110 12.5.1) between OpenMetrics 1.0.0 and text 0.0.4: True
+    when ``accept`` rates OpenMetrics (no version, or 1.0.0) above 0 and at least as high as
+    the text format. No ``Accept``, or ``*/*``, gets the text format (what a browser or curl
+    is shown)."""
+    if not accept:
+        return False
+    openmetrics_q = text_q = 0.0
+    for media_range in accept.split(","):
+        media_type, *parameters = media_range.split(";")
+        media_type = media_type.strip().lower()
+        params = {}
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            params[name.strip().lower()] = value.strip().strip('"')
+        try:
+            q = float(params.get("q", "1"))
+        except ValueError:
+            q = 0.0
+        if not 0.0 <= q <= 1.0:
+            q = 0.0
+        version = params.get("version")
+        if media_type == "application/openmetrics-text":
+            if version in (None, "1.0.0"):
+                openmetrics_q = max(openmetrics_q, q)
+        elif media_type == "text/plain":
+            if version in (None, "0.0.4"):
+                text_q = max(text_q, q)
+        elif media_type in ("text/*", "*/*"):
+            text_q = max(text_q, q)
+    return openmetrics_q > 0.0 and openmetrics_q >= text_q
+
+
+# -- what /proc says about a process --------------------------------------------------------
+
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def read_process(pid: int, worker: str) -> ProcessStats | None:
+    """RSS, CPU seconds and open fds of ``pid`` from /proc (proc(5)); None when it is gone
+    or there is no /proc."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as statm:
+            resident_pages = int(statm.read().split()[1])
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            data = stat.read()
+        open_fds = len(os.listdir(f"/proc/{pid}/fd"))
+    except (OSError, ValueError, IndexError):
+        return None
+    # "pid (comm) state ppid ...": comm may hold spaces and parentheses; utime and stime
+    # are fields 14 and 15, in clock ticks.
+    fields = data[data.rindex(b")") + 2 :].split()
+    cpu_ticks = int(fields[11]) + int(fields[12])
+    return ProcessStats(worker, resident_pages * _PAGE_SIZE, cpu_ticks / _CLOCK_TICKS, open_fds)
+
+
+# -- the counter blocks ---------------------------------------------------------------------
+
+
+def count_into(block: Any) -> None:
+    """Count this process's traffic into ``block`` (a worker's slot of ``SharedMetrics``)."""
+    _core.metrics_attach(block)
+
+
+class LocalMetrics:
+    """One server process: a private counter block, counted into while attached."""
+
+    def __init__(self) -> None:
+        self.block = bytearray(_core.METRICS_SIZE)
+
+    def attach(self) -> None:
+        _core.metrics_attach(self.block)
+
+    def detach(self) -> None:
+        _core.metrics_detach()
+
+    def collect(self) -> Snapshot:
+        stats = read_process(os.getpid(), "0")
+        return Snapshot(_core.metrics_read(self.block), [stats] if stats is not None else [], 1, None)
+
+
+class SharedMetrics:
+    """``--workers``: the supervisor's counter blocks, one slot per live worker in one shared
+    anonymous mapping made before the workers are forked, plus the counts of the workers
+    that have exited (the retired block).
+
+    The supervisor's loop takes and releases slots; the admin listener's threads collect.
+    ``lock`` keeps a collection from seeing a slot both in the retired block and still live.
+    """
+
+    def __init__(self, slots: int = SLOTS) -> None:
+        self.slots = slots
+        # MAP_SHARED | MAP_ANONYMOUS (mmap(2)): the children forked later count into the
+        # very pages this process reads.
+        self.map = mmap.mmap(-1, _core.METRICS_SIZE * slots)
+        self.retired = bytearray(_core.METRICS_SIZE)
+        #: slot -> PID of the worker counting into it (0 while it is being forked)
+        self.owners: dict[int, int] = {}
+        #: the supervisor's worker restarts by cause
+        self.restarts: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    def block(self, slot: int) -> memoryview:
+        """The counter block of ``slot`` (a view of the shared mapping)."""
+        size = _core.METRICS_SIZE
+        return memoryview(self.map)[slot * size : (slot + 1) * size]
+
+    def take(self) -> int | None:
+        """A free slot for a worker about to be forked (None: all are taken)."""
+        with self.lock:
+            for slot in range(self.slots):
+                if slot not in self.owners:
+                    self.owners[slot] = 0
+                    return slot
+        return None
+
+    def assign(self, slot: int, pid: int) -> None:
+        with self.lock:
+            self.owners[slot] = pid
+
+    def release(self, slot: int) -> None:
+        """The worker of ``slot`` has exited (or was never forked): keep its counts in the
+        retired block and free the slot, zeroed for the next worker."""
+        with self.lock, self.block(slot) as block:
+            _core.metrics_add(self.retired, block)
+            _core.metrics_reset(block)
+            del self.owners[slot]
+
+    def count_restart(self, cause: str) -> None:
+        with self.lock:
+            self.restarts[cause] = self.restarts.get(cause, 0) + 1
+
+    def collect(self) -> Snapshot:
+        """The retired block plus every live slot, and each live worker's process figures."""
+        with self.lock:
+            owners = sorted(self.owners.items())
+            restarts = dict(self.restarts)
+            total = bytearray(self.retired)
+            in_flight = 0
+            connections_open: dict[str, int] = {}
+            for slot, _ in owners:
+                with self.block(slot) as block:
+                    _core.metrics_add(total, block)
+                    # metrics_add leaves the gauges alone: those of live workers add up here.
+                    gauges = _core.metrics_read(block)
+                in_flight += gauges["in_flight"]
+                for kind, count in gauges["connections_open"].items():
+                    connections_open[kind] = connections_open.get(kind, 0) + count
+        counters = _core.metrics_read(total)
+        counters["in_flight"] = in_flight
+        counters["connections_open"] = {
+            kind: connections_open.get(kind, 0) for kind in counters["connections_open"]
+        }
+        processes = []
+        for slot, pid in owners:
+            stats = read_process(pid, str(slot)) if pid else None
+            if stats is not None:
+                processes.append(stats)
+        live = sum(1 for _, pid in owners if pid)
+        return Snapshot(counters, processes, live, restarts)
+
+    def close(self) -> None:
+        with contextlib.suppress(BufferError):  # a view is still held (a worker's own slot)
+            self.map.close()
+
+
+# -- the listener ---------------------------------------------------------------------------
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = CONNECTION_TIMEOUT
+    server: _Listener
+
+    def version_string(self) -> str:
+        return f"fastasgi/{__version__}"
+
+    def do_GET(self) -> None:
+        self._metrics(send_body=True)
+
+    def do_HEAD(self) -> None:
+        self._metrics(send_body=False)
+
+    def __getattr__(self, name: str) -> Any:
+        # http.server dispatches on "do_" + the method; every method but GET and HEAD is 405
+        # (RFC 9110 15.5.6), not http.server's 501.
+        if name.startswith("do_"):
+            return self._not_allowed
+        raise AttributeError(name)
+
+    def _metrics(self, send_body: bool) -> None:
+        if self.path.partition("?")[0] != "/metrics":
+            self._reply(404, b"Not Found: the admin listener serves /metrics\n", send_body=send_body)
+            return
+        try:
+            snapshot = self.server.collect()
+        except Exception:
+            logger.exception("The admin listener could not collect the metrics")
+            self._reply(500, b"Internal Server Error\n", send_body=send_body)
+            return
+        openmetrics = wants_openmetrics(self.headers.get("Accept"))
+        self._reply(
+            200,
+            render(snapshot, openmetrics),
+            CONTENT_TYPE_OPENMETRICS if openmetrics else CONTENT_TYPE_TEXT,
+            send_body=send_body,
+        )
+
+    def _not_allowed(self) -> None:
+        # Its body (if any) is not read: close rather than read it as the next request.
+        self.close_connection = True
+        self._reply(405, b"Method Not Allowed\n", extra=[("Allow", "GET, HEAD"), ("Connection", "close")])
+
+    def _reply(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = "text/plain; charset=utf-8",
+        extra: Iterable[tuple[str, str]] = (),
+        send_body: bool = True,
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in extra:
+            self.send_header(name, value)
+        self.end_headers()
+        if send_body:
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # a scrape every few seconds is not news; errors are answered, not logged
+
+
+class _Listener(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    """http.server on a socket bound elsewhere (``_sockets.bind``), a thread per connection,
+    at most ``MAX_CONNECTIONS`` of them."""
+
+    daemon_threads = True
+
+    def __init__(self, sock: socket.socket, collect: Callable[[], Snapshot]) -> None:
+        socketserver.BaseServer.__init__(self, sock.getsockname(), _Handler)
+        self.socket = sock
+        self.collect = collect
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        with self._open_lock:
+            if len(self._open) >= MAX_CONNECTIONS:
+                return False
+            self._open.add(request)
+        return True
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def connections(self) -> list[socket.socket]:
+        with self._open_lock:
+            return list(self._open)
+
+
+class AdminServer:
+    """The admin listener on ``sockets`` (see ``bind``), answering from ``collect()``."""
+
+    def __init__(
+        self, sockets: list[socket.socket], collect: Callable[[], Snapshot], unix_paths: list[str]
+    ) -> None:
+        self.sockets = sockets
+        self.unix_paths = unix_paths
+        self._listeners = [_Listener(sock, collect) for sock in sockets]
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for listener in self._listeners:
+            thread = threading.Thread(
+                target=listener.serve_forever,
+                kwargs={"poll_interval": 0.2},
+                name="fastasgi-admin",
+                daemon=True,
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def close(self) -> None:
+        """Stop serving, close the sockets, remove a unix socket file made for them."""
+        for listener in self._listeners:
+            if self._threads:
+                listener.shutdown()
+            listener.server_close()
+        for thread in self._threads:
+            thread.join(5.0)
+        self._threads = []
+        _sockets.remove_unix_files(self.unix_paths)
+
+    def close_in_child(self) -> None:
+        """In a process forked from the one serving: drop its copies of the listener's
+        sockets (the listening ones and the connections), without touching them for the
+        parent, which keeps serving."""
+        for listener in self._listeners:
+            for connection in listener.connections():
+                connection.close()
+            listener.socket.close()
+
+
+def bind(endpoint: _sockets.Endpoint) -> list[socket.socket]:
+    """The admin listener's sockets; raises ``BindError`` as ``_sockets.bind`` does."""
+    return _sockets.bind([endpoint], BACKLOG)
+
+
+def start(endpoint: _sockets.Endpoint, collect: Callable[[], Snapshot]) -> AdminServer:
+    """Bind ``endpoint``, log where, and serve ``collect()`` from threads. Raises
+    ``OSError`` (``BindError``) when the address cannot be bound."""
+    sockets = bind(endpoint)
+    server = AdminServer(sockets, collect, _sockets.unix_paths([endpoint]))
+    for sock in sockets:
+        if sock.family == socket.AF_UNIX:
+            logger.info("Admin listener (GET /metrics) on unix socket %s", sock.getsockname())
+        else:
+            host, port = sock.getsockname()[:2]
+            shown = f"[{host}]" if ":" in host else host
+            logger.info("Admin listener (GET /metrics) on http://%s:%d/metrics", shown, port)
+    server.start()
+    return server
