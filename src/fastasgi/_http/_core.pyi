@@ -151,6 +151,9 @@ class HttpProtocol(asyncio.Protocol):
     def __init__(self, ctx: ServerContext) -> None: ...
     #: the connection's state: "IDLE", "HEAD", "REQUEST", "CLOSING", "UPGRADED" or "CLOSED"
     state_name: str
+    def set_addresses(self, client: tuple[str, int] | None, server: tuple[str, int | None] | None) -> None:
+        """After ``connection_made``: replace the scope's ``client`` and ``server`` for every
+        request of this connection (used by the PROXY protocol layer)."""
     def shutdown(self) -> None:
         """Finish the exchange in flight (if any), then close."""
     def abort(self) -> None:

@@ -117,6 +117,12 @@ cdef class HttpProtocol:
         if ctx.shutting_down:
             self.keep_alive_allowed = False
 
+    def set_addresses(self, client, server):
+        """Replace the scope's "client" and "server" for every request of this connection
+        (the PROXY protocol layer calls it with what the proxy's header says)."""
+        self.scope_template["client"] = client
+        self.scope_template["server"] = server
+
     def connection_lost(self, exc):
         self._set_state(CONN_CLOSED)
         if M != NULL:
