@@ -44,6 +44,9 @@ TIMEOUT_REQUEST_HEAD = 30.0
 #: seconds without a body byte while the app waits for the body; beyond it 408 and close.
 #: nginx's client_body_timeout (the same rule: between two reads) is 60 s.
 TIMEOUT_REQUEST_BODY = 60.0
+#: seconds from a request's head to its response's end; past it the app is cancelled and the
+#: client gets 504 (or the connection closes if the response had begun). Off by default.
+TIMEOUT_REQUEST = None
 
 #: --forwarded-allow-ips when neither the flag nor $FORWARDED_ALLOW_IPS is set
 FORWARDED_ALLOW_IPS = "127.0.0.1,::1"

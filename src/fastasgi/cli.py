@@ -391,6 +391,14 @@ class _Command(click.Command):
     help="Seconds without a request body byte while the app waits for the body; then 408 and close."
     " 0 turns it off.",
 )
+@click.option(
+    "--timeout-request",
+    type=click.FloatRange(min=0),
+    default=_defaults.TIMEOUT_REQUEST,
+    help="Seconds a request may take, from its head to the end of its response; then the app"
+    " is cancelled and the client gets 504 (the connection is closed if the response had begun)."
+    " WebSockets are exempt once accepted. Off by default.",
+)
 @click.option("--ssl-keyfile", type=str, default=None, help="SSL key file")
 @click.option("--ssl-certfile", type=str, default=None, help="SSL certificate file")
 @click.option("--ssl-keyfile-password", type=str, default=None, help="SSL keyfile password")

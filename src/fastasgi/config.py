@@ -113,7 +113,10 @@ class Config:
     ``limit_request_body``: most bytes in a request body (413 beyond it); None: no limit.
     ``timeout_request_head``: seconds to receive a whole request head once it has begun
     (slowloris defence; 408 and close); ``timeout_request_body``: seconds without a body
-    byte while the app waits for the body (408 and close). 0 or None turns each off.
+    byte while the app waits for the body (408 and close); ``timeout_request``: seconds
+    for a whole request, head to the response's end (the app is cancelled; 504, or a close
+    once the response has begun; websockets are exempt once accepted). 0 or None turns each
+    off.
     ``access_log_format``: the access line, with ``%(atom)s`` parts (see
     ``fastasgi._accesslog.ACCESS_LOG_ATOMS``); None: uvicorn's line.
     ``bind``: listening addresses, each ``HOST:PORT``, ``[IPV6]:PORT``, ``unix:PATH`` or
@@ -201,6 +204,7 @@ class Config:
         limit_request_body: int | None = None,
         timeout_request_head: float | None = _defaults.TIMEOUT_REQUEST_HEAD,
         timeout_request_body: float | None = _defaults.TIMEOUT_REQUEST_BODY,
+        timeout_request: float | None = _defaults.TIMEOUT_REQUEST,
         access_log_format: str | None = None,
         bind: list[str] | tuple[str, ...] | str | None = None,
         header_map: str = _defaults.HEADER_MAP,
@@ -268,6 +272,7 @@ class Config:
         self.limit_request_body = limit_request_body
         self.timeout_request_head = timeout_request_head
         self.timeout_request_body = timeout_request_body
+        self.timeout_request = timeout_request
         self.access_log_format = access_log_format
         self.header_map = header_map
         self.log_format = log_format
@@ -432,6 +437,7 @@ class Config:
         _check_int("limit_request_body", self.limit_request_body, 0, optional=True)
         _check_number("timeout_request_head", self.timeout_request_head, optional=True)
         _check_number("timeout_request_body", self.timeout_request_body, optional=True)
+        _check_number("timeout_request", self.timeout_request, optional=True)
 
         if self.access_log_format is not None:
             if not isinstance(self.access_log_format, str):

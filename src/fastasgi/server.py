@@ -365,6 +365,7 @@ def _context_options(config: Config) -> dict[str, Any]:
         "max_body_size": config.limit_request_body,
         "timeout_request_head": config.timeout_request_head or None,
         "timeout_request_body": config.timeout_request_body or None,
+        "timeout_request": config.timeout_request or None,
     }
 
 

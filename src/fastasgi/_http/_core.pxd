@@ -92,6 +92,7 @@ cdef class ServerContext:
     cdef readonly long long max_body_size        # -1: no limit
     cdef readonly double timeout_request_head    # 0: off
     cdef readonly double timeout_request_body    # 0: off
+    cdef readonly double timeout_request         # 0: off
     cdef readonly int header_map            # HEADER_MAP_*
     cdef readonly object clock              # None: the C monotonic clock; else a callable
     cdef readonly double now                # the clock as of the last tick()
@@ -137,6 +138,7 @@ cdef class RequestParser:
     cdef int _on_header_value_complete(self) except -1
     cdef int _on_headers_complete(self) except -1
     cdef _use_target_authority(self)
+    cdef dict scope_so_far(self, dict template, str root, Buf* scratch)
     cdef int _on_chunk_extension(self, size_t n) noexcept
     cdef int _on_body(self, size_t n) except -1
 
@@ -173,6 +175,7 @@ cdef class HttpProtocol:
     cdef double idle_since
     cdef double head_started
     cdef double body_activity
+    cdef double request_started
 
     cdef inline int _set_state(self, ConnState new) except -1
     cdef int _on_message_begin(self) except -1
@@ -189,7 +192,6 @@ cdef class HttpProtocol:
     cdef _uncork(self)
     cdef _close(self)
     cdef _send_error(self, int status)
-    cdef _log_access(self, RequestCycle cycle, long long nbytes)
     cdef _log_rejected_head(self, int status, Py_ssize_t nbytes)
     cdef _upgrade(self, bytes leftover)
 
@@ -233,6 +235,8 @@ cdef class RequestCycle:
     cdef _send_body(self, bytes body, bint more)
     cdef _build_head(self, bytes body, bint final)
     cdef _response_complete(self)
+    cdef _log_access(self, long long nbytes)
+    cdef _time_out(self, double seconds)
     cdef inline _app_done(self)
     cdef _app_returned(self, object result)
     cdef _app_failed(self, object exc)

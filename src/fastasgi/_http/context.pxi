@@ -10,6 +10,7 @@ cdef class ServerContext:
                  access_log=None, ws_upgrade=None, limit_concurrency=None, max_body_size=None,
                  timeout_request_head=_defaults.TIMEOUT_REQUEST_HEAD,
                  timeout_request_body=_defaults.TIMEOUT_REQUEST_BODY,
+                 timeout_request=_defaults.TIMEOUT_REQUEST,
                  str header_map=_defaults.HEADER_MAP, clock=None):
         cdef list lines = []
         if header_map not in HEADER_MAPS:
@@ -41,6 +42,7 @@ cdef class ServerContext:
         self.max_body_size = -1 if max_body_size is None else max_body_size
         self.timeout_request_head = timeout_request_head or 0.0
         self.timeout_request_body = timeout_request_body or 0.0
+        self.timeout_request = timeout_request or 0.0
         self.header_map = HEADER_MAPS[header_map]
         self.clock = clock
         self.now = self._clock()

@@ -328,7 +328,7 @@ cdef class RequestCycle:
             self.keep_alive = False
             proto._close()
             raise RuntimeError("Response content shorter than Content-Length")
-        proto._log_access(self, self.sent_length)
+        self._log_access(self.sent_length)
         if M != NULL:
             count_request(self.method, self.http10, self.status, self.t0)
         if not self.keep_alive:
@@ -350,6 +350,31 @@ cdef class RequestCycle:
         if proto.body_paused:
             proto.body_paused = False
             proto._update_reading()
+
+    cdef _log_access(self, long long nbytes):
+        cdef ServerContext ctx = self.proto.ctx
+        if ctx.access_log is not None:
+            try:
+                ctx.access_log(self.scope, self.status, self.sent_length or nbytes,
+                               time_time() - self.start_time)
+            except BaseException:
+                error_log.exception("Access log failed")
+
+    cdef _time_out(self, double seconds):
+        """--timeout-request: cancel the app; 504 if its response has not begun, else close
+        (what was sent stays sent). Counted as a 504 refusal and logged."""
+        cdef HttpProtocol proto = self.proto
+        error_log.warning('Request timed out after %.1f s: "%s %s"; the app is cancelled',
+                          seconds, self.scope["method"], self.scope["path"])
+        if self.response < RESP_STREAMING:
+            proto._send_error(504)
+        else:
+            if M != NULL:
+                M.refused[504 - 100] += 1
+            proto._close()
+            self._connection_lost()
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
 
     # what the app's end means for the response (the driver calls these) -------------------------
 

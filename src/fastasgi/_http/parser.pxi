@@ -240,6 +240,23 @@ cdef class RequestParser:
                 return
         headers.append((HOST, authority))     # HTTP/1.0 may come without Host
 
+    cdef dict scope_so_far(self, dict template, str root, Buf* scratch):
+        """A scope of what was parsed of a head the server refused, "-" for what was not
+        (for its access-log line)."""
+        cdef llhttp_t* p = &self.parser
+        cdef dict scope = PyDict_Copy(template)
+        scope["method"] = <str>METHODS[p.method] if self.url_len > 0 else "-"
+        if (p.http_major or p.http_minor) and (p.http_major != 1 or p.http_minor != 1):  # 0.0: not parsed
+            scope["http_version"] = "%d.%d" % (p.http_major, p.http_minor)
+        if self.url_len > 0:
+            fill_target(scope, self.head.data, self.url_len, root, scratch)
+        else:
+            scope["path"] = "-"
+            scope["raw_path"] = b"-"
+        scope["headers"] = self.headers if self.headers is not None else []
+        scope["state"] = {}
+        return scope
+
     # the body -------------------------------------------------------------------------------
 
     cdef int _on_chunk_extension(self, size_t n) noexcept:

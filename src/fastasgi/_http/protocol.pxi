@@ -12,21 +12,19 @@
 #             in `pending` with reading paused, so a pipelining client cannot make us buffer
 #             without bound and responses go out strictly in order. The request ends when both
 #             its message and its response are complete (_cycle_done); a body the app did not
-#             read is read and dropped first. _on_tick answers 408 when the app waits for body
-#             bytes that stop coming for timeout_request_body.
+#             read is read and dropped first. _on_tick applies timeout_request_body (408),
+#             timeout_request (504) and, for a body read only to be dropped, closes.
 #   CLOSING   we close after the current write; nothing more is parsed.
 #   UPGRADED  handed to the WebSocket protocol; this object is done.
 #   CLOSED    the transport is gone.
 #
 # Legal transitions:
-#
 #   IDLE     -> HEAD      a request begins
 #   HEAD     -> REQUEST   its head is complete and passed every check
 #   REQUEST  -> IDLE      request and response complete, and the connection is kept alive
 #   REQUEST  -> UPGRADED  a websocket handshake is handed over
 #   any of the three -> CLOSING (refusal, timeout, close after the response, abort)
-#                    -> CLOSED  (connection_lost)
-#   CLOSING  -> CLOSED
+#                    -> CLOSED  (connection_lost);  CLOSING -> CLOSED
 #
 # Orthogonal to the state: flow control (parse_paused, reading_paused, body_paused,
 # writing_paused), keep-alive permission (keep_alive_allowed) and the peer (eof, served).
@@ -43,8 +41,7 @@ for _a, _bs in {
         CONN_NEXT[_a][_b] = True
 
 # During shutdown an idle connection that has not sent a byte may have a request on its way:
-# it is closed after this grace instead of at once, so a client that connected just before is
-# answered rather than reset.
+# it is closed after this grace, so a client that connected just before is answered, not reset.
 cdef double SHUTDOWN_GRACE = 1.0
 
 
@@ -213,7 +210,10 @@ cdef class HttpProtocol:
             if ctx.timeout_request_head and now - self.head_started > ctx.timeout_request_head:
                 self._send_error(408)
         elif self.state == CONN_REQUEST:
-            if cycle.request == REQ_DISCARD:
+            if ctx.timeout_request and cycle.app_state == APP_RUNNING and \
+                    now - self.request_started > ctx.timeout_request:
+                cycle._time_out(now - self.request_started)
+            elif cycle.request == REQ_DISCARD:
                 # the response is out; the rest of a body nobody reads stopped coming: the
                 # connection would be kept for it alone, so close when either timeout says
                 if now - self.body_activity > (ctx.timeout_request_body or ctx.keep_alive_timeout):
@@ -288,7 +288,7 @@ cdef class HttpProtocol:
         cdef llhttp_t* p = &parser.parser
         cdef dict scope
         self.served = True
-        self.body_activity = ctx.now
+        self.body_activity = self.request_started = ctx.now
         if parser._on_headers_complete() == FAIL:
             return FAIL
         scope = PyDict_Copy(self.scope_template)
@@ -453,7 +453,7 @@ cdef class HttpProtocol:
             body_len = 0
         self._write(buf_bytes(b))
         if cycle is not None:
-            self._log_access(cycle, body_len)
+            cycle._log_access(body_len)
             cycle._connection_lost()
         elif self.ctx.access_log is not None and self.state == CONN_HEAD:
             self._log_rejected_head(status, body_len)
@@ -461,32 +461,12 @@ cdef class HttpProtocol:
 
     cdef _log_rejected_head(self, int status, Py_ssize_t nbytes):
         """Access-log a request refused before its head was complete (400, 408, 413, 414,
-        431, 501, 505): a scope of what was parsed so far, "-" for what was not."""
-        cdef RequestParser parser = self.parser
-        cdef llhttp_t* p = &parser.parser
-        cdef dict scope = PyDict_Copy(self.scope_template)
-        scope["method"] = <str>METHODS[p.method] if parser.url_len > 0 else "-"
-        if (p.http_major or p.http_minor) and (p.http_major != 1 or p.http_minor != 1):  # 0.0: not parsed
-            scope["http_version"] = "%d.%d" % (p.http_major, p.http_minor)
-        if parser.url_len > 0:
-            fill_target(scope, parser.head.data, parser.url_len, self.ctx.root_path, &self.out)
-        else:
-            scope["path"] = "-"
-            scope["raw_path"] = b"-"
-        scope["headers"] = parser.headers if parser.headers is not None else []
-        scope["state"] = {}
+        431, 501, 505)."""
         try:
-            self.ctx.access_log(scope, status, nbytes, 0.0)
+            self.ctx.access_log(self.parser.scope_so_far(self.scope_template, self.ctx.root_path,
+                                                        &self.out), status, nbytes, 0.0)
         except BaseException:
             error_log.exception("Access log failed")
-
-    cdef _log_access(self, RequestCycle cycle, long long nbytes):
-        if self.ctx.access_log is not None:
-            try:
-                self.ctx.access_log(cycle.scope, cycle.status, cycle.sent_length or nbytes,
-                                    time_time() - cycle.start_time)
-            except BaseException:
-                error_log.exception("Access log failed")
 
     cdef _upgrade(self, bytes leftover):
         """Hand the connection to the WebSocket protocol (ServerContext.ws_upgrade)."""
