@@ -93,8 +93,9 @@ class _ChoiceOrImportString(click.Choice):
 
 
 class _Command(click.Command):
-    """click's command, with usage errors (a bad or unknown flag, a missing APP) reported in
-    one line, ``Error: Invalid value for '--port': 'x' is not a valid integer.``, exit 2."""
+    """click's command, with usage errors (a bad or unknown flag) reported in one line,
+    ``Error: Invalid value for '--port': 'x' is not a valid integer.``, exit 2; a missing APP
+    gets click's usage line and --help hint first, as uvicorn's does."""
 
     def main(
         self,
@@ -109,6 +110,9 @@ class _Command(click.Command):
         try:
             result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.UsageError as exc:
+            if isinstance(exc, click.MissingParameter) and exc.param is not None and exc.param.name == "app":
+                exc.show()  # `fastasgi` alone: the usage line and the --help hint, as uvicorn's
+                sys.exit(exc.exit_code)
             message = " ".join(exc.format_message().split("\n"))
             click.echo(f"Error: {message}", err=True)
             sys.exit(exc.exit_code)
@@ -346,6 +350,15 @@ class _Command(click.Command):
     help="Comma separated list of IP Addresses, IP Networks, or literals (e.g. UNIX Socket path) to"
     " trust with proxy headers. Defaults to the $FORWARDED_ALLOW_IPS environment variable if"
     f" available, or {_defaults.FORWARDED_ALLOW_IPS!r}. The literal '*' means trust everything.",
+)
+@click.option(
+    "--proxy-protocol",
+    type=click.Choice(_defaults.PROXY_PROTOCOLS),
+    default=_defaults.PROXY_PROTOCOL,
+    show_default=True,
+    help="Read a PROXY protocol header (haproxy's v1 text or v2 binary) at the start of every"
+    " connection, only from --forwarded-allow-ips peers: it sets the client and server addresses."
+    " auto accepts v1, v2 or no header. A bad or untrusted header closes the connection.",
 )
 @click.option(
     "--header",

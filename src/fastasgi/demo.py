@@ -44,8 +44,8 @@ demo app <code>fastasgi.demo:app</code>. Serve your own with <code>fastasgi main
 <ul>
   <li><a href="{root}/json">{root}/json</a>: a JSON response</li>
   <li><a href="{root}/stream">{root}/stream</a>: a streamed (chunked) response</li>
-  <li><code>curl -d hello {root}/echo</code>: POST echo</li>
-  <li><code>{root}/ws</code>: WebSocket echo</li>
+  <li><code>curl -d hello {base}/echo</code>: POST echo</li>
+  <li><code>{ws_base}/ws</code>: WebSocket echo, e.g. <code>python3 -m websockets {ws_base}/ws</code></li>
 </ul>
 <form method="post" action="{root}/echo"><input name="say" value="hello"> <button>POST to /echo</button></form>
 <h2>Your request's ASGI scope</h2>
@@ -86,6 +86,16 @@ async def lifespan(scope: Scope, receive: Any, send: Any) -> None:
             return
 
 
+def _base_url(scope: Scope, scheme: str) -> str:
+    """The URL this page was reached at, up to the root path, so the commands on the page can
+    be pasted as they are: the Host header, else the server's address."""
+    host = next((value.decode("latin-1") for name, value in scope["headers"] if name == b"host"), None)
+    if host is None:
+        server = scope.get("server") or ("127.0.0.1", 8000)
+        host = f"[{server[0]}]:{server[1]}" if ":" in str(server[0]) else f"{server[0]}:{server[1]}"
+    return f"{scheme}://{host}{scope.get('root_path', '')}"
+
+
 async def index(scope: Scope, send: Any) -> None:
     started_at = scope.get("state", {}).get("started_at", time.time())
     page = PAGE.format(
@@ -93,6 +103,8 @@ async def index(scope: Scope, send: Any) -> None:
         python=f"{platform.python_implementation()} {platform.python_version()}",
         uptime=time.time() - started_at,
         root=html.escape(scope.get("root_path", "")),
+        base=html.escape(_base_url(scope, scope.get("scheme", "http"))),
+        ws_base=html.escape(_base_url(scope, "wss" if scope.get("scheme") == "https" else "ws")),
         scope=html.escape(json.dumps(_printable(scope), indent=2)),
     )
     await respond(send, 200, page.encode(), b"text/html; charset=utf-8")

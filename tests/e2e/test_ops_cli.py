@@ -23,7 +23,13 @@ CHOICES_REFUSED = {
     "--loop": {"zuvloop"},  # uvicorn's own loop: fastasgi runs on asyncio or uvloop
     "--ws": {"wsproto"},  # fastasgi's WebSockets are built on the websockets library
 }
-WIDER_TYPES = {"--port", "--fd", "--timeout-keep-alive", "--timeout-graceful-shutdown", "--timeout-worker-healthcheck"}
+WIDER_TYPES = {
+    "--port",
+    "--fd",
+    "--timeout-keep-alive",
+    "--timeout-graceful-shutdown",
+    "--timeout-worker-healthcheck",
+}
 
 
 def test_every_uvicorn_option_exists_with_its_default():
@@ -79,7 +85,9 @@ def test_flags_win_over_environment_variables():
 
 def test_env_file_sets_app_environment_and_options(tmp_path):
     env_file = tmp_path / "prod.env"
-    env_file.write_text("APP_SETTING=from-the-file\nFASTASGI_ROOT_PATH=/file-root\nFASTASGI_TIMEOUT_KEEP_ALIVE=1\n")
+    env_file.write_text(
+        "APP_SETTING=from-the-file\nFASTASGI_ROOT_PATH=/file-root\nFASTASGI_TIMEOUT_KEEP_ALIVE=1\n"
+    )
     with serve("--env-file", str(env_file)) as server:
         assert httpx.get(server.url + "/env?name=APP_SETTING", timeout=HTTP_TIMEOUT).text == "from-the-file"
         assert httpx.get(server.url + "/scope", timeout=HTTP_TIMEOUT).json()["root_path"] == "/file-root"
@@ -89,8 +97,13 @@ def test_env_file_sets_app_environment_and_options(tmp_path):
 def test_environment_wins_over_env_file(tmp_path):
     env_file = tmp_path / "prod.env"
     env_file.write_text("APP_SETTING=from-the-file\n")
-    with serve("--env-file", str(env_file), env=server_env({"APP_SETTING": "from-the-environment"})) as server:
-        assert httpx.get(server.url + "/env?name=APP_SETTING", timeout=HTTP_TIMEOUT).text == "from-the-environment"
+    with serve(
+        "--env-file", str(env_file), env=server_env({"APP_SETTING": "from-the-environment"})
+    ) as server:
+        assert (
+            httpx.get(server.url + "/env?name=APP_SETTING", timeout=HTTP_TIMEOUT).text
+            == "from-the-environment"
+        )
 
 
 # --- refusals and bad values: one line naming the flag ---------------------------------------------
@@ -146,9 +159,14 @@ def test_options_fastasgi_cannot_honour_are_refused_in_one_line(args, message):
     assert result.stderr.strip().splitlines() == [f"ERROR:    {message}"]
 
 
-def test_missing_app_and_unknown_option_are_one_line():
+def test_missing_app_shows_usage_and_unknown_option_is_one_line():
+    """No APP: the usage line and the --help hint, as uvicorn prints them; a bad flag: one line."""
     result = run_cli()
-    assert (result.returncode, result.stderr.strip().splitlines()) == (2, ["Error: Missing argument 'APP'."])
+    assert result.returncode == 2
+    usage, hint, blank, error = result.stderr.strip().splitlines()   # run as `python -m fastasgi`
+    assert usage.startswith("Usage: ") and usage.endswith("fastasgi [OPTIONS] APP")
+    assert hint.startswith("Try '") and hint.endswith("fastasgi --help' for help.")
+    assert (blank, error) == ("", "Error: Missing argument 'APP'.")
     result = run_cli(APP, "--proxy-header")
     assert result.returncode == 2
     [line] = result.stderr.strip().splitlines()
