@@ -51,7 +51,16 @@ def wait_until_up(port: int, proc: subprocess.Popen, timeout: float = 20.0) -> N
 
 
 def wrk(port: int, duration: int, connections: int) -> tuple[float, int]:
-    command = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{duration}s", f"http://127.0.0.1:{port}/"]
+    command = [
+        "taskset",
+        "-c",
+        "1",
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{duration}s",
+        f"http://127.0.0.1:{port}/",
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=duration + 30, check=True)
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", done.stdout).group(1))
     total = int(re.search(r"(\d+) requests in", done.stdout).group(1))
@@ -122,7 +131,9 @@ def main() -> None:
         for round_number in range(1, args.rounds + 1):
             order = (False, True) if round_number % 2 else (True, False)
             for access_log in order:
-                rate, cpu_per_request = measure(access_log, args.duration, args.connections, workdir, args.devnull)
+                rate, cpu_per_request = measure(
+                    access_log, args.duration, args.connections, workdir, args.devnull
+                )
                 results[access_log].append(rate)
                 cpu[access_log].append(cpu_per_request)
                 print(

@@ -138,8 +138,14 @@ def newer_sources(tree: str, extension: str) -> list[str]:
 def build_in_place(tree: str, python: str, log) -> None:
     """``python setup.py build_ext --inplace`` in ``tree``; RuntimeError with the end of
     its output when it fails."""
-    done = subprocess.run([python, "setup.py", "build_ext", "--inplace"], cwd=tree, capture_output=True,
-                          text=True, timeout=1800, check=False)
+    done = subprocess.run(
+        [python, "setup.py", "build_ext", "--inplace"],
+        cwd=tree,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
     print(f"built {tree} (exit {done.returncode})", file=log, flush=True)
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-8:])
@@ -156,8 +162,15 @@ _IMPORT_PROBE = (
 def probe_import(build: Build, python: str) -> dict:
     """Import fastasgi the way the server will (same interpreter, environment and working
     directory) and report the files it came from."""
-    done = subprocess.run([python, "-c", _IMPORT_PROBE], cwd=REPO, env=build.env(), capture_output=True,
-                          text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [python, "-c", _IMPORT_PROBE],
+        cwd=REPO,
+        env=build.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     try:
         return json.loads(done.stdout.strip().splitlines()[-1])
     except (IndexError, ValueError):
@@ -197,8 +210,10 @@ class BuildRunner(Runner):
         sample.info["sha256"] = sha256_of(self.build.extension)
         own = [m for m in mapped if os.path.realpath(m.removesuffix(" (deleted)")) == self.build.extension]
         if not own:
-            return (f"the {self.build.label} server did not load {self.build.extension} "
-                    f"(mapped: {', '.join(mapped) or 'no fastasgi extension'})")
+            return (
+                f"the {self.build.label} server did not load {self.build.extension} "
+                f"(mapped: {', '.join(mapped) or 'no fastasgi extension'})"
+            )
         if any(m.endswith(" (deleted)") for m in own):
             sample.info["replaced_while_running"] = True
         return None
@@ -222,11 +237,16 @@ class Comparison:
             self.cpu_ratio = a.server_cpu_us_per_req / b.server_cpu_us_per_req
         by_round = {lab: {s.round: s for s in self.cells[lab].samples if s.status == OK} for lab in LABELS}
         rounds = sorted(set(by_round["before"]) & set(by_round["after"]))
-        rates = [by_round["after"][r].rate / by_round["before"][r].rate for r in rounds
-                 if by_round["before"][r].rate]
-        cpus = [by_round["after"][r].server_cpu_us_per_req / by_round["before"][r].server_cpu_us_per_req
-                for r in rounds
-                if by_round["after"][r].server_cpu_us_per_req and by_round["before"][r].server_cpu_us_per_req]
+        rates = [
+            by_round["after"][r].rate / by_round["before"][r].rate
+            for r in rounds
+            if by_round["before"][r].rate
+        ]
+        cpus = [
+            by_round["after"][r].server_cpu_us_per_req / by_round["before"][r].server_cpu_us_per_req
+            for r in rounds
+            if by_round["after"][r].server_cpu_us_per_req and by_round["before"][r].server_cpu_us_per_req
+        ]
         self.paired_rate_ratio = statistics.median(rates) if rates else None
         self.paired_cpu_ratio = statistics.median(cpus) if cpus else None
 
@@ -237,8 +257,15 @@ def _status(c: Cell) -> str:
     return f"{c.status}: {c.reason}"
 
 
-def markdown(comparisons: list[Comparison], builds: dict[str, Build], opts: Options, record: dict,
-             order: str, command_line: str, warnings: list[str]) -> str:
+def markdown(
+    comparisons: list[Comparison],
+    builds: dict[str, Build],
+    opts: Options,
+    record: dict,
+    order: str,
+    command_line: str,
+    warnings: list[str],
+) -> str:
     b, a = builds["before"], builds["after"]
     lines = [
         f"fastasgi before ({b.git or '?'}, `{b.tree}`) and after ({a.git or '?'}, `{a.tree}`), measured "
@@ -264,7 +291,8 @@ def markdown(comparisons: list[Comparison], builds: dict[str, Build], opts: Opti
         lines.append(
             f"| {cmp.scenario} | {rate(cb)} | {rate(ca)} | {report.fmt_ratio(cmp.rate_ratio)} | "
             f"{report.fmt_us(cb.server_cpu_us_per_req)} | {report.fmt_us(ca.server_cpu_us_per_req)} | "
-            f"{report.fmt_ratio(cmp.cpu_ratio)} |")
+            f"{report.fmt_ratio(cmp.cpu_ratio)} |"
+        )
     lines += [
         "",
         "Ratios of medians above; the median of the per-round ratios (each round's after over the "
@@ -274,9 +302,11 @@ def markdown(comparisons: list[Comparison], builds: dict[str, Build], opts: Opti
         "|---|---:|---:|---|---|",
     ]
     for cmp in comparisons:
-        lines.append(f"| {cmp.scenario} | {report.fmt_ratio(cmp.paired_rate_ratio)} | "
-                     f"{report.fmt_ratio(cmp.paired_cpu_ratio)} | {_status(cmp.cells['before'])} | "
-                     f"{_status(cmp.cells['after'])} |")
+        lines.append(
+            f"| {cmp.scenario} | {report.fmt_ratio(cmp.paired_rate_ratio)} | "
+            f"{report.fmt_ratio(cmp.paired_cpu_ratio)} | {_status(cmp.cells['before'])} | "
+            f"{_status(cmp.cells['after'])} |"
+        )
     lines += [
         "",
         "Every round (server CPU: share of one core the server used; other load: share of the pinned "
@@ -288,9 +318,11 @@ def markdown(comparisons: list[Comparison], builds: dict[str, Build], opts: Opti
     rows = [(s.round, cmp.scenario, s) for cmp in comparisons for c in cmp.cells.values() for s in c.samples]
     for rnd, name, s in sorted(rows, key=lambda r: (r[2].info.get("seq", 0), r[0], r[1])):  # run order
         status = "ok" if s.status == OK else f"{s.status}: {s.detail}"
-        lines.append(f"| {rnd} | {name} | {s.server} | {report.fmt_rate(s.rate)} | "
-                     f"{report.fmt_us(s.server_cpu_us_per_req)} | {report.fmt_pct(s.server_cpu)} | "
-                     f"{report.fmt_pct(s.client_cpu)} | {report.fmt_pct(s.other_load)} | {status} |")
+        lines.append(
+            f"| {rnd} | {name} | {s.server} | {report.fmt_rate(s.rate)} | "
+            f"{report.fmt_us(s.server_cpu_us_per_req)} | {report.fmt_pct(s.server_cpu)} | "
+            f"{report.fmt_pct(s.client_cpu)} | {report.fmt_pct(s.other_load)} | {status} |"
+        )
     lines += [
         "",
         "Server CPU us/req: user + system CPU time of the server's process tree over the timed window "
@@ -299,27 +331,44 @@ def markdown(comparisons: list[Comparison], builds: dict[str, Build], opts: Opti
         "",
     ]
     for build in (b, a):
-        lines.append(f"- {build.label}: `{build.extension}` (sha256 {str(build.sha256)[:16]}), "
-                     f"fastasgi imported from `{build.imported.get('fastasgi', build.imported.get('error'))}`")
+        lines.append(
+            f"- {build.label}: `{build.extension}` (sha256 {str(build.sha256)[:16]}), "
+            f"fastasgi imported from `{build.imported.get('fastasgi', build.imported.get('error'))}`"
+        )
     lines += ["", f"Produced by `{command_line}`."]
     return "\n".join(lines) + "\n"
 
 
 def text_summary(comparisons: list[Comparison]) -> str:
-    head = ("scenario", "before req/s", "after req/s", "after/before", "before us/req", "after us/req",
-            "after/before")
+    head = (
+        "scenario",
+        "before req/s",
+        "after req/s",
+        "after/before",
+        "before us/req",
+        "after us/req",
+        "after/before",
+    )
     rows = [head]
     for cmp in comparisons:
         cb, ca = cmp.cells["before"], cmp.cells["after"]
-        rows.append((cmp.scenario,
-                     report.fmt_rate(cb.rate) + ("" if cb.usable else " FAIL"),
-                     report.fmt_rate(ca.rate) + ("" if ca.usable else " FAIL"),
-                     report.fmt_ratio(cmp.rate_ratio), report.fmt_us(cb.server_cpu_us_per_req),
-                     report.fmt_us(ca.server_cpu_us_per_req), report.fmt_ratio(cmp.cpu_ratio)))
+        rows.append(
+            (
+                cmp.scenario,
+                report.fmt_rate(cb.rate) + ("" if cb.usable else " FAIL"),
+                report.fmt_rate(ca.rate) + ("" if ca.usable else " FAIL"),
+                report.fmt_ratio(cmp.rate_ratio),
+                report.fmt_us(cb.server_cpu_us_per_req),
+                report.fmt_us(ca.server_cpu_us_per_req),
+                report.fmt_ratio(cmp.cpu_ratio),
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     out = []
     for r in rows:
-        out.append("  " + r[0].ljust(widths[0]) + "  " + "  ".join(r[i].rjust(widths[i]) for i in range(1, len(r))))
+        out.append(
+            "  " + r[0].ljust(widths[0]) + "  " + "  ".join(r[i].rjust(widths[i]) for i in range(1, len(r)))
+        )
     for cmp in comparisons:
         for lab in LABELS:
             c = cmp.cells[lab]
@@ -376,15 +425,18 @@ def run(co: CompareOptions, progress=None) -> dict:
         build.sha256 = sha256_of(build.extension)
         build.stale_sources = newer_sources(build.tree, build.extension)
         if build.stale_sources:
-            say(f"warning: {build.label}: {', '.join(build.stale_sources[:4])} changed after "
-                f"{os.path.basename(build.extension)} was built; it is not rebuilt here (--build does)")
+            say(
+                f"warning: {build.label}: {', '.join(build.stale_sources[:4])} changed after "
+                f"{os.path.basename(build.extension)} was built; it is not rebuilt here (--build does)"
+            )
         build.imported = probe_import(build, co.python)
         core = build.imported.get("core")
         if core is None or os.path.realpath(core) != build.extension:
-            raise RuntimeError(f"{build.label}: a fresh interpreter with PYTHONPATH={build.src} imports "
-                               f"{core or build.imported.get('error')}, not {build.extension}")
-        say(f"{build.label:<6} {build.tree} ({build.git}): {build.extension} "
-            f"sha256 {build.sha256[:16]}")
+            raise RuntimeError(
+                f"{build.label}: a fresh interpreter with PYTHONPATH={build.src} imports "
+                f"{core or build.imported.get('error')}, not {build.extension}"
+            )
+        say(f"{build.label:<6} {build.tree} ({build.git}): {build.extension} sha256 {build.sha256[:16]}")
     if builds["before"].sha256 == builds["after"].sha256:
         say("note: both extensions are byte for byte the same file contents")
 
@@ -396,24 +448,47 @@ def run(co: CompareOptions, progress=None) -> dict:
     log_dir = co.log_dir or tempfile.mkdtemp(prefix="fastasgi-compare-logs-")
     os.makedirs(log_dir, exist_ok=True)
     opts = Options(
-        scenarios=list(co.scenarios), servers=list(LABELS), rounds=co.rounds, duration=co.duration,
-        warmup=co.warmup, server_cpus=co.server_cpus, client_cpus=co.client_cpus, generator="h2load",
-        h2load=co.h2load, startup_timeout=co.startup_timeout, out_dir=None, log_dir=log_dir,
-        python=co.python, command_line=co.command_line,
+        scenarios=list(co.scenarios),
+        servers=list(LABELS),
+        rounds=co.rounds,
+        duration=co.duration,
+        warmup=co.warmup,
+        server_cpus=co.server_cpus,
+        client_cpus=co.client_cpus,
+        generator="h2load",
+        h2load=co.h2load,
+        startup_timeout=co.startup_timeout,
+        out_dir=None,
+        log_dir=log_dir,
+        python=co.python,
+        command_line=co.command_line,
     )
     runners = {lab: BuildRunner(opts, builds[lab], progress=progress) for lab in LABELS}
     scenarios = [SCENARIOS[s] for s in co.scenarios]
     for r in runners.values():
         r.prepare_load_generators(scenarios)
-    specs = {lab: ServerSpec(name=lab, module="fastasgi", argv=SERVERS["fastasgi"].argv,
-                             notes=f"fastasgi from {builds[lab].src}") for lab in LABELS}
-    record = machine.record(repo=REPO, server_cpus=co.server_cpus, client_cpus=co.client_cpus,
-                            versions={lab: f"{builds[lab].git} {builds[lab].tree}" for lab in LABELS},
-                            tools={"h2load": h2load.h2load_version(runners["after"].h2load_path)})
+    specs = {
+        lab: ServerSpec(
+            name=lab,
+            module="fastasgi",
+            argv=SERVERS["fastasgi"].argv,
+            notes=f"fastasgi from {builds[lab].src}",
+        )
+        for lab in LABELS
+    }
+    record = machine.record(
+        repo=REPO,
+        server_cpus=co.server_cpus,
+        client_cpus=co.client_cpus,
+        versions={lab: f"{builds[lab].git} {builds[lab].tree}" for lab in LABELS},
+        tools={"h2load": h2load.h2load_version(runners["after"].h2load_path)},
+    )
     say("machine: " + machine.summary_line(record))
     total = co.rounds * len(scenarios) * 2
-    say(f"{total} measurements, about {total * (2.5 + co.warmup + co.duration) / 60:.1f} min; "
-        f"server logs in {log_dir}")
+    say(
+        f"{total} measurements, about {total * (2.5 + co.warmup + co.duration) / 60:.1f} min; "
+        f"server logs in {log_dir}"
+    )
 
     samples: dict[tuple[str, str], list[Sample]] = {}
     dropped: set[tuple[str, str]] = set()
@@ -450,22 +525,28 @@ def run(co: CompareOptions, progress=None) -> dict:
     warnings = []
     for lab in LABELS:
         if builds[lab].stale_sources:
-            warnings.append(f"The {lab} extension is older than its sources "
-                            f"({', '.join(builds[lab].stale_sources[:4])}): it was measured as built, "
-                            "which is not what its tree's source says.")
+            warnings.append(
+                f"The {lab} extension is older than its sources "
+                f"({', '.join(builds[lab].stale_sources[:4])}): it was measured as built, "
+                "which is not what its tree's source says."
+            )
         seen = {s.info.get("sha256") for v in samples.values() for s in v if s.server == lab}
         seen.discard(None)
         if len(seen) > 1 or (seen and builds[lab].sha256 not in seen):
-            warnings.append(f"The {lab} extension changed during the run ({len(seen | {builds[lab].sha256})} "
-                            "different files were served): its rounds mix builds.")
+            warnings.append(
+                f"The {lab} extension changed during the run ({len(seen | {builds[lab].sha256})} "
+                "different files were served): its rounds mix builds."
+            )
         if any(s.info.get("replaced_while_running") for v in samples.values() for s in v if s.server == lab):
             warnings.append(f"The {lab} extension was replaced while a server was running it.")
     noisy = [c for cmp in comparisons for c in cmp.cells.values() if c.noisy]
     if noisy:
         worst = max(c.other_load for c in noisy)
-        warnings.append(f"Other processes used the pinned cores during {len(noisy)} of "
-                        f"{2 * len(comparisons)} cells (up to {worst:.0%} of their time): the machine was "
-                        "not quiet; the ratios, taken in one interleaved run, are what to read.")
+        warnings.append(
+            f"Other processes used the pinned cores during {len(noisy)} of "
+            f"{2 * len(comparisons)} cells (up to {worst:.0%} of their time): the machine was "
+            "not quiet; the ratios, taken in one interleaved run, are what to read."
+        )
     if interrupted:
         warnings.append("The run was interrupted: fewer rounds than asked for.")
 
@@ -473,17 +554,31 @@ def run(co: CompareOptions, progress=None) -> dict:
     payload = {
         "command": co.command_line,
         "interrupted": interrupted,
-        "config": {"rounds": co.rounds, "duration_s": co.duration, "warmup_s": co.warmup,
-                   "order": co.order, "generator": "h2load --h1", "server_cpus": co.server_cpus,
-                   "client_cpus": co.client_cpus, "scenarios": list(co.scenarios),
-                   "server_argv": list(SERVERS["fastasgi"].argv)},
-        "builds": {lab: {**asdict(builds[lab]), "pythonpath": builds[lab].env()["PYTHONPATH"]} for lab in LABELS},
+        "config": {
+            "rounds": co.rounds,
+            "duration_s": co.duration,
+            "warmup_s": co.warmup,
+            "order": co.order,
+            "generator": "h2load --h1",
+            "server_cpus": co.server_cpus,
+            "client_cpus": co.client_cpus,
+            "scenarios": list(co.scenarios),
+            "server_argv": list(SERVERS["fastasgi"].argv),
+        },
+        "builds": {
+            lab: {**asdict(builds[lab]), "pythonpath": builds[lab].env()["PYTHONPATH"]} for lab in LABELS
+        },
         "machine": record,
         "warnings": warnings,
         "results": [
-            {"scenario": cmp.scenario, "rate_ratio": cmp.rate_ratio, "cpu_us_per_req_ratio": cmp.cpu_ratio,
-             "paired_rate_ratio": cmp.paired_rate_ratio, "paired_cpu_us_per_req_ratio": cmp.paired_cpu_ratio,
-             "cells": {lab: asdict(c) for lab, c in cmp.cells.items()}}
+            {
+                "scenario": cmp.scenario,
+                "rate_ratio": cmp.rate_ratio,
+                "cpu_us_per_req_ratio": cmp.cpu_ratio,
+                "paired_rate_ratio": cmp.paired_rate_ratio,
+                "paired_cpu_us_per_req_ratio": cmp.paired_cpu_ratio,
+                "cells": {lab: asdict(c) for lab, c in cmp.cells.items()},
+            }
             for cmp in comparisons
         ],
     }
@@ -514,30 +609,56 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m benchmarks.compare_builds",
         description="Two fastasgi builds (source trees with the extension built in place) in one "
         "run, interleaved rounds, h2load --h1: requests/s and server CPU time per request, "
-        "before and after, and the ratios.")
-    p.add_argument("--before", required=True, help="the 'before' tree, e.g. a git worktree of the "
-                   "old commit: git worktree add /tmp/fastasgi-before COMMIT")
+        "before and after, and the ratios.",
+    )
+    p.add_argument(
+        "--before",
+        required=True,
+        help="the 'before' tree, e.g. a git worktree of the "
+        "old commit: git worktree add /tmp/fastasgi-before COMMIT",
+    )
     p.add_argument("--after", default=REPO, help="the 'after' tree (default: this repository)")
-    p.add_argument("--scenario", "--scenarios", dest="scenarios", action="append", metavar="NAMES",
-                   help=f"comma-separated HTTP scenarios (default: {','.join(DEFAULT_SCENARIOS)})")
+    p.add_argument(
+        "--scenario",
+        "--scenarios",
+        dest="scenarios",
+        action="append",
+        metavar="NAMES",
+        help=f"comma-separated HTTP scenarios (default: {','.join(DEFAULT_SCENARIOS)})",
+    )
     p.add_argument("--rounds", type=int, default=5, help="rounds, each measuring both builds (default: 5)")
     p.add_argument("--duration", type=float, default=5.0, help="seconds measured per server (default: 5)")
-    p.add_argument("--warmup", type=float, default=2.0, help="seconds of load before each measurement (default: 2)")
-    p.add_argument("--order", choices=("abab", "abba"), default="abab",
-                   help="abab: before first in every round (default); abba: alternate who goes first")
+    p.add_argument(
+        "--warmup", type=float, default=2.0, help="seconds of load before each measurement (default: 2)"
+    )
+    p.add_argument(
+        "--order",
+        choices=("abab", "abba"),
+        default="abab",
+        help="abab: before first in every round (default); abba: alternate who goes first",
+    )
     p.add_argument("--server-cpus", default="0", help="CPUs for the server (default: 0)")
     p.add_argument("--client-cpus", default="1", help="CPUs for h2load (default: 1)")
     p.add_argument("--no-pin", action="store_true", help="do not pin (results then mean little)")
     p.add_argument("--h2load", help="path of the h2load binary (default: h2load on PATH)")
-    p.add_argument("--build", action="store_true", help="first run 'setup.py build_ext --inplace' in both trees")
-    p.add_argument("--build-python", default=sys.executable,
-                   help="interpreter for --build (needs setuptools >= 77; default: this one)")
+    p.add_argument(
+        "--build", action="store_true", help="first run 'setup.py build_ext --inplace' in both trees"
+    )
+    p.add_argument(
+        "--build-python",
+        default=sys.executable,
+        help="interpreter for --build (needs setuptools >= 77; default: this one)",
+    )
     p.add_argument("--startup-timeout", type=float, default=30.0)
-    p.add_argument("--out", default=DEFAULT_OUT, help="directory for the markdown and JSON (default: benchmarks/results)")
+    p.add_argument(
+        "--out", default=DEFAULT_OUT, help="directory for the markdown and JSON (default: benchmarks/results)"
+    )
     p.add_argument("--name", help="base name of the result files (default: compare-builds-DATE-TIME)")
     p.add_argument("--no-write", action="store_true", help="print only")
-    p.add_argument("--log-dir", help="keep server logs here (default: a temporary directory, "
-                   "removed when everything passed)")
+    p.add_argument(
+        "--log-dir",
+        help="keep server logs here (default: a temporary directory, removed when everything passed)",
+    )
     return p
 
 
@@ -545,14 +666,24 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     scenarios = [x.strip() for v in (args.scenarios or []) for x in v.split(",") if x.strip()]
     co = CompareOptions(
-        before=args.before, after=args.after, scenarios=scenarios or list(DEFAULT_SCENARIOS),
-        rounds=args.rounds, duration=args.duration, warmup=args.warmup,
+        before=args.before,
+        after=args.after,
+        scenarios=scenarios or list(DEFAULT_SCENARIOS),
+        rounds=args.rounds,
+        duration=args.duration,
+        warmup=args.warmup,
         server_cpus=None if args.no_pin else args.server_cpus,
         client_cpus=None if args.no_pin else args.client_cpus,
-        order=args.order, h2load=args.h2load, out_dir=None if args.no_write else args.out, name=args.name,
-        log_dir=args.log_dir, startup_timeout=args.startup_timeout, build=args.build,
+        order=args.order,
+        h2load=args.h2load,
+        out_dir=None if args.no_write else args.out,
+        name=args.name,
+        log_dir=args.log_dir,
+        startup_timeout=args.startup_timeout,
+        build=args.build,
         build_python=args.build_python,
-        command_line="python -m benchmarks.compare_builds " + shlex.join(argv if argv is not None else sys.argv[1:]),
+        command_line="python -m benchmarks.compare_builds "
+        + shlex.join(argv if argv is not None else sys.argv[1:]),
     )
     if not args.no_pin and not (hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) >= 2):
         print("fewer than 2 usable CPUs: pass --no-pin to run anyway", file=sys.stderr)

@@ -62,11 +62,19 @@ def h2load_version(path: str) -> str:
     return text[0].strip() if text else "unknown"
 
 
-def command(h2load: str, url: str, *, threads: int, connections: int, duration: float,
-            pipeline: int = 1, body_file: str | None = None) -> list[str]:
+def command(
+    h2load: str,
+    url: str,
+    *,
+    threads: int,
+    connections: int,
+    duration: float,
+    pipeline: int = 1,
+    body_file: str | None = None,
+) -> list[str]:
     """The h2load argv (without the taskset prefix): HTTP/1.1, a timed run of ``duration``
     seconds (millisecond resolution), ``pipeline`` requests in flight per connection."""
-    millis = max(1, int(round(duration * 1000)))
+    millis = max(1, round(duration * 1000))
     argv = [
         h2load,
         "--h1",
@@ -77,7 +85,7 @@ def command(h2load: str, url: str, *, threads: int, connections: int, duration: 
     ]
     if body_file:
         argv += ["-d", body_file]
-    return argv + [url]
+    return [*argv, url]
 
 
 _UNITS_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
@@ -123,22 +131,30 @@ class H2loadResult:
         cut-off answer, in a counted run, is also an errored one). ``require_headers`` is
         accepted for the runner's sake: h2load cannot see headers, the precheck checks them."""
         p = self.problems
-        overlapping = max(p.get("failed", 0), p.get("errored", 0) + p.get("timeout", 0) + p.get("non2xx", 0),
-                          p.get("cut_off", 0))
+        overlapping = max(
+            p.get("failed", 0),
+            p.get("errored", 0) + p.get("timeout", 0) + p.get("non2xx", 0),
+            p.get("cut_off", 0),
+        )
         return overlapping + p.get("lost", 0) + p.get("short_bodies", 0) + p.get("long_bodies", 0)
 
     def error_detail(self, require_headers: bool = False) -> str:
         names = {
-            "failed": "failed requests", "errored": "errored requests", "timeout": "timed-out requests",
-            "non2xx": "non-2xx responses", "cut_off": "responses cut off",
-            "short_bodies": "body bytes missing (in bodies)", "long_bodies": "body bytes too many (in bodies)",
+            "failed": "failed requests",
+            "errored": "errored requests",
+            "timeout": "timed-out requests",
+            "non2xx": "non-2xx responses",
+            "cut_off": "responses cut off",
+            "short_bodies": "body bytes missing (in bodies)",
+            "long_bodies": "body bytes too many (in bodies)",
             "lost": "requests lost",
         }
         return ", ".join(f"{names.get(k, k)}: {v}" for k, v in self.problems.items() if v)
 
 
-def parse(text: str, *, expected_body_len: int | None = None, connections: int | None = None,
-          pipeline: int = 1) -> H2loadResult:
+def parse(
+    text: str, *, expected_body_len: int | None = None, connections: int | None = None, pipeline: int = 1
+) -> H2loadResult:
     """Read one h2load run's output (stdout, or stdout and stderr together) and judge it.
 
     ``expected_body_len``: the body length of every correct response (None: not checked).
@@ -149,20 +165,25 @@ def parse(text: str, *, expected_body_len: int | None = None, connections: int |
     if m:
         r.finished_s = _ms(m.group(1), m.group(2)) / 1e3
         r.rps = float(m.group(3))
-    m = re.search(r"^requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, "
-                  r"(\d+) errored, (\d+) timeout", text, re.MULTILINE)
+    m = re.search(
+        r"^requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, "
+        r"(\d+) errored, (\d+) timeout",
+        text,
+        re.MULTILINE,
+    )
     if m:
         r.total, r.started, r.requests, r.succeeded, r.failed, r.errored, r.timeout = map(int, m.groups())
         r.parsed = True
     m = re.search(r"^status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", text, re.MULTILINE)
     if m:
-        r.status = dict(zip(("2xx", "3xx", "4xx", "5xx"), map(int, m.groups())))
+        r.status = dict(zip(("2xx", "3xx", "4xx", "5xx"), map(int, m.groups()), strict=True))
     else:
         r.parsed = False
-    m = re.search(r"^traffic: \S+ \((\d+)\) total, \S+ \((\d+)\) headers .*?, \S+ \((\d+)\) data",
-                  text, re.MULTILINE)
+    m = re.search(
+        r"^traffic: \S+ \((\d+)\) total, \S+ \((\d+)\) headers .*?, \S+ \((\d+)\) data", text, re.MULTILINE
+    )
     if m:
-        r.traffic = dict(zip(("total", "headers", "data"), map(int, m.groups())))
+        r.traffic = dict(zip(("total", "headers", "data"), map(int, m.groups()), strict=True))
     m = re.search(r"^time for request:\s+" + r"\s+".join([_TIME] * 4), text, re.MULTILINE)
     if m:
         g = m.groups()

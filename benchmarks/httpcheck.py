@@ -35,8 +35,10 @@ def wait_ready(host: str, port: int, proc, timeout: float, path: str = "/") -> f
         left = timeout - (time.monotonic() - t0)
         if left <= 0:
             if accepted:
-                raise ServerFailed(f"accepted connections but gave no complete answer to GET {path} within "
-                                   f"{timeout:.0f}s (last: {last})")
+                raise ServerFailed(
+                    f"accepted connections but gave no complete answer to GET {path} within "
+                    f"{timeout:.0f}s (last: {last})"
+                )
             raise ServerFailed(f"did not listen on {host}:{port} within {timeout:.0f}s")
         try:
             sock = socket.create_connection((host, port), timeout=min(2.0, left))
@@ -159,8 +161,9 @@ def _verify_websocket(scenario: Scenario, host: str, port: int, timeout: float) 
         return []  # the load generator checks every echo anyway
     message = "x" * scenario.ws_size
     try:
-        with connect(f"ws://{host}:{port}{scenario.path}", open_timeout=timeout,
-                     close_timeout=2, compression=None) as ws:
+        with connect(
+            f"ws://{host}:{port}{scenario.path}", open_timeout=timeout, close_timeout=2, compression=None
+        ) as ws:
             ws.send(message)
             answer = ws.recv(timeout=timeout)
     except Exception as exc:  # noqa: BLE001 - websockets raises its own hierarchy plus OSError

@@ -27,10 +27,20 @@ def cpu_model() -> str:
 
 def git_revision(repo: str) -> str | None:
     try:
-        done = subprocess.run(["git", "-C", repo, "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, timeout=10, check=False)
-        dirty = subprocess.run(["git", "-C", repo, "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10, check=False)
+        done = subprocess.run(
+            ["git", "-C", repo, "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        dirty = subprocess.run(
+            ["git", "-C", repo, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     if done.returncode != 0:
@@ -38,8 +48,14 @@ def git_revision(repo: str) -> str | None:
     return done.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
-def record(*, repo: str, server_cpus: str | None, client_cpus: str | None,
-           versions: dict[str, str], tools: dict[str, str]) -> dict:
+def record(
+    *,
+    repo: str,
+    server_cpus: str | None,
+    client_cpus: str | None,
+    versions: dict[str, str],
+    tools: dict[str, str],
+) -> dict:
     try:
         affinity = sorted(os.sched_getaffinity(0))
     except AttributeError:

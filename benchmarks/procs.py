@@ -123,8 +123,7 @@ def pin_prefix(cpus: str | None) -> list[str]:
     taskset = shutil.which("taskset")
     if taskset is None:
         raise RuntimeError(
-            "taskset not found; it is in util-linux (apt-get install util-linux), "
-            "or run with --no-pin"
+            "taskset not found; it is in util-linux (apt-get install util-linux), or run with --no-pin"
         )
     return [taskset, "-c", cpus]
 

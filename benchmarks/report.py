@@ -66,19 +66,38 @@ def text_table(results: list[ScenarioResult], rounds: int) -> str:
     for sr in results:
         out.append("")
         out.append(f"{sr.name}: {sr.description} [{sr.generator}]")
-        head = ("server", sr.unit, "CPU us/req", "spread", "p50 ms", "p99 ms", "errors", "RSS MiB",
-                "srv CPU", "gen CPU", f"x {sr.baseline}", "status")
+        head = (
+            "server",
+            sr.unit,
+            "CPU us/req",
+            "spread",
+            "p50 ms",
+            "p99 ms",
+            "errors",
+            "RSS MiB",
+            "srv CPU",
+            "gen CPU",
+            f"x {sr.baseline}",
+            "status",
+        )
         rows = [head]
         for c in sr.ranking():
-            rows.append((
-                c.server,
-                fmt_rate(c.rate) if c.status != SKIPPED else "-",
-                fmt_us(c.server_cpu_us_per_req) if c.status != SKIPPED else "-",
-                "-" if c.spread_pct is None else f"±{c.spread_pct:.1f}%",
-                fmt_ms(c.p50_ms), fmt_ms(c.p99_ms), str(c.errors) if c.status != SKIPPED else "-",
-                fmt_mib(c.peak_rss_kib), fmt_pct(c.server_cpu), fmt_pct(c.client_cpu),
-                fmt_ratio(c.ratio_to_baseline), short_status(c),
-            ))
+            rows.append(
+                (
+                    c.server,
+                    fmt_rate(c.rate) if c.status != SKIPPED else "-",
+                    fmt_us(c.server_cpu_us_per_req) if c.status != SKIPPED else "-",
+                    "-" if c.spread_pct is None else f"±{c.spread_pct:.1f}%",
+                    fmt_ms(c.p50_ms),
+                    fmt_ms(c.p99_ms),
+                    str(c.errors) if c.status != SKIPPED else "-",
+                    fmt_mib(c.peak_rss_kib),
+                    fmt_pct(c.server_cpu),
+                    fmt_pct(c.client_cpu),
+                    fmt_ratio(c.ratio_to_baseline),
+                    short_status(c),
+                )
+            )
         widths = [max(len(r[i]) for r in rows) for i in range(len(head) - 1)]
         for r in rows:
             cols = [r[0].ljust(widths[0])] + [r[i].rjust(widths[i]) for i in range(1, len(widths))]
@@ -88,11 +107,13 @@ def text_table(results: list[ScenarioResult], rounds: int) -> str:
     warning = noise_warning(results)
     if warning:
         out.append(warning)
-    out.append(f"median of {rounds} round(s); spread = (max - min) / 2 / median; servers that "
-               "fail a check are not ranked. 'CPU us/req': CPU time (user + system) of the server's "
-               "process tree per request served (websocket: per message), over the measured window. "
-               "'srv CPU' / 'gen CPU': share of one core used by the server tree / the load generator "
-               "while measured; 'noisy': other processes used the pinned cores meanwhile.")
+    out.append(
+        f"median of {rounds} round(s); spread = (max - min) / 2 / median; servers that "
+        "fail a check are not ranked. 'CPU us/req': CPU time (user + system) of the server's "
+        "process tree per request served (websocket: per message), over the measured window. "
+        "'srv CPU' / 'gen CPU': share of one core used by the server tree / the load generator "
+        "while measured; 'noisy': other processes used the pinned cores meanwhile."
+    )
     return "\n".join(out)
 
 
@@ -127,9 +148,11 @@ def noise_warning(results: list[ScenarioResult]) -> str | None:
         return None
     worst = max(c.other_load for c in noisy)
     total = sum(1 for sr in results for c in sr.cells.values() if c.rounds)
-    return (f"Warning: other processes used the pinned cores during {len(noisy)} of {total} "
-            f"measured cells (up to {worst:.0%} of their time): the machine was not quiet, "
-            "treat these numbers as approximate.")
+    return (
+        f"Warning: other processes used the pinned cores during {len(noisy)} of {total} "
+        f"measured cells (up to {worst:.0%} of their time): the machine was not quiet, "
+        "treat these numbers as approximate."
+    )
 
 
 def _md_cell(c: Cell | None) -> str:
@@ -140,14 +163,22 @@ def _md_cell(c: Cell | None) -> str:
     return fmt_rate(c.rate)
 
 
-def markdown(results: list[ScenarioResult], machine: dict, servers: list[str], rounds: int,
-             command_line: str, generator: str | None = None) -> str:
+def markdown(
+    results: list[ScenarioResult],
+    machine: dict,
+    servers: list[str],
+    rounds: int,
+    command_line: str,
+    generator: str | None = None,
+) -> str:
     gen = generator or (results[0].generator if results else "wrk")
     lines = [
-        (f"Requests/s (websocket: messages/s), median of {rounds} round(s). "
-         f"{machine.get('cpu_model')}, server pinned to CPU {machine.get('server_cpus')}, load "
-         f"generator ({gen}; websocket: wsload) to CPU {machine.get('client_cpus')}; "
-         f"{machine.get('kernel')}, Python {machine.get('python')}."),
+        (
+            f"Requests/s (websocket: messages/s), median of {rounds} round(s). "
+            f"{machine.get('cpu_model')}, server pinned to CPU {machine.get('server_cpus')}, load "
+            f"generator ({gen}; websocket: wsload) to CPU {machine.get('client_cpus')}; "
+            f"{machine.get('kernel')}, Python {machine.get('python')}."
+        ),
         "",
         "| scenario | " + " | ".join(servers) + f" | {results[0].subject if results else 'fastasgi'} / "
         f"{results[0].baseline if results else 'uvicorn'} | vs fastest peer |",
@@ -169,13 +200,20 @@ def markdown(results: list[ScenarioResult], machine: dict, servers: list[str], r
                 notes.append(f"{sr.name} / {name}: {c.status}: {c.reason}")
             row.append(text)
         row.append(fmt_ratio(sr.subject_vs_baseline))
-        peer = (f"{fmt_ratio(sr.subject_vs_fastest_peer)} ({sr.fastest_peer})"
-                if sr.subject_vs_fastest_peer else "-")
+        peer = (
+            f"{fmt_ratio(sr.subject_vs_fastest_peer)} ({sr.fastest_peer})"
+            if sr.subject_vs_fastest_peer
+            else "-"
+        )
         row.append(peer)
         lines.append("| " + " | ".join(row) + " |")
-    lines += ["", "Server CPU time per request (us; user + system of the server's process tree over "
-              "the measured window, divided by the requests, websocket: messages, served in it; "
-              "lower is better, and it holds also when the load generator was the limit):", ""]
+    lines += [
+        "",
+        "Server CPU time per request (us; user + system of the server's process tree over "
+        "the measured window, divided by the requests, websocket: messages, served in it; "
+        "lower is better, and it holds also when the load generator was the limit):",
+        "",
+    ]
     lines.append("| scenario | " + " | ".join(f"{name} server CPU us/req" for name in servers) + " |")
     lines.append("|---|" + "---:|" * len(servers))
     for sr in results:
@@ -190,7 +228,9 @@ def markdown(results: list[ScenarioResult], machine: dict, servers: list[str], r
                 row.append(fmt_us(c.server_cpu_us_per_req))
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", "Details (p50 / p99 latency in ms, peak RSS of the server's processes in MiB):", ""]
-    lines.append("| scenario | generator | server | rate | server CPU us/req | spread | p50 | p99 | RSS | errors |")
+    lines.append(
+        "| scenario | generator | server | rate | server CPU us/req | spread | p50 | p99 | RSS | errors |"
+    )
     lines.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for sr in results:
         for c in sr.ranking():
@@ -198,9 +238,11 @@ def markdown(results: list[ScenarioResult], machine: dict, servers: list[str], r
                 continue
             rate = fmt_rate(c.rate) if c.usable else f"fails ({fmt_rate(c.rate)})"
             spread = "-" if c.spread_pct is None else f"±{c.spread_pct:.1f}%"
-            lines.append(f"| {sr.name} | {sr.generator} | {c.server} | {rate} | "
-                         f"{fmt_us(c.server_cpu_us_per_req)} | {spread} | {fmt_ms(c.p50_ms)} | "
-                         f"{fmt_ms(c.p99_ms)} | {fmt_mib(c.peak_rss_kib)} | {c.errors} |")
+            lines.append(
+                f"| {sr.name} | {sr.generator} | {c.server} | {rate} | "
+                f"{fmt_us(c.server_cpu_us_per_req)} | {spread} | {fmt_ms(c.p50_ms)} | "
+                f"{fmt_ms(c.p99_ms)} | {fmt_mib(c.peak_rss_kib)} | {c.errors} |"
+            )
     if notes:
         lines += ["", "Not ranked:", ""] + [f"- {n}" for n in notes]
     versions = machine.get("server_versions") or {}
@@ -234,8 +276,12 @@ def chart(path: str, results: list[ScenarioResult], servers: list[str], machine:
     width = 0.8 / n
     baseline = results[0].baseline
     fig, (ax, rel) = plt.subplots(
-        2, 1, figsize=(max(8, 1.3 * len(results) * max(1, n / 4)), 8.5), sharex=True,
-        gridspec_kw={"height_ratios": [3, 2]})
+        2,
+        1,
+        figsize=(max(8, 1.3 * len(results) * max(1, n / 4)), 8.5),
+        sharex=True,
+        gridspec_kw={"height_ratios": [3, 2]},
+    )
     colors = plt.get_cmap("tab10").colors
     all_rates = [c.rate for sr in results for c in sr.cells.values() if c.usable]
     floor = min(all_rates) / 3 if all_rates else 1
@@ -255,10 +301,18 @@ def chart(path: str, results: list[ScenarioResult], servers: list[str], machine:
             elif c is not None and c.status in (ERRORS, FAILED):
                 fails.append(x)
         color = colors[i % len(colors)]
-        ax.bar(xs, heights, width, label=name, color=color, yerr=[lo, hi], capsize=2,
-               error_kw={"elinewidth": 0.8})
+        ax.bar(
+            xs,
+            heights,
+            width,
+            label=name,
+            color=color,
+            yerr=[lo, hi],
+            capsize=2,
+            error_kw={"elinewidth": 0.8},
+        )
         rel.bar(rx, ratios, width, color=color)
-        for x, r in zip(rx, ratios):
+        for x, r in zip(rx, ratios, strict=True):
             rel.text(x, r, f"{r:.1f}", ha="center", va="bottom", fontsize=6)
         if fails:
             ax.scatter(fails, [floor * 1.3] * len(fails), marker="x", color=color, s=40)
@@ -268,10 +322,10 @@ def chart(path: str, results: list[ScenarioResult], servers: list[str], machine:
     ax.set_title(
         f"ASGI servers, one core each: {machine.get('cpu_model')}, Python {machine.get('python')}\n"
         "median of rounds, whiskers min-max; x = server failed the scenario's checks",
-        fontsize=9, pad=26,
+        fontsize=9,
+        pad=26,
     )
-    ax.legend(fontsize=8, ncol=min(n, 8), loc="lower center", bbox_to_anchor=(0.5, 1.0),
-              frameon=False)
+    ax.legend(fontsize=8, ncol=min(n, 8), loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     ax.grid(axis="y", which="both", alpha=0.3)
     rel.axhline(1.0, color="black", linewidth=0.8)
     rel.set_ylabel(f"x {baseline}")

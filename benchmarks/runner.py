@@ -121,7 +121,8 @@ def server_env() -> dict[str, str]:
     env = dict(os.environ)
     paths = [REPO]
     built = glob.glob(os.path.join(REPO, "src", "fastasgi", "_http", "_core*.so")) + glob.glob(
-        os.path.join(REPO, "src", "fastasgi", "_http", "_core*.pyd"))
+        os.path.join(REPO, "src", "fastasgi", "_http", "_core*.pyd")
+    )
     if built:
         paths.append(os.path.join(REPO, "src"))
     if env.get("PYTHONPATH"):
@@ -174,15 +175,18 @@ class Runner:
     def selected_scenarios(self) -> list[Scenario]:
         unknown = [s for s in self.opts.scenarios if s not in self.opts.scenario_table]
         if unknown:
-            raise ValueError(f"unknown scenario(s): {', '.join(unknown)}; "
-                             f"choose from {', '.join(self.opts.scenario_table)}")
+            raise ValueError(
+                f"unknown scenario(s): {', '.join(unknown)}; "
+                f"choose from {', '.join(self.opts.scenario_table)}"
+            )
         return [self.opts.scenario_table[s] for s in self.opts.scenarios]
 
     def selected_servers(self) -> list[ServerSpec]:
         unknown = [s for s in self.opts.servers if s not in self.opts.server_table]
         if unknown:
-            raise ValueError(f"unknown server(s): {', '.join(unknown)}; "
-                             f"choose from {', '.join(self.opts.server_table)}")
+            raise ValueError(
+                f"unknown server(s): {', '.join(unknown)}; choose from {', '.join(self.opts.server_table)}"
+            )
         return [self.opts.server_table[s] for s in self.opts.servers]
 
     def prepare_load_generators(self, scenarios: list[Scenario]) -> None:
@@ -190,7 +194,9 @@ class Runner:
         selected (LoadGeneratorMissing says how to install it); a missing C compiler only
         skips the websocket scenario."""
         if self.opts.generator not in GENERATORS:
-            raise ValueError(f"unknown generator {self.opts.generator!r}; choose from {', '.join(GENERATORS)}")
+            raise ValueError(
+                f"unknown generator {self.opts.generator!r}; choose from {', '.join(GENERATORS)}"
+            )
         if any(s.kind == "http" for s in scenarios):
             if self.opts.generator == "h2load":
                 self.h2load_path = h2load.find_h2load(self.opts.h2load)
@@ -226,8 +232,9 @@ class Runner:
             proc = TRACKER.spawn(argv, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         try:
             try:
-                sample.startup_s = httpcheck.wait_ready(o.host, port, proc, o.startup_timeout,
-                                                       path=scenario.path)
+                sample.startup_s = httpcheck.wait_ready(
+                    o.host, port, proc, o.startup_timeout, path=scenario.path
+                )
             except httpcheck.ServerFailed as exc:
                 sample.detail = f"not ready: {exc}{log_tail(log_path)}"
                 return sample
@@ -306,8 +313,10 @@ class Runner:
     def h2load_misfit(scenario: Scenario) -> str | None:
         """Why h2load cannot drive ``scenario`` (it sends GET, or POST with -d's body)."""
         if scenario.method not in ("GET", "POST") or (scenario.method == "POST") != bool(scenario.body_bytes):
-            return (f"h2load sends GET, or POST with a body; not {scenario.method} with "
-                    f"{scenario.body_bytes} body bytes")
+            return (
+                f"h2load sends GET, or POST with a body; not {scenario.method} with "
+                f"{scenario.body_bytes} body bytes"
+            )
         return None
 
     def _h2load_argv(self, scenario: Scenario, port: int, seconds: float) -> list[str]:
@@ -334,8 +343,12 @@ class Runner:
             body_len = len(scenario.expected)
         else:
             body_len = None
-        res = h2load.parse(fin.stdout, expected_body_len=body_len, connections=scenario.connections,
-                           pipeline=scenario.pipeline)
+        res = h2load.parse(
+            fin.stdout,
+            expected_body_len=body_len,
+            connections=scenario.connections,
+            pipeline=scenario.pipeline,
+        )
         if fin.returncode != 0 or not res.parsed:
             why = (fin.stderr.strip() or fin.stdout.strip())[-300:]
             return fin, None, f"h2load failed (exit {fin.returncode}): {why}"
@@ -354,7 +367,11 @@ class Runner:
         CPU seconds in it (per request: see ``_per_request``), and the share of the pinned
         cores that other processes took meanwhile (noise)."""
         cpu0, (busy0, steal0), t0 = start
-        cpu1, (busy1, steal1), t1 = tree_cpu_seconds(proc.pid), cpu_busy_seconds(self.pinned_cpus), time.monotonic()
+        cpu1, (busy1, steal1), t1 = (
+            tree_cpu_seconds(proc.pid),
+            cpu_busy_seconds(self.pinned_cpus),
+            time.monotonic(),
+        )
         sample.server_cpu_s = cpu1 - cpu0
         elapsed = t1 - t0
         if elapsed <= 0:
@@ -411,8 +428,16 @@ class Runner:
 
     def _ws_argv(self, scenario: Scenario, port: int, warmup: float, duration: float) -> list[str]:
         return pin_prefix(self.opts.client_cpus) + wsclient.command(
-            self.wsload, self.opts.host, port, scenario.path, connections=scenario.connections,
-            window=scenario.ws_window, size=scenario.ws_size, warmup=warmup, duration=duration)
+            self.wsload,
+            self.opts.host,
+            port,
+            scenario.path,
+            connections=scenario.connections,
+            window=scenario.ws_window,
+            size=scenario.ws_size,
+            warmup=warmup,
+            duration=duration,
+        )
 
     def _run_ws(self, scenario: Scenario, port: int, warmup: float, duration: float):
         limit = warmup + duration + 30
@@ -499,7 +524,9 @@ class Runner:
         if self.wsload:
             tools["wsload"] = os.path.basename(self.wsload)
         record = machine.record(
-            repo=REPO, server_cpus=o.server_cpus, client_cpus=o.client_cpus,
+            repo=REPO,
+            server_cpus=o.server_cpus,
+            client_cpus=o.client_cpus,
             versions={n: (p.version if p.available else "not available") for n, p in probes.items()},
             tools=tools,
         )
@@ -517,9 +544,11 @@ class Runner:
             plan.append((sc, runnable, skipped))
         total = sum(len(r) for _, r, _ in plan) * o.rounds
         per = 2.5 + o.warmup + o.duration
-        self.say(f"{total} measurements, about {total * per / 60:.1f} min "
-                 f"({o.rounds} round(s) x {o.warmup:g}s warm-up + {o.duration:g}s each); "
-                 f"server logs in {self.log_dir}")
+        self.say(
+            f"{total} measurements, about {total * per / 60:.1f} min "
+            f"({o.rounds} round(s) x {o.warmup:g}s warm-up + {o.duration:g}s each); "
+            f"server logs in {self.log_dir}"
+        )
 
         samples: dict[tuple[str, str], list[Sample]] = {}
         dropped: set[tuple[str, str]] = set()  # failed to start / answered wrongly: no more rounds
@@ -534,8 +563,10 @@ class Runner:
                         key = (sc.name, spec.name)
                         if key in dropped:
                             continue
-                        self.say(f"[{done:>3}/{total}] {sc.name:<10} round {rnd}/{o.rounds} "
-                                 f"{spec.name:<10} ", end="")
+                        self.say(
+                            f"[{done:>3}/{total}] {sc.name:<10} round {rnd}/{o.rounds} {spec.name:<10} ",
+                            end="",
+                        )
                         s = self.run_one(spec, sc, rnd)
                         samples.setdefault(key, []).append(s)
                         if s.status == FAILED:
@@ -548,15 +579,22 @@ class Runner:
             TRACKER.stop_all()
 
         results = []
-        for sc, runnable, skipped in plan:
+        for sc, _runnable, skipped in plan:
             cells: dict[str, Cell] = {}
             for spec in specs:
                 if spec.name in skipped:
                     cells[spec.name] = Cell(sc.name, spec.name, SKIPPED, reason=skipped[spec.name])
                 else:
                     cells[spec.name] = aggregate(sc.name, spec.name, samples.get((sc.name, spec.name), []))
-            sr = ScenarioResult(sc.name, sc.description, sc.unit, cells, BASELINE, SUBJECT,
-                                generator="wsload" if sc.kind == "websocket" else o.generator)
+            sr = ScenarioResult(
+                sc.name,
+                sc.description,
+                sc.unit,
+                cells,
+                BASELINE,
+                SUBJECT,
+                generator="wsload" if sc.kind == "websocket" else o.generator,
+            )
             sr.compute_ratios()
             results.append(sr)
 
@@ -574,8 +612,11 @@ class Runner:
         if s.status == FAILED:
             return f"FAILED: {s.detail}"
         lat = f"  p99 {report.fmt_ms(s.p99_ms)} ms" if s.p99_ms is not None else ""
-        cpu = (f"  server CPU {report.fmt_us(s.server_cpu_us_per_req)} us/{sc.unit.split('/')[0]}"
-               if s.server_cpu_us_per_req is not None else "")
+        cpu = (
+            f"  server CPU {report.fmt_us(s.server_cpu_us_per_req)} us/{sc.unit.split('/')[0]}"
+            if s.server_cpu_us_per_req is not None
+            else ""
+        )
         text = f"{report.fmt_rate(s.rate):>9} {sc.unit}{cpu}{lat}"
         if s.other_load is not None and s.other_load > NOISY_LOAD:
             text += f"  (noisy: other processes took {s.other_load:.0%} of the pinned cores)"
@@ -590,13 +631,20 @@ class Runner:
             "command": o.command_line,
             "interrupted": result.interrupted,
             "config": {
-                "rounds": o.rounds, "duration_s": o.duration, "warmup_s": o.warmup,
+                "rounds": o.rounds,
+                "duration_s": o.duration,
+                "warmup_s": o.warmup,
                 "generator": o.generator,
-                "server_cpus": o.server_cpus, "client_cpus": o.client_cpus, "host": o.host,
-                "servers": {s: {"argv": list(o.server_table[s].argv), "notes": o.server_table[s].notes}
-                            for s in servers},
-                "scenarios": {sr.name: _scenario_config(o.scenario_table[sr.name])
-                              for sr in result.scenarios},
+                "server_cpus": o.server_cpus,
+                "client_cpus": o.client_cpus,
+                "host": o.host,
+                "servers": {
+                    s: {"argv": list(o.server_table[s].argv), "notes": o.server_table[s].notes}
+                    for s in servers
+                },
+                "scenarios": {
+                    sr.name: _scenario_config(o.scenario_table[sr.name]) for sr in result.scenarios
+                },
             },
             "machine": result.machine,
             "results": result.scenarios,
@@ -604,8 +652,11 @@ class Runner:
         files = [base + ".json", base + ".md"]
         report.write_json(files[0], payload)
         with open(files[1], "w") as f:
-            f.write(report.markdown(result.scenarios, result.machine, servers, o.rounds, o.command_line,
-                                    generator=o.generator))
+            f.write(
+                report.markdown(
+                    result.scenarios, result.machine, servers, o.rounds, o.command_line, generator=o.generator
+                )
+            )
         if o.chart:
             why_not = report.chart(base + ".png", result.scenarios, servers, result.machine)
             if why_not:
@@ -637,37 +688,74 @@ def build_parser() -> argparse.ArgumentParser:
         description="Compare ASGI servers side by side: each pinned to its own core, the same "
         "app, wrk (or the websocket client) on another core, every response checked.",
     )
-    p.add_argument("--scenario", "--scenarios", dest="scenarios", action="append", metavar="NAMES",
-                   help=f"comma-separated, repeatable (default: all): {', '.join(SCENARIOS)}")
-    p.add_argument("--servers", "--server", dest="servers", action="append", metavar="NAMES",
-                   help=f"comma-separated, repeatable (default: all): {', '.join(SERVERS)}")
-    p.add_argument("--rounds", type=int, default=3, help="measurements per server and scenario, "
-                   "servers interleaved per round (default: 3)")
+    p.add_argument(
+        "--scenario",
+        "--scenarios",
+        dest="scenarios",
+        action="append",
+        metavar="NAMES",
+        help=f"comma-separated, repeatable (default: all): {', '.join(SCENARIOS)}",
+    )
+    p.add_argument(
+        "--servers",
+        "--server",
+        dest="servers",
+        action="append",
+        metavar="NAMES",
+        help=f"comma-separated, repeatable (default: all): {', '.join(SERVERS)}",
+    )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="measurements per server and scenario, servers interleaved per round (default: 3)",
+    )
     p.add_argument("--duration", type=float, default=5.0, help="seconds measured per round (default: 5)")
-    p.add_argument("--warmup", type=float, default=2.0, help="seconds of load before each "
-                   "measurement, checked but not counted (default: 2)")
+    p.add_argument(
+        "--warmup",
+        type=float,
+        default=2.0,
+        help="seconds of load before each measurement, checked but not counted (default: 2)",
+    )
     p.add_argument("--server-cpus", default="0", help="CPUs for the server (taskset list, default: 0)")
-    p.add_argument("--client-cpus", default="1", help="CPUs for the load generator (default: 1); "
-                   "wrk gets one thread per CPU")
+    p.add_argument(
+        "--client-cpus",
+        default="1",
+        help="CPUs for the load generator (default: 1); wrk gets one thread per CPU",
+    )
     p.add_argument("--no-pin", action="store_true", help="do not pin (results then mean little)")
     p.add_argument("--host", default="127.0.0.1", help="loopback address to serve on (default: 127.0.0.1)")
-    p.add_argument("--generator", choices=GENERATORS, default="wrk",
-                   help="HTTP load generator: wrk (default; every response's status, body and "
-                   "headers checked by benchmarks/lua/bench.lua) or h2load (nghttp2-client, "
-                   "run with --h1; statuses, errors and body byte counts checked)")
+    p.add_argument(
+        "--generator",
+        choices=GENERATORS,
+        default="wrk",
+        help="HTTP load generator: wrk (default; every response's status, body and "
+        "headers checked by benchmarks/lua/bench.lua) or h2load (nghttp2-client, "
+        "run with --h1; statuses, errors and body byte counts checked)",
+    )
     p.add_argument("--wrk", help="path of the wrk binary (default: wrk on PATH)")
     p.add_argument("--h2load", help="path of the h2load binary (default: h2load on PATH)")
-    p.add_argument("--startup-timeout", type=float, default=30.0,
-                   help="seconds a server may take to answer its first request (default: 30)")
-    p.add_argument("--out", default=DEFAULT_OUT, help="directory for the JSON, markdown and PNG "
-                   "results (default: benchmarks/results)")
+    p.add_argument(
+        "--startup-timeout",
+        type=float,
+        default=30.0,
+        help="seconds a server may take to answer its first request (default: 30)",
+    )
+    p.add_argument(
+        "--out",
+        default=DEFAULT_OUT,
+        help="directory for the JSON, markdown and PNG results (default: benchmarks/results)",
+    )
     p.add_argument("--name", help="base name of the result files (default: bench-DATE-TIME)")
     p.add_argument("--no-write", action="store_true", help="print the table only, write no files")
     p.add_argument("--no-chart", action="store_true", help="skip the PNG chart")
-    p.add_argument("--log-dir", help="keep server logs here (default: a temporary directory, "
-                   "removed when every server passed)")
-    p.add_argument("--list", action="store_true", help="list scenarios and servers (with "
-                   "availability) and exit")
+    p.add_argument(
+        "--log-dir",
+        help="keep server logs here (default: a temporary directory, removed when every server passed)",
+    )
+    p.add_argument(
+        "--list", action="store_true", help="list scenarios and servers (with availability) and exit"
+    )
     return p
 
 
@@ -717,8 +805,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         return _list(opts)
     if not args.no_pin and not cpus_ok:
-        print("fewer than 2 usable CPUs: server and load generator would share a core; "
-              "pass --no-pin to run anyway", file=sys.stderr)
+        print(
+            "fewer than 2 usable CPUs: server and load generator would share a core; "
+            "pass --no-pin to run anyway",
+            file=sys.stderr,
+        )
         return 2
     if args.log_dir:
         os.makedirs(args.log_dir, exist_ok=True)

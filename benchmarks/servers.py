@@ -45,47 +45,115 @@ SERVERS: dict[str, ServerSpec] = {
             name="fastasgi",
             module="fastasgi",
             requires=("fastasgi._http._core",),
-            argv=(PY, "-m", "fastasgi", "{app}", "--host", "{host}", "--port", "{port}",
-                  "--no-access-log", "--log-level", "warning"),
+            argv=(
+                PY,
+                "-m",
+                "fastasgi",
+                "{app}",
+                "--host",
+                "{host}",
+                "--port",
+                "{port}",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ),
             notes="defaults (uvloop when installed)",
         ),
         ServerSpec(
             name="uvicorn",
             module="uvicorn",
             requires=("httptools", "uvloop"),
-            argv=(PY, "-m", "uvicorn", "{app}", "--host", "{host}", "--port", "{port}",
-                  "--http", "httptools", "--loop", "uvloop", "--no-access-log",
-                  "--log-level", "warning"),
+            argv=(
+                PY,
+                "-m",
+                "uvicorn",
+                "{app}",
+                "--host",
+                "{host}",
+                "--port",
+                "{port}",
+                "--http",
+                "httptools",
+                "--loop",
+                "uvloop",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ),
             notes="--http httptools --loop uvloop",
         ),
         ServerSpec(
             name="granian",
             module="granian",
-            argv=(PY, "-m", "granian", "--interface", "asgi", "--workers", "1",
-                  "--host", "{host}", "--port", "{port}", "--no-access-log",
-                  "--log-level", "warning", "{app}"),
+            argv=(
+                PY,
+                "-m",
+                "granian",
+                "--interface",
+                "asgi",
+                "--workers",
+                "1",
+                "--host",
+                "{host}",
+                "--port",
+                "{port}",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+                "{app}",
+            ),
             notes="--interface asgi --workers 1 (app runs in a worker process)",
         ),
         ServerSpec(
             name="hypercorn",
             module="hypercorn",
             requires=("uvloop",),
-            argv=(PY, "-m", "hypercorn", "--bind", "{host}:{port}", "--worker-class", "uvloop",
-                  "--log-level", "warning", "{app}"),
+            argv=(
+                PY,
+                "-m",
+                "hypercorn",
+                "--bind",
+                "{host}:{port}",
+                "--worker-class",
+                "uvloop",
+                "--log-level",
+                "warning",
+                "{app}",
+            ),
             notes="--worker-class uvloop",
         ),
         ServerSpec(
             name="h2corn",
             module="h2corn",
-            argv=(PY, "-m", "h2corn", "{app}", "--host", "{host}", "--port", "{port}",
-                  "--no-access-log", "--server-header", "on"),
+            argv=(
+                PY,
+                "-m",
+                "h2corn",
+                "{app}",
+                "--host",
+                "{host}",
+                "--port",
+                "{port}",
+                "--no-access-log",
+                "--server-header",
+                "on",
+            ),
             notes="--server-header on (off by default; TechEmpower rules want it)",
         ),
         ServerSpec(
             name="fastpysgi",
             module="fastpysgi",
-            argv=(PY, "-c", "import fastpysgi; fastpysgi.run_from_cli()", "{app}",
-                  "--host", "{host}", "--port", "{port}"),
+            argv=(
+                PY,
+                "-c",
+                "import fastpysgi; fastpysgi.run_from_cli()",
+                "{app}",
+                "--host",
+                "{host}",
+                "--port",
+                "{port}",
+            ),
             websocket="fastpysgi has no WebSocket support",
             notes="its console script, run through the interpreter; 0.6 breaks every later "
             "connection after one 'Connection: close' request, so the harness sends none",
@@ -137,13 +205,19 @@ class Probe:
     extra: dict = field(default_factory=dict)
 
 
-def probe(spec: ServerSpec, env: dict | None = None, cwd: str | None = None,
-          python: str = sys.executable, timeout: float = 30.0) -> Probe:
+def probe(
+    spec: ServerSpec,
+    env: dict | None = None,
+    cwd: str | None = None,
+    python: str = sys.executable,
+    timeout: float = 30.0,
+) -> Probe:
     """Import the server in a fresh interpreter with the environment it will run in."""
     argv = [python, "-c", _PROBE, spec.module, spec.dist or spec.module, *spec.requires]
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd,
-                              check=False)
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd, check=False
+        )
     except subprocess.TimeoutExpired:
         return Probe(spec.name, False, reason=f"importing {spec.module} took over {timeout:.0f}s")
     try:

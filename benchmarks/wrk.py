@@ -50,9 +50,22 @@ def wrk_version(path: str) -> str:
     return text[0].strip() if text else "unknown"
 
 
-def command(wrk: str, url: str, *, threads: int, connections: int, duration: float,
-            method: str, path: str, body_bytes: int, pipeline: int, check: str,
-            expected: str, require_headers: bool, timeout: float = 8.0) -> list[str]:
+def command(
+    wrk: str,
+    url: str,
+    *,
+    threads: int,
+    connections: int,
+    duration: float,
+    method: str,
+    path: str,
+    body_bytes: int,
+    pipeline: int,
+    check: str,
+    expected: str,
+    require_headers: bool,
+    timeout: float = 8.0,
+) -> list[str]:
     """The wrk argv (without the taskset prefix). ``duration`` is rounded up to whole
     seconds, wrk's resolution."""
     seconds = max(1, int(-(-duration // 1)))
@@ -153,7 +166,9 @@ def parse(text: str) -> WrkResult:
     m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
     r.socket_errors = {"connect": 0, "read": 0, "write": 0, "timeout": 0}
     if m:
-        r.socket_errors = dict(zip(("connect", "read", "write", "timeout"), map(int, m.groups())))
+        r.socket_errors = dict(
+            zip(("connect", "read", "write", "timeout"), map(int, m.groups()), strict=True)
+        )
     m = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     if m:
         r.non2xx_3xx = int(m.group(1))

@@ -39,15 +39,22 @@ def ensure_built(cc: str | None = None) -> str:
     target = os.path.join(cache_dir(), f"wsload-{digest}")
     if os.access(target, os.X_OK):
         return target
-    compiler = cc or os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    compiler = (
+        cc or os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    )
     if not compiler or not shutil.which(compiler.split()[0]):
         raise LoadGeneratorMissing(INSTALL_HINT)
     os.makedirs(cache_dir(), exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=cache_dir(), prefix=".wsload-")
     os.close(fd)
     try:
-        done = subprocess.run([*compiler.split(), "-O2", "-o", tmp, SOURCE],
-                              capture_output=True, text=True, timeout=120, check=False)
+        done = subprocess.run(
+            [*compiler.split(), "-O2", "-o", tmp, SOURCE],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         if done.returncode != 0:
             raise LoadGeneratorMissing(f"compiling {SOURCE} failed:\n{done.stderr.strip()[-2000:]}")
         os.chmod(tmp, 0o755)
@@ -58,12 +65,39 @@ def ensure_built(cc: str | None = None) -> str:
     return target
 
 
-def command(binary: str, host: str, port: int, path: str, *, connections: int, window: int,
-            size: int, warmup: float, duration: float, timeout: float = 5.0) -> list[str]:
+def command(
+    binary: str,
+    host: str,
+    port: int,
+    path: str,
+    *,
+    connections: int,
+    window: int,
+    size: int,
+    warmup: float,
+    duration: float,
+    timeout: float = 5.0,
+) -> list[str]:
     return [
-        binary, "--host", host, "--port", str(port), "--path", path,
-        "--conns", str(connections), "--window", str(window), "--size", str(size),
-        "--warmup", f"{warmup:g}", "--duration", f"{duration:g}", "--timeout", f"{timeout:g}",
+        binary,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--path",
+        path,
+        "--conns",
+        str(connections),
+        "--window",
+        str(window),
+        "--size",
+        str(size),
+        "--warmup",
+        f"{warmup:g}",
+        "--duration",
+        f"{duration:g}",
+        "--timeout",
+        f"{timeout:g}",
     ]
 
 

@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
 # Build fastasgi's sdist and a manylinux wheel without Docker, then test the wheel the way a
-# user gets it.
+# user gets it; for one CPython, or for several one after the other.
 #
-#   scripts/build-wheel.sh [extra pytest arguments]
+#   scripts/build-wheel.sh [extra pytest arguments]                  # $PYTHON, or python3
+#   scripts/build-wheel.sh --python 3.13 [--python 3.10 ...] [pytest arguments]
+#   scripts/build-wheel.sh --all [pytest arguments]                  # every CPython 3.10-3.14 found
 #
+# A --python value is a version (3.13: python3.13 from pyenv's versions directory,
+# $PYENV_ROOT/versions/3.13.*/bin, else from PATH) or an interpreter's path. With more than
+# one, each version is a full run of its own (its own sdist, wheel, venv and test run), and a
+# table of the results closes; the exit code is non-zero when any of them failed or was not
+# found.
+#
+# One run:
 # 1. `python -m build` makes the sdist, then the wheel FROM THE SDIST (so a file missing from
 #    the sdist breaks the build here, not on a user's machine); scripts/check-sdist.py checks
 #    the sdist holds the Cython sources, llhttp and its licence, and no build artefacts.
@@ -17,13 +26,80 @@
 #    then checks that fastasgi is imported from site-packages and that the loaded extension is
 #    the file the wheel installed).
 #
-# Environment: PYTHON (interpreter to build for, default python3), OUT (where the sdist and
-# the repaired wheel are copied, default <repo>/wheelhouse), KEEP_WORK=1 keeps the temporary
-# work directory. Needs network access to PyPI (build tools, build and test dependencies).
-# The wheels for other Pythons and platforms come from cibuildwheel (.github/workflows/wheels.yml).
+# Environment: PYTHON (interpreter to build for when no --python is given, default python3),
+# OUT (where the sdist and the repaired wheels are copied, default <repo>/wheelhouse),
+# KEEP_WORK=1 keeps the temporary work directory. Needs network access to PyPI (build tools,
+# build and test dependencies). check-sdist.py needs Python 3.11+ (tomllib): for a 3.10 wheel
+# it runs under python3 from PATH. The wheels for other platforms come from cibuildwheel
+# (.github/workflows/wheels.yml).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SUPPORTED=(3.10 3.11 3.12 3.13 3.14)
+
+# The interpreter for a version ("3.13"), or the argument itself when it is not a version.
+# pyenv's shims answer only for the versions pyenv has selected, so its versions directory
+# comes first; then python3.X from PATH, if it runs.
+resolve_python() {
+    local want="$1" found="" dir
+    local candidates=()
+    if [[ ! "$want" =~ ^3\.[0-9]+$ ]]; then
+        echo "$want"
+        return
+    fi
+    for dir in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$want".*; do
+        # plain CPython X.Y.Z only (not X.Y.Zt, X.Y-dev)
+        [[ "$dir" =~ /$want\.[0-9]+$ && -x "$dir/bin/python$want" ]] && candidates+=("$dir")
+    done
+    if [ "${#candidates[@]}" -gt 0 ]; then
+        found="$(printf '%s\n' "${candidates[@]}" | sort -V | tail -n 1)/bin/python$want"
+    elif command -v "python$want" >/dev/null && "python$want" -c 'import sys' 2>/dev/null; then
+        found="$(command -v "python$want")"
+    fi
+    echo "$found"
+}
+
+pythons=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --python) [ $# -ge 2 ] || { echo "build-wheel: --python needs a value" >&2; exit 2; }
+            pythons+=("$2"); shift 2 ;;
+        --python=*) pythons+=("${1#--python=}"); shift ;;
+        --all) pythons+=("${SUPPORTED[@]}"); shift ;;
+        *) break ;;  # the rest goes to pytest
+    esac
+done
+
+if [ "${#pythons[@]}" -gt 1 ]; then
+    # One full run per version, this script again; a summary at the end.
+    results=()
+    rc_all=0
+    for want in "${pythons[@]}"; do
+        interpreter="$(resolve_python "$want")"
+        if [ -z "$interpreter" ]; then
+            printf '\n==> Python %s: not found\n' "$want"
+            results+=("$want: not found")
+            rc_all=1
+            continue
+        fi
+        printf '\n==> Python %s: %s\n' "$want" "$interpreter"
+        started=$SECONDS
+        set +e
+        PYTHON="$interpreter" bash "${BASH_SOURCE[0]}" "$@"
+        rc=$?
+        set -e
+        results+=("$want: exit code $rc in $((SECONDS - started)) s ($interpreter)")
+        [ "$rc" = 0 ] || rc_all=1
+    done
+    printf '\n==> all versions\n'
+    printf '    %s\n' "${results[@]}"
+    exit "$rc_all"
+fi
+
+if [ "${#pythons[@]}" = 1 ]; then
+    PYTHON="$(resolve_python "${pythons[0]}")"
+    [ -n "$PYTHON" ] || { echo "build-wheel: no interpreter found for Python ${pythons[0]}" >&2; exit 1; }
+fi
 PYTHON="${PYTHON:-python3}"
 OUT="${OUT:-$ROOT/wheelhouse}"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/fastasgi-build-wheel.XXXXXX")"
@@ -49,8 +125,17 @@ cleanup() {
 trap cleanup EXIT
 
 [ "$(uname -s)" = Linux ] || fail "this script makes manylinux wheels; run it on Linux"
-"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
-    || fail "$PYTHON is older than 3.11 (check-sdist.py needs tomllib)"
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
+    || fail "$PYTHON is older than 3.10 (fastasgi's requires-python)"
+# check-sdist.py needs tomllib (3.11+): the target interpreter's tools venv, else python3
+CHECK_PYTHON=""
+if "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    CHECK_PYTHON="$WORK/tools/bin/python"
+elif python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    CHECK_PYTHON="$(command -v python3)"
+else
+    fail "check-sdist.py needs Python 3.11+ (tomllib): $PYTHON is older and python3 on PATH too"
+fi
 
 step "build tools in $WORK/tools"
 "$PYTHON" -m venv "$WORK/tools"
@@ -75,7 +160,7 @@ SDIST="${sdists[0]}"
 WHEEL="${wheels[0]}"
 
 step "sdist contents: $(basename "$SDIST")"
-"$TOOLS/python" "$ROOT/scripts/check-sdist.py" --source-tree "$ROOT" "$SDIST"
+"$CHECK_PYTHON" "$ROOT/scripts/check-sdist.py" --source-tree "$ROOT" "$SDIST"
 
 step "auditwheel show (before repair): $(basename "$WHEEL")"
 "$TOOLS/auditwheel" show "$WHEEL"

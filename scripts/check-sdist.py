@@ -90,6 +90,11 @@ def read_member(path: Path, top: str, name: str) -> str:
         return f.read().decode("utf-8")
 
 
+# Tree files left out of the sdist on purpose (MANIFEST.in prunes them): the results of
+# benchmark runs on our machine, which the README shows.
+NOT_SHIPPED = ["benchmarks/results/*"]
+
+
 def tree_files(root: Path) -> list[str]:
     """Files of the checkout that belong in the sdist: what git tracks or would track."""
     dirs = ["src", "csrc", "tests", "benchmarks"]
@@ -124,7 +129,11 @@ def check(sdist: Path, source_tree: Path | None) -> list[str]:
     if not pxds:
         problems.append("missing: no .pxd under src/fastasgi/")
     # every part _core.pyx includes must ship, or the sdist cannot build
-    core = read_member(sdist, top, "src/fastasgi/_http/_core.pyx") if "src/fastasgi/_http/_core.pyx" in files else ""
+    core = (
+        read_member(sdist, top, "src/fastasgi/_http/_core.pyx")
+        if "src/fastasgi/_http/_core.pyx" in files
+        else ""
+    )
     for line in core.splitlines():
         if line.startswith("include "):
             part = "src/fastasgi/_http/" + line.split('"')[1]
@@ -141,7 +150,9 @@ def check(sdist: Path, source_tree: Path | None) -> list[str]:
     # one version everywhere
     if "PKG-INFO" in files and "src/fastasgi/_version.py" in files:
         meta = email.parser.Parser().parsestr(read_member(sdist, top, "PKG-INFO"))
-        m = re.search(r'^__version__\s*=\s*"([^"]+)"', read_member(sdist, top, "src/fastasgi/_version.py"), re.M)
+        m = re.search(
+            r'^__version__\s*=\s*"([^"]+)"', read_member(sdist, top, "src/fastasgi/_version.py"), re.M
+        )
         source_version = m.group(1) if m else None
         if meta["Version"] != source_version:
             problems.append(f"version: PKG-INFO says {meta['Version']}, _version.py says {source_version}")
@@ -165,6 +176,8 @@ def check(sdist: Path, source_tree: Path | None) -> list[str]:
         for rel in tree_files(source_tree):
             if any(fnmatch.fnmatch(rel, pat) for pat, _ in FORBIDDEN):
                 continue  # an artefact in the tree (e.g. not yet ignored) is not expected to ship
+            if any(fnmatch.fnmatch(rel, pat) for pat in NOT_SHIPPED):
+                continue
             if rel not in files:
                 problems.append(f"missing: {rel} (in the source tree, not in the sdist)")
     return problems

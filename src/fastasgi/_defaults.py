@@ -34,6 +34,9 @@ LIMIT_REQUEST_FIELDS = 100
 TIMEOUT_KEEP_ALIVE = 5
 TIMEOUT_NOTIFY = 30
 TIMEOUT_WORKER_HEALTHCHECK = 5
+#: seconds between SIGTERM (or the first SIGINT) and closing the listener: /readyz already
+#: answers 503 and the server still serves, while the load balancer takes it out of rotation
+DRAIN_DELAY = 0.0
 
 # Slow-client defences uvicorn does not have (0 or None turns each off):
 #: seconds from the first byte of a request head to its end; beyond it 408 and close. Heads
@@ -50,6 +53,11 @@ TIMEOUT_REQUEST = None
 
 #: --forwarded-allow-ips when neither the flag nor $FORWARDED_ALLOW_IPS is set
 FORWARDED_ALLOW_IPS = "127.0.0.1,::1"
+
+#: --proxy-protocol: read a PROXY protocol header (haproxy's, "v1", "v2", or either or none:
+#: "auto") before HTTP on every connection; "off": never
+PROXY_PROTOCOL = "off"
+PROXY_PROTOCOLS = ("off", "v1", "v2", "auto")
 
 #: what happens to a request header field whose name contains "_" (gunicorn's header_map):
 #: "drop" it, "refuse" the request with 400, or pass it through ("dangerous")

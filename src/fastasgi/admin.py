@@ -1,10 +1,26 @@
-"""The admin listener (``--admin-bind``): ``GET /metrics`` for Prometheus, never the app.
+"""The admin listener (``--admin-bind``): ``GET /metrics`` for Prometheus, ``GET /livez`` and
+``GET /readyz`` for health checks; never the app.
 
 A small HTTP/1.1 server (``http.server``) on threads of its own, on an address of its own:
 it is off the event loop and off the hot path, and a request to it never reaches the app.
 ``GET /metrics`` (and ``HEAD``) answers in the Prometheus text exposition format 0.0.4, or
 in OpenMetrics 1.0.0 when the ``Accept`` header prefers it; any other path is 404, any other
 method 405.
+
+Health (``Health``: two checks the process that serves the listener provides), each a
+one-line plain text body, 200 or 503:
+
+- ``/livez``: every event loop answers its heartbeat. One process: the server's
+  once-a-second tick, a timer on its event loop, ran within ``--timeout-worker-healthcheck``.
+  ``--workers``: the supervisor's loop turns, and every worker was heard from within half
+  of that bound (the supervisor kills a worker silent for the whole bound and starts
+  another: ``/livez`` reports it before that, not only in the moment it is replaced).
+- ``/readyz``: lifespan startup has completed (in every worker) and the drain has not begun
+  (``--drain-delay``: the first SIGTERM turns it 503 while the server still serves).
+
+The judgements are pure functions (``judge_liveness``, ``judge_readiness``); the states
+they judge are read from the serving threads' objects without a lock: each is one
+attribute read, and a health check that is a moment late is still right a moment later.
 
 Where the numbers come from: every server process counts in C into a block of counters
 (``fastasgi._http._core``'s ``metrics_*``: plain increments on the connection's path,
@@ -64,6 +80,56 @@ MAX_CONNECTIONS = 16
 CONNECTION_TIMEOUT = 10.0
 #: backlog of the admin socket
 BACKLOG = 64
+
+
+#: paths the listener serves
+HEALTH_PATHS = ("/livez", "/readyz")
+
+#: a health check: (healthy, one-line reason)
+Check = Callable[[], tuple[bool, str]]
+
+
+@dataclass
+class Health:
+    """The two checks of the process that serves the listener (the server, or the
+    supervisor with ``--workers``)."""
+
+    live: Check
+    ready: Check
+
+
+def judge_liveness(now: float, beats: Iterable[tuple[str, float]], bound: float) -> tuple[bool, str]:
+    """``beats``: (who, monotonic time it was last heard from) for every event loop that
+    must answer. Healthy when each was heard from within ``bound`` seconds of ``now``."""
+    count = 0
+    for who, last in beats:
+        count += 1
+        silent = now - last
+        if silent > bound:
+            return False, f"{who}: event loop silent for {silent:.1f}s (bound {bound:g}s)"
+    return True, f"ok: {count} event loop{'s' if count != 1 else ''} answering"
+
+
+def judge_readiness(draining: bool, ready: int, total: int, served: bool, workers: bool) -> tuple[bool, str]:
+    """``ready`` of ``total`` server processes have completed lifespan startup and accept;
+    ``served``: all of them once had (the first startup is over); ``workers``: a supervisor's
+    workers rather than one process.
+
+    Ready once every process has started, until the drain. Afterwards a worker being
+    replaced (crash, recycling, rolling restart) does not make the whole server unready:
+    the others accept on the same listeners, and taking it out of rotation would move all
+    of its traffic elsewhere; only no ready worker at all does."""
+    if draining:
+        return False, "draining"
+    if not workers:
+        if ready < total:
+            return False, "starting: lifespan startup not complete"
+        return True, "ok"
+    if not served and ready < total:
+        return False, f"starting: {ready} of {total} workers ready"
+    if ready == 0:
+        return False, f"no worker ready: 0 of {total} (restarting)"
+    return True, f"ok: {ready} of {total} workers ready"
 
 
 @dataclass
@@ -433,10 +499,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         return f"fastasgi/{__version__}"
 
     def do_GET(self) -> None:
-        self._metrics(send_body=True)
+        self._route(send_body=True)
 
     def do_HEAD(self) -> None:
-        self._metrics(send_body=False)
+        self._route(send_body=False)
 
     def __getattr__(self, name: str) -> Any:
         # http.server dispatches on "do_" + the method; every method but GET and HEAD is 405
@@ -445,10 +511,36 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self._not_allowed
         raise AttributeError(name)
 
+    def _route(self, send_body: bool) -> None:
+        path = self.path.partition("?")[0]
+        if path == "/metrics":
+            self._metrics(send_body)
+        elif path in HEALTH_PATHS and self.server.health is not None:
+            self._health(path, send_body)
+        else:
+            self._reply(
+                404,
+                b"Not Found: the admin listener serves /metrics, /livez and /readyz\n",
+                send_body=send_body,
+            )
+
+    def _health(self, path: str, send_body: bool) -> None:
+        health = self.server.health
+        assert health is not None
+        try:
+            healthy, reason = health.live() if path == "/livez" else health.ready()
+        except Exception:
+            logger.exception("The admin listener could not check %s", path)
+            healthy, reason = False, "health check failed"
+        # no-store: a probe must never be answered by a cache (RFC 9111 5.2.2.5)
+        self._reply(
+            200 if healthy else 503,
+            (reason.splitlines() or [""])[0].encode("utf-8", "replace") + b"\n",
+            extra=[("Cache-Control", "no-store")],
+            send_body=send_body,
+        )
+
     def _metrics(self, send_body: bool) -> None:
-        if self.path.partition("?")[0] != "/metrics":
-            self._reply(404, b"Not Found: the admin listener serves /metrics\n", send_body=send_body)
-            return
         try:
             snapshot = self.server.collect()
         except Exception:
@@ -495,10 +587,11 @@ class _Listener(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, sock: socket.socket, collect: Callable[[], Snapshot]) -> None:
+    def __init__(self, sock: socket.socket, collect: Callable[[], Snapshot], health: Health | None) -> None:
         socketserver.BaseServer.__init__(self, sock.getsockname(), _Handler)
         self.socket = sock
         self.collect = collect
+        self.health = health
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
 
@@ -520,14 +613,19 @@ class _Listener(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
 
 class AdminServer:
-    """The admin listener on ``sockets`` (see ``bind``), answering from ``collect()``."""
+    """The admin listener on ``sockets`` (see ``bind``), answering from ``collect()`` and
+    ``health`` (None: no health paths)."""
 
     def __init__(
-        self, sockets: list[socket.socket], collect: Callable[[], Snapshot], unix_paths: list[str]
+        self,
+        sockets: list[socket.socket],
+        collect: Callable[[], Snapshot],
+        unix_paths: list[str],
+        health: Health | None = None,
     ) -> None:
         self.sockets = sockets
         self.unix_paths = unix_paths
-        self._listeners = [_Listener(sock, collect) for sock in sockets]
+        self._listeners = [_Listener(sock, collect, health) for sock in sockets]
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
@@ -567,11 +665,13 @@ def bind(endpoint: _sockets.Endpoint) -> list[socket.socket]:
     return _sockets.bind([endpoint], BACKLOG)
 
 
-def start(endpoint: _sockets.Endpoint, collect: Callable[[], Snapshot]) -> AdminServer:
-    """Bind ``endpoint``, log where, and serve ``collect()`` from threads. Raises
-    ``OSError`` (``BindError``) when the address cannot be bound."""
+def start(
+    endpoint: _sockets.Endpoint, collect: Callable[[], Snapshot], health: Health | None = None
+) -> AdminServer:
+    """Bind ``endpoint``, log where, and serve ``collect()`` and ``health`` from threads.
+    Raises ``OSError`` (``BindError``) when the address cannot be bound."""
     sockets = bind(endpoint)
-    server = AdminServer(sockets, collect, _sockets.unix_paths([endpoint]))
+    server = AdminServer(sockets, collect, _sockets.unix_paths([endpoint]), health)
     for sock in sockets:
         if sock.family == socket.AF_UNIX:
             logger.info("Admin listener (GET /metrics) on unix socket %s", sock.getsockname())

@@ -462,6 +462,16 @@ class _Command(click.Command):
     help="Maximum number of seconds to wait for graceful shutdown.",
 )
 @click.option(
+    "--drain-delay",
+    type=click.FloatRange(min=0),
+    default=_defaults.DRAIN_DELAY,
+    show_default=True,
+    metavar="SECONDS",
+    help="On SIGTERM (or the first SIGINT): /readyz answers 503 at once, and the server keeps serving"
+    " for this many seconds (the load balancer's time to stop sending traffic) before it stops"
+    " accepting and shuts down gracefully. A second signal skips the rest of it.",
+)
+@click.option(
     "--limit-request-head-size",
     type=click.IntRange(min=1),
     default=_defaults.LIMIT_REQUEST_HEAD_SIZE,

@@ -40,6 +40,7 @@ WS_TYPES = ("auto", "none", "websockets", "websockets-sansio", "wsproto")
 HTTP_TYPES = ("auto", "h11", "httptools")
 INTERFACES = ("auto", "asgi3", "asgi2", "wsgi")
 HEADER_MAPS = _defaults.HEADER_MAPS
+PROXY_PROTOCOLS = _defaults.PROXY_PROTOCOLS
 
 #: Exit code when the application cannot start (lifespan startup failed), as uvicorn.
 STARTUP_FAILURE = 3
@@ -123,6 +124,9 @@ class Config:
     ``fd://N``; when given they replace ``host``/``port``/``uds``/``fd``.
     ``reuse_port``: ``SO_REUSEPORT`` on the TCP listeners; with ``workers`` each worker
     gets listeners of its own (see ``fastasgi.supervisors``).
+    ``drain_delay``: seconds between SIGTERM (or the first SIGINT) and the graceful stop,
+    during which ``/readyz`` on the admin listener answers 503 and the server keeps serving
+    (the load balancer's time to take it out of rotation); 0: stop at once.
     ``admin_bind``: the address of the admin listener (``GET /metrics``, see
     ``fastasgi.admin``): ``HOST:PORT``, ``[IPV6]:PORT`` or ``unix:PATH``; None (the
     default): no admin listener, and nothing is counted.
@@ -136,6 +140,9 @@ class Config:
     through (``"dangerous"``). Behind a proxy that strips ``X-Forwarded-For``, an
     ``X_Forwarded_For`` would get through, and WSGI-style mappings (Django's ``META``) read
     both as ``HTTP_X_FORWARDED_FOR``.
+    ``proxy_protocol``: ``"off"``, or read a PROXY protocol header (haproxy's) before HTTP
+    on every connection, only from peers in ``forwarded_allow_ips``: ``"v1"``, ``"v2"``, or
+    ``"auto"`` (either, or none); see ``fastasgi.middleware.proxy_protocol``. Not with TLS.
 
     ``forwarded_allow_ips`` (None: ``$FORWARDED_ALLOW_IPS``, else ``127.0.0.1,::1``) and
     ``workers`` (None: ``$WEB_CONCURRENCY``, else 1) read the environment as uvicorn does,
@@ -185,6 +192,7 @@ class Config:
         timeout_notify: float = _defaults.TIMEOUT_NOTIFY,
         timeout_graceful_shutdown: float | None = None,
         timeout_worker_healthcheck: float = _defaults.TIMEOUT_WORKER_HEALTHCHECK,
+        drain_delay: float = _defaults.DRAIN_DELAY,
         callback_notify: Callable[..., Awaitable[None]] | None = None,
         ssl_keyfile: str | os.PathLike[str] | None = None,
         ssl_certfile: str | os.PathLike[str] | None = None,
@@ -211,6 +219,7 @@ class Config:
         log_format: str = _defaults.LOG_FORMAT,
         worker_init: str | Callable[[], Any] | None = None,
         admin_bind: str | None = _defaults.ADMIN_BIND,
+        proxy_protocol: str = _defaults.PROXY_PROTOCOL,
     ) -> None:
         self.app = app
         self.host = host
@@ -253,6 +262,7 @@ class Config:
         self.timeout_notify = timeout_notify
         self.timeout_graceful_shutdown = timeout_graceful_shutdown
         self.timeout_worker_healthcheck = timeout_worker_healthcheck
+        self.drain_delay = drain_delay
         self.callback_notify = callback_notify
         self.ssl_keyfile = ssl_keyfile
         self.ssl_certfile = ssl_certfile
@@ -279,6 +289,7 @@ class Config:
         self.worker_init = worker_init
         self.bind = [bind] if isinstance(bind, str) else list(bind or [])
         self.admin_bind = admin_bind
+        self.proxy_protocol = proxy_protocol
         #: where the admin listener listens (from admin_bind): ("tcp", (host, port)) or
         #: ("unix", path); None: no admin listener
         self.admin_endpoint: _sockets.Endpoint | None = None
@@ -324,6 +335,7 @@ class Config:
         _check_choice("lifespan", self.lifespan, LIFESPAN_MODES)
         _check_choice("interface", self.interface, INTERFACES)
         _check_choice("header_map", self.header_map, HEADER_MAPS)
+        _check_choice("proxy_protocol", self.proxy_protocol, PROXY_PROTOCOLS)
         if self.ws == "websockets-sansio":
             self.ws = "websockets"  # fastasgi's websockets support is sans-I/O already
 
@@ -347,6 +359,7 @@ class Config:
         _check_number("timeout_notify", self.timeout_notify)
         _check_number("timeout_graceful_shutdown", self.timeout_graceful_shutdown, optional=True)
         _check_number("timeout_worker_healthcheck", self.timeout_worker_healthcheck, positive=True)
+        _check_number("drain_delay", self.drain_delay)
         _check_number("reload_delay", self.reload_delay)
         if not isinstance(self.root_path, str):
             raise _invalid("root_path", self.root_path, "is not a string")
@@ -457,6 +470,13 @@ class Config:
             ) from None
 
         self._validate_ssl()
+        if self.proxy_protocol != "off" and self.is_ssl:
+            # The header comes before the TLS handshake on the wire; asyncio's TLS layer
+            # would read it as a ClientHello.
+            raise ConfigError(
+                f"--proxy-protocol {self.proxy_protocol} cannot be used with TLS (--ssl-certfile):"
+                " terminate TLS at the proxy, or use --proxy-protocol off."
+            )
         self.endpoints = self._endpoints()
         self.admin_endpoint = self._admin_endpoint()
 

@@ -7,10 +7,13 @@ Life of one ``Server.serve()``:
    into a private block (``fastasgi.admin``);
 2. lifespan startup (a failure ends here with exit code 3);
 3. bind (host/port, ``--uds``, ``--fd`` or sockets handed in) and serve; one timer calls
-   ``ctx.tick()`` every second (Date header, idle keep-alive connections);
-4. on SIGINT/SIGTERM (or ``should_exit``): stop accepting, let in-flight requests finish
-   (bounded by ``--timeout-graceful-shutdown``), then lifespan shutdown. A second signal
-   (``force_exit``) stops waiting and closes what is left.
+   ``ctx.tick()`` every second (Date header, idle keep-alive connections), from the start of
+   lifespan startup: its last run is the event loop's heartbeat (``/livez``);
+4. on SIGINT/SIGTERM (or ``should_exit``): ``/readyz`` turns 503 at once; the drain
+   (``--drain-delay``) keeps serving normally for that long, then stop accepting, let
+   in-flight requests finish (bounded by ``--timeout-graceful-shutdown``), then lifespan
+   shutdown. A second signal (``force_exit``) ends the drain delay and the waiting, and
+   closes what is left.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from fastasgi._http._core import HttpProtocol, ServerContext
 from fastasgi.config import STARTUP_FAILURE, Config, ConfigError
 from fastasgi.lifespan import Lifespan
 from fastasgi.logging import style
+from fastasgi.middleware.proxy_protocol import proxy_protocol_factory
 
 HANDLED_SIGNALS = (
     signal.SIGINT,  # Ctrl+C
@@ -76,6 +80,8 @@ class Server:
         self._access_log: AccessLog | None = None
         self._admin: admin.AdminServer | None = None
         self._metrics: admin.LocalMetrics | None = None
+        #: monotonic time of the last tick: the event loop's heartbeat for /livez
+        self.last_beat = time.monotonic()
 
     def run(self, sockets: list[socket.socket] | None = None) -> None:
         """Serve on a new event loop (``--loop``) until told to stop."""
@@ -103,8 +109,10 @@ class Server:
             await self.startup(sockets)
             if self.started:
                 await self.main_loop()
+                await self.drain()
                 await self.shutdown()
         finally:
+            self._cancel_tick()
             self._stop_admin()
 
         logger.info(
@@ -129,6 +137,9 @@ class Server:
             state=self.lifespan.state,
             ws_upgrade=self._ws_upgrade,
         )
+        # From now on: the app's lifespan startup runs on this loop, and /livez must see
+        # whether it blocks the loop.
+        self._schedule_tick(loop)
 
         if not await self._unless_forced(self.lifespan.startup()):
             self.lifespan.cancel()
@@ -141,6 +152,16 @@ class Server:
         def create_protocol() -> asyncio.Protocol:
             return HttpProtocol(ctx)
 
+        if config.proxy_protocol != "off":
+            # each connection reads its PROXY protocol header first, then becomes HttpProtocol
+            create_protocol = proxy_protocol_factory(
+                ctx,
+                config.proxy_protocol,
+                config.trusted_proxies,
+                config.timeout_request_head,
+                config.timeout_keep_alive,
+            )
+
         try:
             self.servers = await self._listen(create_protocol, sockets)
         except OSError as exc:
@@ -149,7 +170,6 @@ class Server:
             await self._unless_forced(self.lifespan.shutdown())
             raise StartupError(message, 1) from None
 
-        self._schedule_tick(loop)
         self.started = True
 
     async def _listen(
@@ -191,7 +211,9 @@ class Server:
             return
         metrics = admin.LocalMetrics()
         try:
-            self._admin = admin.start(endpoint, metrics.collect)
+            self._admin = admin.start(
+                endpoint, metrics.collect, admin.Health(self.check_live, self.check_ready)
+            )
         except OSError as exc:
             message = _sockets.bind_error_message(exc, [endpoint])
             logger.error(message)
@@ -219,9 +241,28 @@ class Server:
 
         def tick() -> None:
             self._tick_handle = loop.call_later(1.0 - time.time() % 1.0 + 0.001, tick)
+            self.last_beat = time.monotonic()
             ctx.tick()
 
+        self.last_beat = time.monotonic()
         self._tick_handle = loop.call_later(1.0 - time.time() % 1.0 + 0.001, tick)
+
+    def _cancel_tick(self) -> None:
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+            self._tick_handle = None
+
+    # -- health (the admin listener's threads call these) ---------------------------------
+
+    def check_live(self) -> tuple[bool, str]:
+        """``/livez``: the tick, a timer on the event loop, ran within
+        ``--timeout-worker-healthcheck``; a loop that an app blocks does not run it."""
+        bound = float(self.config.timeout_worker_healthcheck)
+        return admin.judge_liveness(time.monotonic(), [("server", self.last_beat)], bound)
+
+    def check_ready(self) -> tuple[bool, str]:
+        """``/readyz``: lifespan startup complete and accepting, and no stop asked for."""
+        return admin.judge_readiness(self.should_exit, int(self.started), 1, self.started, workers=False)
 
     # -- running ------------------------------------------------------------------------
 
@@ -245,6 +286,28 @@ class Server:
 
     # -- shutdown -----------------------------------------------------------------------
 
+    def drain_delay(self) -> float:
+        """Seconds to keep serving after the stop signal (``--drain-delay``)."""
+        return float(self.config.drain_delay or 0)
+
+    async def drain(self) -> None:
+        """After the first SIGTERM/SIGINT: ``/readyz`` already answers 503 (it reads
+        ``should_exit``); keep serving normally, keep-alive included, for the drain delay,
+        so that the load balancer stops sending new connections before the listener closes.
+        A second signal (``force_exit``) ends it. Not after ``--limit-max-requests``, which
+        is no stop signal."""
+        delay = self.drain_delay()
+        if not self.should_exit or delay <= 0 or self.force_exit:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + delay
+        logger.info("Draining: /readyz answers 503; still serving for %gs (--drain-delay).", delay)
+        while not self.force_exit:
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            await asyncio.sleep(min(0.05, left))
+
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         """Stop accepting, finish what is in flight (within ``--timeout-graceful-shutdown``,
         then cancel it), lifespan shutdown. ``sockets`` is accepted for uvicorn's
@@ -255,7 +318,11 @@ class Server:
         logger.info("Shutting down")
 
         # Stop accepting; then no keep-alive: idle connections close now, busy ones after
-        # their current response.
+        # their current response (with "connection: close", RFC 9112 9.6). Open websockets
+        # get 1012 (Service Restart, IANA's WebSocket close code registry, RFC 6455 11.7)
+        # rather than 1001 (Going Away, RFC 6455 7.4.1): what stops here is this process,
+        # not the service; the client should reconnect, and its next connection reaches
+        # another process or instance (a drain, a rolling restart, a recycled worker).
         for server in self.servers:
             server.close()
         ctx.begin_shutdown()
@@ -295,13 +362,13 @@ class Server:
                 logger.error("%d request task(s) did not finish after being cancelled.", len(pending))
         for server in self.servers:
             await server.wait_closed()
-        if self._tick_handle is not None:
-            self._tick_handle.cancel()
         self._remove_unix_sockets()
 
         if not self.force_exit:
             if not await self._unless_forced(self.lifespan.shutdown()):
                 self.lifespan.cancel()
+        # The tick runs until here: /livez keeps judging the loop during lifespan shutdown.
+        self._cancel_tick()
         if self._access_log is not None:
             self._access_log.flush()
 

@@ -18,6 +18,11 @@ gunicorn                   fastasgi
 ``--header-map``           ``header_map`` (``drop``, ``refuse`` or ``dangerous``: request
                            header fields whose name contains ``_``)
 ``--forwarded-allow-ips``  ``forwarded_allow_ips``
+``--proxy-protocol``       ``proxy_protocol`` (``off``, ``v1``, ``v2``, ``auto``; a bare flag
+                           or ``true`` is ``auto``). The peers trusted to send the header are
+                           ``--forwarded-allow-ips``'s (fastasgi has one list of trusted
+                           proxies): ``--proxy-allow-from`` is not read, and a worker says
+                           so in the log when it differs.
 ``--keyfile``,             ``ssl_keyfile``, ``ssl_certfile``, ``ssl_ca_certs``,
 ``--certfile``, ...        ``ssl_cert_reqs``, ``ssl_ciphers``
 ``--access-logfile``,      fastasgi's access and error lines go to gunicorn's handlers;
@@ -138,7 +143,17 @@ class FastASGIWorker(Worker):
             "limit_max_requests": self.max_requests if cfg.max_requests > 0 else None,
             "forwarded_allow_ips": list(cfg.forwarded_allow_ips),
             "header_map": cfg.header_map,
+            "proxy_protocol": _proxy_protocol_mode(getattr(cfg, "proxy_protocol", "off")),
         }
+        if kwargs["proxy_protocol"] != "off" and set(getattr(cfg, "proxy_allow_ips", ())) != set(
+            cfg.forwarded_allow_ips
+        ):
+            self.log.warning(
+                "--proxy-protocol: the peers trusted to send the header are --forwarded-allow-ips's"
+                " (%s); --proxy-allow-from (%s) is not used.",
+                ",".join(cfg.forwarded_allow_ips),
+                ",".join(cfg.proxy_allow_ips),
+            )
         if cfg.backlog:
             kwargs["backlog"] = cfg.backlog
         if cfg.limit_request_fields:  # 0 means no limit to gunicorn
@@ -186,3 +201,11 @@ class FastASGIWorker(Worker):
             target.setLevel(source.level)
             target.propagate = False
         return bool(self.log.access_log.handlers)
+
+
+def _proxy_protocol_mode(value: Any) -> str:
+    """gunicorn's ``proxy_protocol``: ``off``/``v1``/``v2``/``auto`` since gunicorn 24.1, a
+    boolean before (on: PROXY v1 when the connection starts with one, which ``auto`` covers)."""
+    if isinstance(value, bool) or value is None:
+        return "auto" if value else "off"
+    return str(value)

@@ -58,7 +58,7 @@ ESCAPES = (
 )
 POST_JSON = (
     b"POST /items HTTP/1.1\r\nHost: localhost:8000\r\nContent-Type: application/json\r\n"
-    b"Content-Length: 27\r\n\r\n{\"message\":\"Hello, World!\"}"
+    b'Content-Length: 27\r\n\r\n{"message":"Hello, World!"}'
 )
 POST_CHUNKED = (
     b"POST /upload HTTP/1.1\r\nHost: localhost:8000\r\nTransfer-Encoding: chunked\r\n\r\n"

@@ -32,7 +32,9 @@ def serve(tmp_path_factory):
         if not fresh and key in shared and shared[key].alive():
             return shared[key]
         port = free_port()
-        proc = ServerProcess.cli(app, "--host", "127.0.0.1", "--port", str(port), *args, cwd=REPO, logdir=logdir)
+        proc = ServerProcess.cli(
+            app, "--host", "127.0.0.1", "--port", str(port), *args, cwd=REPO, logdir=logdir
+        )
         started.append(proc)
         try:
             proc.wait_listening(port)

@@ -28,7 +28,9 @@ FIXTURES = ROOT / "tests" / "bench_fixtures"
 HAVE_H2LOAD = shutil.which("h2load") is not None
 TWO_CPUS = hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) >= 2
 SERVER_CPUS, CLIENT_CPUS = ("0", "1") if TWO_CPUS and shutil.which("taskset") else (None, None)
-needs_h2load = pytest.mark.skipif(not HAVE_H2LOAD, reason="h2load is not installed (apt-get install nghttp2-client)")
+needs_h2load = pytest.mark.skipif(
+    not HAVE_H2LOAD, reason="h2load is not installed (apt-get install nghttp2-client)"
+)
 
 
 def fixture(name: str) -> str:
@@ -39,9 +41,12 @@ def judged(name: str, scenario: str, connections: int | None = None) -> h2load.H
     """A fixture read the way the runner reads it for ``scenario``."""
     sc = SCENARIOS[scenario]
     body = sc.body_bytes if sc.check == "echo" else len(sc.expected)
-    return h2load.parse(fixture(name), expected_body_len=body,
-                        connections=sc.connections if connections is None else connections,
-                        pipeline=sc.pipeline)
+    return h2load.parse(
+        fixture(name),
+        expected_body_len=body,
+        connections=sc.connections if connections is None else connections,
+        pipeline=sc.pipeline,
+    )
 
 
 # -- reading real h2load output ----------------------------------------------------------------
@@ -61,13 +66,16 @@ def test_parse_clean_plaintext_run():
     assert r.responses == r.requests
 
 
-@pytest.mark.parametrize("name,scenario,done", [
-    ("h2load_pipelined_ok.txt", "pipelined", 604832),
-    ("h2load_json_ok.txt", "json", 148077),
-    ("h2load_stream_ok.txt", "stream", 52914),
-    ("h2load_echo_64k_ok.txt", "echo-64k", 33091),
-    ("h2load_conns_1k_ok.txt", "conns-1k", 109980),
-])
+@pytest.mark.parametrize(
+    "name,scenario,done",
+    [
+        ("h2load_pipelined_ok.txt", "pipelined", 604832),
+        ("h2load_json_ok.txt", "json", 148077),
+        ("h2load_stream_ok.txt", "stream", 52914),
+        ("h2load_echo_64k_ok.txt", "echo-64k", 33091),
+        ("h2load_conns_1k_ok.txt", "conns-1k", 109980),
+    ],
+)
 def test_clean_runs_of_every_scenario_pass_their_checks(name, scenario, done):
     """The body bytes add up (data counts decoded bodies: no chunk framing), and requests in
     flight when the timer stopped are not taken for lost ones."""
@@ -132,32 +140,64 @@ def test_h2load_crash_is_not_a_result():
 
 
 def test_h2load_command_line():
-    argv = h2load.command("/usr/bin/h2load", "http://127.0.0.1:9/plaintext", threads=1, connections=128,
-                          duration=2.5, pipeline=16)
-    assert argv == ["/usr/bin/h2load", "--h1", "-t1", "-c128", "-m16", "-D2500ms", "http://127.0.0.1:9/plaintext"]
+    argv = h2load.command(
+        "/usr/bin/h2load",
+        "http://127.0.0.1:9/plaintext",
+        threads=1,
+        connections=128,
+        duration=2.5,
+        pipeline=16,
+    )
+    assert argv == [
+        "/usr/bin/h2load",
+        "--h1",
+        "-t1",
+        "-c128",
+        "-m16",
+        "-D2500ms",
+        "http://127.0.0.1:9/plaintext",
+    ]
     post = h2load.command("h2load", "u", threads=4, connections=2, duration=1, body_file="/tmp/b")
     assert post == ["h2load", "--h1", "-t2", "-c2", "-m1", "-D1000ms", "-d", "/tmp/b", "u"]
 
 
 def test_runner_builds_pinned_h2load_commands(tmp_path):
-    opts = runner.Options(generator="h2load", server_cpus=SERVER_CPUS, client_cpus=CLIENT_CPUS,
-                          out_dir=None, log_dir=str(tmp_path))
+    opts = runner.Options(
+        generator="h2load",
+        server_cpus=SERVER_CPUS,
+        client_cpus=CLIENT_CPUS,
+        out_dir=None,
+        log_dir=str(tmp_path),
+    )
     r = runner.Runner(opts, progress=io.StringIO())
     r.log_dir = str(tmp_path)
     r.h2load_path = "/usr/bin/h2load"
     argv = r._h2load_argv(SCENARIOS["pipelined"], 8123, 5)
     if CLIENT_CPUS:
         assert argv[1:3] == ["-c", CLIENT_CPUS]  # the same pinning as wrk
-    assert argv[argv.index("/usr/bin/h2load"):] == [
-        "/usr/bin/h2load", "--h1", "-t1", "-c128", "-m16", "-D5000ms", "http://127.0.0.1:8123/plaintext"]
+    assert argv[argv.index("/usr/bin/h2load") :] == [
+        "/usr/bin/h2load",
+        "--h1",
+        "-t1",
+        "-c128",
+        "-m16",
+        "-D5000ms",
+        "http://127.0.0.1:8123/plaintext",
+    ]
     echo = r._h2load_argv(SCENARIOS["echo-64k"], 8123, 5)
     body = Path(echo[echo.index("-d") + 1])
     assert body.read_bytes() == SCENARIOS["echo-64k"].request_body()
 
 
 def test_h2load_missing_and_unknown_generator(tmp_path, capsys):
-    opts = runner.Options(scenarios=["plaintext"], servers=["uvicorn"], generator="h2load",
-                          h2load="/nonexistent/h2load", out_dir=None, log_dir=str(tmp_path))
+    opts = runner.Options(
+        scenarios=["plaintext"],
+        servers=["uvicorn"],
+        generator="h2load",
+        h2load="/nonexistent/h2load",
+        out_dir=None,
+        log_dir=str(tmp_path),
+    )
     with pytest.raises(LoadGeneratorMissing, match="nghttp2-client"):
         runner.Runner(opts, progress=io.StringIO()).run()
     with pytest.raises(SystemExit):
@@ -169,8 +209,17 @@ def test_h2load_missing_and_unknown_generator(tmp_path, capsys):
 
 
 def _sample(server, rate, cpu_s, requests, rnd=1, status=OK):
-    s = Sample("plaintext", server, rnd, status, rate=rate, requests=requests, server_cpu=1.0,
-               server_cpu_s=cpu_s, generator="h2load")
+    s = Sample(
+        "plaintext",
+        server,
+        rnd,
+        status,
+        rate=rate,
+        requests=requests,
+        server_cpu=1.0,
+        server_cpu_s=cpu_s,
+        generator="h2load",
+    )
     runner.Runner._per_request(s)
     return s
 
@@ -179,8 +228,11 @@ def test_cpu_per_request_is_computed_and_aggregated():
     s = _sample("fastasgi", 100_000, 2.5, 500_000)
     assert s.server_cpu_us_per_req == pytest.approx(5.0)
     assert _sample("x", 0, 1.0, 0).server_cpu_us_per_req is None  # nothing served, nothing divided
-    cell = aggregate("plaintext", "fastasgi", [_sample("fastasgi", 1, c, 1_000_000, i)
-                                                for i, c in enumerate((4.0, 5.0, 9.0))])
+    cell = aggregate(
+        "plaintext",
+        "fastasgi",
+        [_sample("fastasgi", 1, c, 1_000_000, i) for i, c in enumerate((4.0, 5.0, 9.0))],
+    )
     assert cell.server_cpu_us_per_req == pytest.approx(5.0)  # the median
 
 
@@ -212,13 +264,22 @@ def test_cpu_per_request_in_every_table_and_the_json(tmp_path):
 
 def test_comparison_ratios_medians_and_paired():
     def cell(label, rates, cpus):
-        return aggregate("plaintext", label, [_sample(label, r, c * n / 1e6, n, i + 1)
-                                              for i, (r, c, n) in enumerate(zip(rates, cpus, (10**6,) * 3))])
+        return aggregate(
+            "plaintext",
+            label,
+            [
+                _sample(label, r, c * n / 1e6, n, i + 1)
+                for i, (r, c, n) in enumerate(zip(rates, cpus, (10**6,) * 3, strict=True))
+            ],
+        )
 
-    cmp = compare_builds.Comparison("plaintext", {
-        "before": cell("before", (100, 80, 120), (10.0, 12.0, 8.0)),
-        "after": cell("after", (110, 100, 120), (9.0, 10.0, 8.0)),
-    })
+    cmp = compare_builds.Comparison(
+        "plaintext",
+        {
+            "before": cell("before", (100, 80, 120), (10.0, 12.0, 8.0)),
+            "after": cell("after", (110, 100, 120), (9.0, 10.0, 8.0)),
+        },
+    )
     cmp.compute()
     assert cmp.rate_ratio == pytest.approx(110 / 100)
     assert cmp.cpu_ratio == pytest.approx(9.0 / 10.0)
@@ -244,8 +305,9 @@ def test_build_trees_are_checked(tmp_path):
     build = compare_builds.Build("before", str(tmp_path), str(tmp_path / "x.so"))
     assert build.env()["PYTHONPATH"].split(os.pathsep) == [str(tmp_path / "src"), runner.REPO]
     with pytest.raises(ValueError, match="same tree"):
-        compare_builds.run(compare_builds.CompareOptions(before=runner.REPO, after=runner.REPO),
-                           progress=io.StringIO())
+        compare_builds.run(
+            compare_builds.CompareOptions(before=runner.REPO, after=runner.REPO), progress=io.StringIO()
+        )
 
 
 def test_sources_newer_than_the_extension_are_found(tmp_path):
@@ -258,7 +320,9 @@ def test_sources_newer_than_the_extension_are_found(tmp_path):
     os.utime(http / "_core.pyx", (1_000_000, 1_000_000))
     os.utime(ext, (2_000_000, 2_000_000))
     os.utime(http / "wire.pxi", (3_000_000, 3_000_000))
-    assert compare_builds.newer_sources(str(tmp_path), str(ext)) == [os.path.join("src", "fastasgi", "_http", "wire.pxi")]
+    assert compare_builds.newer_sources(str(tmp_path), str(ext)) == [
+        os.path.join("src", "fastasgi", "_http", "wire.pxi")
+    ]
 
 
 def test_mapped_extension_of_a_real_process():
@@ -270,8 +334,11 @@ def test_mapped_extension_of_a_real_process():
     code = "import sys, fastasgi._http._core; print('ready', flush=True); sys.stdin.read()"
     import subprocess
 
-    proc = TRACKER.spawn([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": os.path.join(runner.REPO, "src")},
-                         stdout=subprocess.PIPE)
+    proc = TRACKER.spawn(
+        [sys.executable, "-c", code],
+        env={**os.environ, "PYTHONPATH": os.path.join(runner.REPO, "src")},
+        stdout=subprocess.PIPE,
+    )
     try:
         line = proc.stdout.readline()
         if line.strip() != b"ready":
@@ -289,10 +356,21 @@ def test_mapped_extension_of_a_real_process():
 @needs_h2load
 def test_smoke_fastasgi_under_h2load(tmp_path):
     progress = io.StringIO()
-    opts = runner.Options(scenarios=["plaintext", "pipelined"], servers=["fastasgi"], rounds=1, duration=1,
-                          warmup=0.5, generator="h2load", server_cpus=SERVER_CPUS, client_cpus=CLIENT_CPUS,
-                          out_dir=str(tmp_path / "out"), name="smoke", chart=False,
-                          log_dir=str(tmp_path / "logs"), startup_timeout=20)
+    opts = runner.Options(
+        scenarios=["plaintext", "pipelined"],
+        servers=["fastasgi"],
+        rounds=1,
+        duration=1,
+        warmup=0.5,
+        generator="h2load",
+        server_cpus=SERVER_CPUS,
+        client_cpus=CLIENT_CPUS,
+        out_dir=str(tmp_path / "out"),
+        name="smoke",
+        chart=False,
+        log_dir=str(tmp_path / "logs"),
+        startup_timeout=20,
+    )
     os.makedirs(opts.log_dir)
     result = runner.Runner(opts, progress=progress).run()
     if result.probes["fastasgi"].available is False:
@@ -314,9 +392,20 @@ def test_smoke_fastasgi_under_h2load(tmp_path):
 @needs_h2load
 def test_server_answering_some_500s_under_h2load_is_failing_not_fast(tmp_path):
     scenario = replace(SCENARIOS["plaintext"], name="flaky", app="benchmarks.apps.faults:flaky_500")
-    opts = runner.Options(scenarios=["flaky"], servers=["uvicorn"], rounds=1, duration=1, warmup=0,
-                          generator="h2load", server_cpus=SERVER_CPUS, client_cpus=CLIENT_CPUS, out_dir=None,
-                          log_dir=str(tmp_path), scenario_table={"flaky": scenario}, startup_timeout=20)
+    opts = runner.Options(
+        scenarios=["flaky"],
+        servers=["uvicorn"],
+        rounds=1,
+        duration=1,
+        warmup=0,
+        generator="h2load",
+        server_cpus=SERVER_CPUS,
+        client_cpus=CLIENT_CPUS,
+        out_dir=None,
+        log_dir=str(tmp_path),
+        scenario_table={"flaky": scenario},
+        startup_timeout=20,
+    )
     result = runner.Runner(opts, progress=io.StringIO()).run()
     cell = result.scenarios[0].cells["uvicorn"]
     if result.probes["uvicorn"].available is False:

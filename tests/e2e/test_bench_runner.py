@@ -45,8 +45,13 @@ def fixture(name: str) -> str:
 
 def options(tmp_path, **kw) -> runner.Options:
     base = {
-        "rounds": 1, "duration": 1, "warmup": 1, "server_cpus": SERVER_CPUS,
-        "client_cpus": CLIENT_CPUS, "out_dir": None, "log_dir": str(tmp_path / "logs"),
+        "rounds": 1,
+        "duration": 1,
+        "warmup": 1,
+        "server_cpus": SERVER_CPUS,
+        "client_cpus": CLIENT_CPUS,
+        "out_dir": None,
+        "log_dir": str(tmp_path / "logs"),
         "startup_timeout": 20,
     }
     base.update(kw)
@@ -89,7 +94,7 @@ def test_server_flags_are_the_documented_configurations():
     assert fa[1:3] == ["-m", "fastasgi"] and "--no-access-log" in fa
     assert "--server-header" in cmd("h2corn")
     assert cmd("daphne")[-1] == "a:b"
-    assert SERVERS["fastpysgi"].websocket != True
+    assert SERVERS["fastpysgi"].websocket is not True
     assert all(SERVERS[n].websocket is True for n in ("fastasgi", "uvicorn", "granian", "hypercorn"))
 
 
@@ -102,8 +107,18 @@ def test_pinning_prefix():
 
 
 def test_scenario_table_covers_the_issue():
-    assert {"plaintext", "json", "pipelined", "echo-64k", "echo-1m", "stream", "conns-1k",
-            "websocket", "fastapi", "starlette"} <= set(SCENARIOS)
+    assert {
+        "plaintext",
+        "json",
+        "pipelined",
+        "echo-64k",
+        "echo-1m",
+        "stream",
+        "conns-1k",
+        "websocket",
+        "fastapi",
+        "starlette",
+    } <= set(SCENARIOS)
     assert SCENARIOS["pipelined"].pipeline == 16 and SCENARIOS["pipelined"].require_server_date
     assert SCENARIOS["conns-1k"].connections == 1000
     assert SCENARIOS["echo-1m"].body_bytes == 1 << 20
@@ -111,15 +126,41 @@ def test_scenario_table_covers_the_issue():
 
 
 def test_wrk_command_line():
-    argv = wrk.command("/usr/bin/wrk", "http://127.0.0.1:9/x", threads=1, connections=64,
-                       duration=1.2, method="POST", path="/x", body_bytes=10, pipeline=16,
-                       check="echo", expected="", require_headers=True)
+    argv = wrk.command(
+        "/usr/bin/wrk",
+        "http://127.0.0.1:9/x",
+        threads=1,
+        connections=64,
+        duration=1.2,
+        method="POST",
+        path="/x",
+        body_bytes=10,
+        pipeline=16,
+        check="echo",
+        expected="",
+        require_headers=True,
+    )
     assert argv[:6] == ["/usr/bin/wrk", "-t1", "-c64", "-d2s", "--timeout=8s", "--latency"]
     assert argv[argv.index("-s") + 1] == wrk.LUA_SCRIPT and os.path.exists(wrk.LUA_SCRIPT)
-    assert argv[argv.index("--") + 1:] == ["POST", "/x", "10", "16", "echo", "-", "hdr"]
+    assert argv[argv.index("--") + 1 :] == ["POST", "/x", "10", "16", "echo", "-", "hdr"]
     # never more threads than connections
-    assert wrk.command("w", "u", threads=4, connections=2, duration=1, method="GET", path="/",
-                       body_bytes=0, pipeline=1, check="none", expected="", require_headers=False)[1] == "-t2"
+    assert (
+        wrk.command(
+            "w",
+            "u",
+            threads=4,
+            connections=2,
+            duration=1,
+            method="GET",
+            path="/",
+            body_bytes=0,
+            pipeline=1,
+            check="none",
+            expected="",
+            require_headers=False,
+        )[1]
+        == "-t2"
+    )
 
 
 # -- reading real wrk output ------------------------------------------------------------------
@@ -139,8 +180,9 @@ def test_parse_text_without_the_lua_lines():
     assert r.checks is None and r.summary is None
     assert r.requests == 43158 and r.rps == pytest.approx(21529.42)
     assert r.duration_s == pytest.approx(2.0)
-    assert r.latency_ms == pytest.approx({"avg": 3.0, "max": 13.75, "p50": 2.32, "p75": 4.48,
-                                          "p90": 5.80, "p99": 9.58})
+    assert r.latency_ms == pytest.approx(
+        {"avg": 3.0, "max": 13.75, "p50": 2.32, "p75": 4.48, "p90": 5.80, "p99": 9.58}
+    )
     assert r.error_count() == 0
 
 
@@ -148,7 +190,7 @@ def test_parse_text_without_the_lua_lines():
 def test_text_and_lua_numbers_agree(name):
     """wrk's text (rounded) and bench.lua's summary (exact) describe the same run."""
     full = fixture(name)
-    text_only = wrk.parse("\n".join(l for l in full.splitlines() if not l.startswith("BENCH-")))
+    text_only = wrk.parse("\n".join(line for line in full.splitlines() if not line.startswith("BENCH-")))
     both = wrk.parse(full)
     assert text_only.requests == both.requests
     assert text_only.rps == pytest.approx(both.rps, rel=0.01, abs=0.01)
@@ -202,8 +244,20 @@ def test_parse_wsload_output():
 
 
 def _sample(server, rate, rnd=1, status=OK, errors=0, detail=""):
-    return Sample("plaintext", server, rnd, status, detail=detail, rate=rate, errors=errors,
-                  p50_ms=1.0, p99_ms=2.0, peak_rss_kib=30000, server_cpu=1.0, client_cpu=0.5)
+    return Sample(
+        "plaintext",
+        server,
+        rnd,
+        status,
+        detail=detail,
+        rate=rate,
+        errors=errors,
+        p50_ms=1.0,
+        p99_ms=2.0,
+        peak_rss_kib=30000,
+        server_cpu=1.0,
+        client_cpu=0.5,
+    )
 
 
 def test_aggregate_median_spread_and_status():
@@ -212,7 +266,9 @@ def test_aggregate_median_spread_and_status():
     assert cell.spread_pct == pytest.approx(15.0)
     one = aggregate("plaintext", "uvicorn", [_sample("uvicorn", 100)])
     assert one.spread_pct is None
-    erred = aggregate("plaintext", "x", [_sample("x", 500), _sample("x", 400, 2, ERRORS, 7, "non-2xx responses: 7")])
+    erred = aggregate(
+        "plaintext", "x", [_sample("x", 500), _sample("x", 400, 2, ERRORS, 7, "non-2xx responses: 7")]
+    )
     assert erred.status == ERRORS and erred.errors == 7 and not erred.usable
     failed = aggregate("plaintext", "y", [_sample("y", None, 1, FAILED, detail="not ready")])
     assert failed.status == FAILED and "not ready" in failed.reason
@@ -243,7 +299,10 @@ def test_precheck_rules():
     pipelined = SCENARIOS["pipelined"]
     good = {"server": "x", "date": "Sat, 21 Nov 2026 04:59:33 GMT"}
     assert httpcheck.check_response(pipelined, 200, good, b"Hello, World!") == []
-    assert "no Date header" in httpcheck.check_response(pipelined, 200, {"server": "daphne"}, b"Hello, World!")[0]
+    assert (
+        "no Date header"
+        in httpcheck.check_response(pipelined, 200, {"server": "daphne"}, b"Hello, World!")[0]
+    )
     assert "status 500" in httpcheck.check_response(SCENARIOS["plaintext"], 500, good, b"oops")[0]
     assert "wrong body" in httpcheck.check_response(SCENARIOS["plaintext"], 200, good, b"Hello")[0]
 
@@ -257,8 +316,11 @@ def _one(tmp_path, spec: ServerSpec, scenario: Scenario, **kw) -> Sample:
 
 
 def test_server_that_exits_at_start_is_reported(tmp_path):
-    spec = ServerSpec(name="broken", module="json", argv=(
-        "{python}", "-c", "import sys; sys.stderr.write('boom: cannot start\\n'); sys.exit(3)"))
+    spec = ServerSpec(
+        name="broken",
+        module="json",
+        argv=("{python}", "-c", "import sys; sys.stderr.write('boom: cannot start\\n'); sys.exit(3)"),
+    )
     s = _one(tmp_path, spec, SCENARIOS["plaintext"])
     assert s.status == FAILED and s.rate is None
     assert "exited with code 3" in s.detail and "boom: cannot start" in s.detail
@@ -266,8 +328,15 @@ def test_server_that_exits_at_start_is_reported(tmp_path):
 
 def test_server_that_never_listens_times_out_and_is_killed(tmp_path):
     marker = tmp_path / "pid"
-    spec = ServerSpec(name="sleeper", module="json", argv=(
-        "{python}", "-c", f"import os, time; open({str(marker)!r}, 'w').write(str(os.getpid())); time.sleep(60)"))
+    spec = ServerSpec(
+        name="sleeper",
+        module="json",
+        argv=(
+            "{python}",
+            "-c",
+            f"import os, time; open({str(marker)!r}, 'w').write(str(os.getpid())); time.sleep(60)",
+        ),
+    )
     t0 = time.monotonic()
     s = _one(tmp_path, spec, SCENARIOS["plaintext"], startup_timeout=1.5)
     assert time.monotonic() - t0 < 10
@@ -285,8 +354,9 @@ def test_server_answering_500_fails_the_precheck(tmp_path):
 @needs_wrk
 def test_server_answering_some_500s_under_load_is_failing_not_fast(tmp_path):
     scenario = replace(SCENARIOS["plaintext"], name="flaky", app="benchmarks.apps.faults:flaky_500")
-    opts = options(tmp_path, scenarios=["flaky"], servers=["uvicorn"], warmup=0,
-                   scenario_table={"flaky": scenario})
+    opts = options(
+        tmp_path, scenarios=["flaky"], servers=["uvicorn"], warmup=0, scenario_table={"flaky": scenario}
+    )
     result = runner.Runner(opts, progress=io.StringIO()).run()
     cell = result.scenarios[0].cells["uvicorn"]
     assert cell.status == ERRORS and cell.errors > 0 and not cell.usable
@@ -299,8 +369,9 @@ def test_load_generator_missing(tmp_path, capsys):
     opts = options(tmp_path, scenarios=["plaintext"], servers=["uvicorn"], wrk="/nonexistent/wrk")
     with pytest.raises(wrk.LoadGeneratorMissing, match="apt-get install wrk"):
         runner.Runner(opts, progress=io.StringIO()).run()
-    code = runner.main(["--wrk", "/nonexistent/wrk", "--scenario", "plaintext", "--servers", "uvicorn",
-                        "--no-write"])
+    code = runner.main(
+        ["--wrk", "/nonexistent/wrk", "--scenario", "plaintext", "--servers", "uvicorn", "--no-write"]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "wrk is needed" in err and "brew install wrk" in err
@@ -319,7 +390,9 @@ def test_websocket_scenario_without_a_compiler_is_skipped_with_the_reason(tmp_pa
 
 def test_unknown_names_are_rejected(tmp_path):
     with pytest.raises(ValueError, match="unknown server"):
-        runner.Runner(options(tmp_path, scenarios=["plaintext"], servers=["nginx"]), progress=io.StringIO()).run()
+        runner.Runner(
+            options(tmp_path, scenarios=["plaintext"], servers=["nginx"]), progress=io.StringIO()
+        ).run()
     assert runner.main(["--scenario", "nope", "--no-write"]) == 2
 
 
@@ -339,9 +412,11 @@ def test_interrupt_stops_the_server(tmp_path, monkeypatch):
 
 
 def test_tracker_kills_the_whole_tree():
-    code = ("import subprocess, sys, time; "
-            "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
-            "print('ready', flush=True); time.sleep(60)")
+    code = (
+        "import subprocess, sys, time; "
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+        "print('ready', flush=True); time.sleep(60)"
+    )
     proc = TRACKER.spawn([sys.executable, "-c", code], stdout=subprocess.PIPE)
     assert proc.stdout.readline().strip() == b"ready"
     deadline = time.monotonic() + 5
@@ -380,8 +455,13 @@ def test_websocket_load_generator_against_uvicorn(tmp_path):
 @needs_wrk
 def test_smoke_fastasgi_and_uvicorn(tmp_path):
     progress = io.StringIO()
-    opts = options(tmp_path, scenarios=["plaintext"], servers=["fastasgi", "uvicorn"],
-                   out_dir=str(tmp_path / "out"), name="smoke")
+    opts = options(
+        tmp_path,
+        scenarios=["plaintext"],
+        servers=["fastasgi", "uvicorn"],
+        out_dir=str(tmp_path / "out"),
+        name="smoke",
+    )
     result = runner.Runner(opts, progress=progress).run()
     sr = result.scenarios[0]
     for name in ("fastasgi", "uvicorn"):
@@ -413,8 +493,15 @@ def test_interrupted_run_reports_what_it_measured(tmp_path, monkeypatch):
         return _sample(spec.name, 1000.0, rnd)
 
     monkeypatch.setattr(runner.Runner, "run_one", fake_run_one)
-    opts = options(tmp_path, scenarios=["plaintext"], servers=["uvicorn", "daphne"], rounds=2,
-                   out_dir=str(tmp_path / "out"), name="partial", chart=False)
+    opts = options(
+        tmp_path,
+        scenarios=["plaintext"],
+        servers=["uvicorn", "daphne"],
+        rounds=2,
+        out_dir=str(tmp_path / "out"),
+        name="partial",
+        chart=False,
+    )
     result = runner.Runner(opts, progress=io.StringIO()).run()
     assert result.interrupted and calls == ["uvicorn", "daphne"]
     cells = result.scenarios[0].cells

@@ -101,7 +101,7 @@ def test_large_upload_chunked(client):
 
     def gen():
         for i in range(0, len(data), 100_000):
-            yield data[i:i + 100_000]
+            yield data[i : i + 100_000]
 
     r = client.post("/digest", content=gen())
     assert r.request.headers.get("transfer-encoding") == "chunked"
@@ -144,7 +144,7 @@ def test_slow_uploader(core):
     with RawConn(core.port, timeout=10) as c:
         c.send(b"POST /digest HTTP/1.1\r\n" + H + b"Content-Length: %d\r\n\r\n" % len(data))
         for i in range(0, len(data), 64 * 1024):
-            c.send(data[i:i + 64 * 1024])
+            c.send(data[i : i + 64 * 1024])
             time.sleep(0.02)
         result = c.read_response(timeout=10).json()
     assert result["len"] == len(data) and result["sha256"] == sha(data)
@@ -174,7 +174,7 @@ def test_slow_reader_gets_everything(core):
         n = int(view[pos:end], 16)
         if n == 0:
             break
-        decoded += view[end + 2:end + 2 + n]
+        decoded += view[end + 2 : end + 2 + n]
         pos = end + 2 + n + 2
     assert len(decoded) == size and decoded == pattern(size)
 
@@ -193,7 +193,9 @@ def test_write_flow_control_app_send_waits(core, token):
         time.sleep(0.8)
         progress = wait_registry(core.port, token, lambda e: e)[0]
         rss1 = core.rss_kib()
-        assert progress["sent"] < 24 * MB, f"app pushed {progress['sent']} bytes to a client that reads nothing"
+        assert progress["sent"] < 24 * MB, (
+            f"app pushed {progress['sent']} bytes to a client that reads nothing"
+        )
         assert not progress["done"]
         assert rss1 - rss0 < 32 * 1024, f"server RSS grew by {(rss1 - rss0) // 1024} MiB"
         # now read it all: nothing lost
@@ -222,8 +224,11 @@ def test_read_flow_control_pauses_reading(core, token):
     chunk = memoryview(b"u" * MB)
     with RawConn(core.port, timeout=10) as c:
         rss0 = core.rss_kib()
-        c.send(b"POST /slow-consumer/%s?t=1.5 HTTP/1.1\r\n" % token.encode() + H
-               + b"Content-Length: %d\r\n\r\n" % total)
+        c.send(
+            b"POST /slow-consumer/%s?t=1.5 HTTP/1.1\r\n" % token.encode()
+            + H
+            + b"Content-Length: %d\r\n\r\n" % total
+        )
         c.sock.setblocking(False)
         sent = 0
         stop = time.monotonic() + 0.8
@@ -259,7 +264,7 @@ def test_pipelined_flood_is_not_buffered(core, token):
         rss1 = core.rss_kib()
         assert processed < n // 2, f"{processed} of {n} pipelined requests run while the client read nothing"
         assert rss1 - rss0 < 32 * 1024, f"server RSS grew by {(rss1 - rss0) // 1024} MiB"
-        for i in range(n):
+        for _ in range(n):
             resp = c.read_response(timeout=10)
             assert resp.status == 200 and len(resp.body) == 256 * 1024 and resp.body == b"b" * (256 * 1024)
     assert len(registry(core.port, token)) == n

@@ -38,12 +38,16 @@ def test_bad_import_string():
 
 def test_missing_module():
     result = run_cli("nosuch_module_for_cli_test:app")
-    assert_one_line_error(result, 'Error loading ASGI app. Could not import module "nosuch_module_for_cli_test".')
+    assert_one_line_error(
+        result, 'Error loading ASGI app. Could not import module "nosuch_module_for_cli_test".'
+    )
 
 
 def test_missing_package_of_dotted_module():
     result = run_cli("nosuch_package_for_cli_test.sub:app")
-    assert_one_line_error(result, 'Error loading ASGI app. Could not import module "nosuch_package_for_cli_test.sub".')
+    assert_one_line_error(
+        result, 'Error loading ASGI app. Could not import module "nosuch_package_for_cli_test.sub".'
+    )
 
 
 def test_missing_attribute():
@@ -53,7 +57,9 @@ def test_missing_attribute():
 
 def test_missing_dotted_attribute():
     result = run_cli("cli_app:Nested.missing")
-    assert_one_line_error(result, 'Error loading ASGI app. Attribute "Nested.missing" not found in module "cli_app".')
+    assert_one_line_error(
+        result, 'Error loading ASGI app. Attribute "Nested.missing" not found in module "cli_app".'
+    )
 
 
 def test_import_error_inside_the_module_is_one_line_with_its_cause():
@@ -122,7 +128,9 @@ def test_unknown_flag():
 
 
 def test_head_size_and_its_alias_must_agree():
-    result = run_cli("cli_app:app", "--limit-request-head-size", "1000", "--h11-max-incomplete-event-size", "2000")
+    result = run_cli(
+        "cli_app:app", "--limit-request-head-size", "1000", "--h11-max-incomplete-event-size", "2000"
+    )
     assert_one_line_error(
         result,
         "--h11-max-incomplete-event-size and --limit-request-head-size are two names for one limit; got 2000 and 1000.",
@@ -132,9 +140,7 @@ def test_head_size_and_its_alias_must_agree():
 def test_version():
     result = run_cli("--version")
     assert result.returncode == 0
-    expected = (
-        f"fastasgi 0.1.0 with {platform.python_implementation()} {platform.python_version()} on {platform.system()}"
-    )
+    expected = f"fastasgi 0.1.0 with {platform.python_implementation()} {platform.python_version()} on {platform.system()}"
     assert result.stdout.strip() == expected
 
 
@@ -214,7 +220,9 @@ def test_log_lines_and_access_log():
         client.close()
         assert server.stop() == 0
     pid = server.proc.pid
-    assert re.fullmatch(r'INFO:     127\.0\.0\.1:\d+ - "GET /hello\?x=1&y=%20 HTTP/1\.1" 200 OK', access.string)
+    assert re.fullmatch(
+        r'INFO:     127\.0\.0\.1:\d+ - "GET /hello\?x=1&y=%20 HTTP/1\.1" 200 OK', access.string
+    )
     log = server.stderr_lines
     expected_in_order = [
         f"INFO:     Started server process [{pid}]",
@@ -339,13 +347,17 @@ def test_app_dir(tmp_path):
     result = run_cli("cli_elsewhere:app", cwd=APPS.parent)
     assert_one_line_error(result, 'Error loading ASGI app. Could not import module "cli_elsewhere".')
     # ...with it, it is.
-    with ServerProcess.cli("cli_elsewhere:app", "--app-dir", str(tmp_path), "--port", "0", cwd=APPS.parent) as server:
+    with ServerProcess.cli(
+        "cli_elsewhere:app", "--app-dir", str(tmp_path), "--port", "0", cwd=APPS.parent
+    ) as server:
         server.wait_started()
         assert get(server, "/").text == "found via --app-dir"
         server.stop()
 
 
-@pytest.mark.parametrize("loop, expected", [("asyncio", "asyncio."), ("uvloop", "uvloop.Loop"), ("auto", None)])
+@pytest.mark.parametrize(
+    "loop, expected", [("asyncio", "asyncio."), ("uvloop", "uvloop.Loop"), ("auto", None)]
+)
 def test_loop_choice(loop, expected):
     if loop != "asyncio":
         pytest.importorskip("uvloop")
@@ -432,7 +444,9 @@ def test_ws_none_serves_upgrade_requests_as_http():
 
 
 def test_ws_flags_reach_the_websocket_protocol():
-    with ServerProcess.cli("fastasgi.demo:app", "--port", "0", "--ws", "websockets", "--ws-max-size", "1000") as server:
+    with ServerProcess.cli(
+        "fastasgi.demo:app", "--port", "0", "--ws", "websockets", "--ws-max-size", "1000"
+    ) as server:
         server.wait_started()
         with ws_connect(server.url.replace("http", "ws") + "/ws", open_timeout=HTTP_TIMEOUT) as ws:
             ws.send("a" * 1000)
@@ -476,7 +490,7 @@ def request_in_thread(url: str, results: dict) -> threading.Thread:
     def go():
         try:
             results["response"] = httpx.get(url, timeout=HTTP_TIMEOUT)
-        except Exception as exc:  # reported by the test
+        except Exception as exc:  # noqa: BLE001 - reported by the test
             results["error"] = exc
 
     thread = threading.Thread(target=go, daemon=True)
@@ -504,7 +518,9 @@ def test_signal_during_a_slow_request_lets_it_finish(sig):
     assert results["response"].headers["connection"] == "close"
     log = server.stderr
     assert (
-        log.index("Waiting for connections to close.") < log.index("slow done") < log.index("Finished server process")
+        log.index("Waiting for connections to close.")
+        < log.index("slow done")
+        < log.index("Finished server process")
     )
 
 
@@ -519,7 +535,8 @@ def test_graceful_shutdown_timeout_closes_what_is_left():
         assert server.wait_exit(10) == 0
     assert isinstance(results.get("error"), httpx.HTTPError), results
     assert (
-        "Graceful shutdown timed out after 0.5s: closing 1 connection(s) with 1 request(s) in flight." in server.stderr
+        "Graceful shutdown timed out after 0.5s: closing 1 connection(s) with 1 request(s) in flight."
+        in server.stderr
     )
     assert "Finished server process" in server.stderr
 

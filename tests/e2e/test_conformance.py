@@ -80,15 +80,42 @@ REFUSED = [
     ("protocol_ice", b"GET /mark/{T} ICE/1.0\r\n" + H + b"\r\n", 400),
     ("protocol_lowercase", b"GET /mark/{T} http/1.1\r\n" + H + b"\r\n", 400),
     # ---- header section and body (RFC 9112 6-7)
-    ("te_chunked_with_parameter", b"POST /echo HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked;param=x\r\n\r\n0\r\n\r\n", 400),
-    ("te_chunked_parameter_spaced", b"POST /echo HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked ; q=1\r\n\r\n0\r\n\r\n", 400),
-    ("te_parameter_without_value", b"POST /echo HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip;x, chunked\r\n\r\n0\r\n\r\n", 400),
+    (
+        "te_chunked_with_parameter",
+        b"POST /echo HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked;param=x\r\n\r\n0\r\n\r\n",
+        400,
+    ),
+    (
+        "te_chunked_parameter_spaced",
+        b"POST /echo HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked ; q=1\r\n\r\n0\r\n\r\n",
+        400,
+    ),
+    (
+        "te_parameter_without_value",
+        b"POST /echo HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip;x, chunked\r\n\r\n0\r\n\r\n",
+        400,
+    ),
     ("te_not_a_token", b"POST /echo HTTP/1.1\r\n" + H + b"Transfer-Encoding: chu@nked\r\n\r\n0\r\n\r\n", 400),
-    ("te_unknown_coding_with_parameter", b"POST /echo HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip;level=1\r\n\r\n0\r\n\r\n", 501),
-    ("chunk_extension_64k", b"POST /echo HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n"
-     b"1;ext=" + b"x" * 65536 + b"\r\na\r\n0\r\n\r\n", 400),
-    ("chunk_extensions_adding_up", b"POST /echo HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n"
-     + b"".join(b"1;e=" + b"x" * 2000 + b"\r\na\r\n" for _ in range(10)) + b"0\r\n\r\n", 400),
+    (
+        "te_unknown_coding_with_parameter",
+        b"POST /echo HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip;level=1\r\n\r\n0\r\n\r\n",
+        501,
+    ),
+    (
+        "chunk_extension_64k",
+        b"POST /echo HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n"
+        b"1;ext=" + b"x" * 65536 + b"\r\na\r\n0\r\n\r\n",
+        400,
+    ),
+    (
+        "chunk_extensions_adding_up",
+        b"POST /echo HTTP/1.1\r\n"
+        + H
+        + b"Transfer-Encoding: chunked\r\n\r\n"
+        + b"".join(b"1;e=" + b"x" * 2000 + b"\r\na\r\n" for _ in range(10))
+        + b"0\r\n\r\n",
+        400,
+    ),
 ]
 
 # cases whose own request reaches no app: the target is /mark/{T} and the refusal comes
@@ -127,8 +154,19 @@ def test_one_limit_for_line_and_fields(serve, token, mode):
     """A 600-byte target plus 1,200 bytes of fields is a head over a 1,000-byte limit, though
     each part alone is under it: 431 (RFC 6585 5)."""
     srv = serve("core_app:app", *LIMIT)
-    req = (b"GET /mark/" + token.encode() + b"?" + b"q" * 560 + b" HTTP/1.1\r\n" + H
-           + b"X-A: " + b"a" * 600 + b"\r\nX-B: " + b"b" * 600 + b"\r\n\r\n")
+    req = (
+        b"GET /mark/"
+        + token.encode()
+        + b"?"
+        + b"q" * 560
+        + b" HTTP/1.1\r\n"
+        + H
+        + b"X-A: "
+        + b"a" * 600
+        + b"\r\nX-B: "
+        + b"b" * 600
+        + b"\r\n\r\n"
+    )
     received, closed = exchange(srv.port, req, mode)
     assert received == error_response(431)
     assert closed
@@ -165,6 +203,7 @@ def test_one_limit_boundary(serve, token, mode, size, served):
 
 # --------------------------------------------------------------------------- served
 
+
 def scope_of(port: int, request: bytes, mode: str = "whole") -> dict:
     received, _ = exchange(port, request, mode)
     head, _, body = received.partition(b"\r\n\r\n")
@@ -177,9 +216,22 @@ def header(scope: dict, name: str) -> list[str]:
 
 
 GOOD_HOSTS = [
-    b"t", b"example.com", b"EXAMPLE.com", b"example.com:8080", b"example.com:80", b"t:",
-    b"127.0.0.1", b"127.0.0.1:8000", b"[::1]", b"[::1]:8000", b"[2001:db8::1]:443",
-    b"[::ffff:127.0.0.1]", b"[v1.fe80::a+en1]", b"a%41b", b"xn--bcher-kva.example", b"under_score",
+    b"t",
+    b"example.com",
+    b"EXAMPLE.com",
+    b"example.com:8080",
+    b"example.com:80",
+    b"t:",
+    b"127.0.0.1",
+    b"127.0.0.1:8000",
+    b"[::1]",
+    b"[::1]:8000",
+    b"[2001:db8::1]:443",
+    b"[::ffff:127.0.0.1]",
+    b"[v1.fe80::a+en1]",
+    b"a%41b",
+    b"xn--bcher-kva.example",
+    b"under_score",
     b"a-b.c~d!$&'()*+;=",
 ]
 
@@ -187,7 +239,9 @@ GOOD_HOSTS = [
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("host", GOOD_HOSTS, ids=[h.decode() for h in GOOD_HOSTS])
 def test_valid_host_forms_served(core, host, mode):
-    scope = scope_of(core.port, b"GET /scope HTTP/1.1\r\nHost: " + host + b"\r\nConnection: close\r\n\r\n", mode)
+    scope = scope_of(
+        core.port, b"GET /scope HTTP/1.1\r\nHost: " + host + b"\r\nConnection: close\r\n\r\n", mode
+    )
     assert header(scope, "host") == [host.decode("latin-1")]
 
 
@@ -201,8 +255,11 @@ def test_options_asterisk_served(core, mode):
 @pytest.mark.parametrize("mode", MODES)
 def test_absolute_form_authority_wins(core, mode):
     """RFC 9112 3.2.2: the target's authority replaces Host; the app sees it as "host"."""
-    scope = scope_of(core.port, b"GET http://example.com:8080/scope?x=1 HTTP/1.1\r\nHost: other\r\n"
-                     b"Connection: close\r\n\r\n", mode)
+    scope = scope_of(
+        core.port,
+        b"GET http://example.com:8080/scope?x=1 HTTP/1.1\r\nHost: other\r\nConnection: close\r\n\r\n",
+        mode,
+    )
     assert scope["path"] == "/scope"
     assert scope["raw_path"] == "/scope"
     assert scope["query_string"] == "x=1"
@@ -210,13 +267,17 @@ def test_absolute_form_authority_wins(core, mode):
 
 
 def test_absolute_form_scheme_case_insensitive(core):
-    scope = scope_of(core.port, b"GET HTTPS://Example.COM/scope HTTP/1.1\r\nHost: other\r\nConnection: close\r\n\r\n")
+    scope = scope_of(
+        core.port, b"GET HTTPS://Example.COM/scope HTTP/1.1\r\nHost: other\r\nConnection: close\r\n\r\n"
+    )
     assert header(scope, "host") == ["Example.COM"]
     assert scope["path"] == "/scope"
 
 
 def test_absolute_form_ipv6_authority(core):
-    scope = scope_of(core.port, b"GET http://[::1]:8000/scope HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    scope = scope_of(
+        core.port, b"GET http://[::1]:8000/scope HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
     assert header(scope, "host") == ["[::1]:8000"]
 
 
@@ -227,8 +288,10 @@ def test_absolute_form_http10_without_host(core):
 
 
 def test_absolute_form_without_path(core):
-    received, _ = exchange(core.port, b"GET http://example.com HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-    assert received.startswith(b"HTTP/1.1 404 Not Found\r\n"), received[:200]   # path "/": served
+    received, _ = exchange(
+        core.port, b"GET http://example.com HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    assert received.startswith(b"HTTP/1.1 404 Not Found\r\n"), received[:200]  # path "/": served
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -241,8 +304,12 @@ def test_http10_without_host_served(core, mode):
 @pytest.mark.parametrize("mode", MODES)
 def test_http10_websocket_upgrade_is_plain_http(core, mode):
     """RFC 9110 7.8: a server MUST ignore Upgrade in an HTTP/1.0 request."""
-    scope = scope_of(core.port, b"GET /scope HTTP/1.0\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
-                     b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", mode)
+    scope = scope_of(
+        core.port,
+        b"GET /scope HTTP/1.0\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        mode,
+    )
     assert scope["type"] == "http"
     assert scope["http_version"] == "1.0"
 
@@ -255,7 +322,9 @@ def test_empty_line_before_request_line(core):
 
 # --------------------------------------------------------------------------- --header-map
 
-UNDERSCORE = b"GET /scope HTTP/1.1\r\nHost: t\r\nX_Forwarded_For: 6.6.6.6\r\nX-Kept: 1\r\nConnection: close\r\n\r\n"
+UNDERSCORE = (
+    b"GET /scope HTTP/1.1\r\nHost: t\r\nX_Forwarded_For: 6.6.6.6\r\nX-Kept: 1\r\nConnection: close\r\n\r\n"
+)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -287,14 +356,17 @@ def test_underscore_header_dangerous(serve):
 
 # --------------------------------------------------------------------------- trailers
 
+
 @pytest.mark.parametrize("mode", MODES)
 def test_trailer_fields_never_reach_the_app(core, mode):
     """RFC 9110 6.5.1: Host, Content-Length, Authorization ... are forbidden in trailers; no
     ASGI event carries request trailers, so none reaches the app, and the headers the app
     holds do not change after the body."""
-    req = (b"POST /headers-after-body HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
-           b"Connection: close\r\n\r\n5\r\nhello\r\n0\r\nHost: evil\r\nAuthorization: Basic eA==\r\n"
-           b"Cookie: a=b\r\nX_Under: 1\r\nX-Trailer: t\r\n\r\n")
+    req = (
+        b"POST /headers-after-body HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+        b"Connection: close\r\n\r\n5\r\nhello\r\n0\r\nHost: evil\r\nAuthorization: Basic eA==\r\n"
+        b"Cookie: a=b\r\nX_Under: 1\r\nX-Trailer: t\r\n\r\n"
+    )
     received, _ = exchange(core.port, req, mode)
     head, _, body = received.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 OK\r\n"), received[:300]
@@ -307,8 +379,10 @@ def test_trailer_fields_never_reach_the_app(core, mode):
 def test_trailer_framing_fields_refused(core, mode):
     """Content-Length in the trailer of a chunked message is a framing conflict llhttp
     refuses (RFC 9112 6.3 makes chunked and Content-Length exclusive): 400 and close."""
-    req = (b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n"
-           b"Content-Length: 5\r\n\r\n")
+    req = (
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n"
+        b"Content-Length: 5\r\n\r\n"
+    )
     received, closed = exchange(core.port, req, mode)
     assert received == error_response(400)
     assert closed
@@ -316,21 +390,27 @@ def test_trailer_framing_fields_refused(core, mode):
 
 def test_trailer_section_is_bounded(serve):
     srv = serve("core_app:app", *LIMIT)
-    req = (b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n"
-           + b"".join(b"X-T%d: %s\r\n" % (i, b"v" * 100) for i in range(20)) + b"\r\n")
+    req = (
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n"
+        + b"".join(b"X-T%d: %s\r\n" % (i, b"v" * 100) for i in range(20))
+        + b"\r\n"
+    )
     received, closed = exchange(srv.port, req)
     assert received == error_response(431)
     assert closed
 
 
 def test_chunk_extensions_under_the_cap_served(core):
-    req = (b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-           b"5;a=" + b"x" * 8000 + b"\r\nhello\r\n0\r\n\r\n")
+    req = (
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        b"5;a=" + b"x" * 8000 + b"\r\nhello\r\n0\r\n\r\n"
+    )
     received, _ = exchange(core.port, req)
     assert received.startswith(b"HTTP/1.1 200 OK\r\n") and received.endswith(b"hello")
 
 
 # --------------------------------------------------------------------------- response side
+
 
 @pytest.mark.parametrize("mode", MODES)
 def test_start_without_body_gets_500(core, token, mode):
@@ -347,15 +427,27 @@ def test_start_without_body_gets_500(core, token, mode):
 
 # --------------------------------------------------------------------------- logging
 
+
 def test_refusals_log_one_access_line_and_no_traceback(serve, token):
     srv = serve("core_app:app", "--no-date-header", "--access-log", fresh=True)
-    cases = [(n, r, c) for n, r, c in REFUSED if n in (
-        "no_host_http11", "host_userinfo", "fragment", "protocol_rtsp", "connect_authority_form",
-        "asterisk_with_get", "two_spaces_before_target")]
+    cases = [
+        (n, r, c)
+        for n, r, c in REFUSED
+        if n
+        in (
+            "no_host_http11",
+            "host_userinfo",
+            "fragment",
+            "protocol_rtsp",
+            "connect_authority_form",
+            "asterisk_with_get",
+            "two_spaces_before_target",
+        )
+    ]
     for _, req, code in cases:
         received, _ = exchange(srv.port, req.replace(b"{T}", token.encode()))
         assert received == error_response(code)
-    with RawConn(srv.port) as c:      # the server goes on serving
+    with RawConn(srv.port) as c:  # the server goes on serving
         assert c.request(b"GET /plain HTTP/1.1\r\nHost: t\r\n\r\n").body == b"hello"
     text = srv.stdout() + srv.log()
     assert "Traceback" not in text

@@ -16,13 +16,13 @@ import threading
 import time
 
 import pytest
-from support.supervisors import Supervised, get, is_alive, try_get, wait_until
 from gunicorn.config import KNOWN_SETTINGS
 from gunicorn.config import Config as GunicornConfig
 from gunicorn.glogging import Logger
 
 from fastasgi.config import Config
 from fastasgi.workers import FastASGIWorker
+from support.supervisors import Supervised, get, is_alive, try_get, wait_until
 
 WORKER = "fastasgi.workers.FastASGIWorker"
 LISTENING = re.compile(r"Listening at: https?://127\.0\.0\.1:(\d+)")
@@ -63,7 +63,9 @@ def test_gunicorn_serves_and_stops_gracefully():
 
         # One worker's event loop blocked: the next connection goes to the other one.
         blocked: dict[str, tuple[int, bytes]] = {}
-        blocker = threading.Thread(target=lambda: blocked.update(response=get(port, "/block?s=1")), daemon=True)
+        blocker = threading.Thread(
+            target=lambda: blocked.update(response=get(port, "/block?s=1")), daemon=True
+        )
         blocker.start()
         time.sleep(0.3)
         status, body = get(port)
@@ -86,7 +88,9 @@ def test_gunicorn_serves_and_stops_gracefully():
 
 def test_gunicorn_settings_pass_through(tmp_path):
     hooks = tmp_path / "hooks.py"
-    hooks.write_text('def worker_abort(worker):\n    worker.log.info("worker_abort hook ran in %s", worker.pid)\n')
+    hooks.write_text(
+        'def worker_abort(worker):\n    worker.log.info("worker_abort hook ran in %s", worker.pid)\n'
+    )
     with start_gunicorn(
         "--workers", "1", "--keep-alive", "1", "--timeout", "2", "--max-requests", "3",
         "--access-logfile", "-", "--config", str(hooks),

@@ -14,13 +14,13 @@ import subprocess
 import sys
 
 import pytest
-from support.server import APPS, HTTP_TIMEOUT, error_lines, fastasgi_command, run_cli, server_env
-from support.supervisors import Supervised, wait_until
 from click.testing import CliRunner
 
 from fastasgi import _defaults
 from fastasgi.config import Config, ConfigError
 from fastasgi.server import _context_options
+from support.server import APPS, HTTP_TIMEOUT, error_lines, fastasgi_command, run_cli, server_env
+from support.supervisors import Supervised, wait_until
 
 APP = "ops_app:app"
 BAD_VALUE = "Invalid value for '--header-map': 'bogus' is not one of 'drop', 'refuse', 'dangerous'."
@@ -55,7 +55,9 @@ def test_config_refuses_other_values(value):
 def test_run_with_a_bad_value_exits_1_with_one_line(tmp_path):
     script = tmp_path / "header_map_script.py"
     script.write_text("import fastasgi\nfastasgi.run('cli_app:app', port=0, header_map='bogus')\n")
-    result = subprocess.run([sys.executable, str(script)], env=server_env(), capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, str(script)], env=server_env(), capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 1
     assert error_lines(result.stderr) == [f"ERROR:    {BAD_VALUE}"]
 
@@ -94,7 +96,10 @@ def test_cli_values(parsed, value):
 def test_cli_value_from_the_environment(parsed):
     assert parsed(env={"FASTASGI_HEADER_MAP": "refuse"})["header_map"] == "refuse"
     # the flag wins over the environment
-    assert parsed("--header-map", "dangerous", env={"FASTASGI_HEADER_MAP": "refuse"})["header_map"] == "dangerous"
+    assert (
+        parsed("--header-map", "dangerous", env={"FASTASGI_HEADER_MAP": "refuse"})["header_map"]
+        == "dangerous"
+    )
 
 
 def test_cli_help_shows_the_flag_and_its_default():
@@ -133,7 +138,11 @@ def test_gunicorn_setting_becomes_the_config_keyword():
 
     from fastasgi.workers import FastASGIWorker
 
-    cases = [([], "drop"), (["--header-map", "refuse"], "refuse"), (["--header-map", "dangerous"], "dangerous")]
+    cases = [
+        ([], "drop"),
+        (["--header-map", "refuse"], "refuse"),
+        (["--header-map", "dangerous"], "dangerous"),
+    ]
     for argv, expected in cases:
         cfg = GunicornConfig()
         for key, value in vars(cfg.parser().parse_args(argv)).items():
@@ -169,7 +178,9 @@ def test_gunicorn_header_map(mode):
     command = ["-k", "fastasgi.workers.FastASGIWorker", "--bind", "127.0.0.1:0", "--workers", "1", *quiet]
     with Supervised.gunicorn(*command, "--header-map", mode, APP) as server:
         port = int(server.wait_for(LISTENING.pattern).group(1))
-        wait_until(lambda: "Application startup complete." in server.stderr, 20, f"the worker; log:\n{server.stderr}")
+        wait_until(
+            lambda: "Application startup complete." in server.stderr, 20, f"the worker; log:\n{server.stderr}"
+        )
         request = b"GET /scope HTTP/1.1\r\nHost: x\r\nX_Foo: 1\r\nX-Bar: 2\r\nConnection: close\r\n\r\n"
         status, body = _exchange(port, request)
         if mode == "refuse":

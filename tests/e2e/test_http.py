@@ -16,8 +16,10 @@ from support.wire_cases import error_response
 
 H = b"Host: t\r\n"
 CLOSE_REQ = b"GET /plain HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
-CLOSE_RESP = (b"HTTP/1.1 200 OK\r\nserver: fastasgi\r\ncontent-type: text/plain\r\n"
-              b"content-length: 5\r\nconnection: close\r\n\r\nhello")
+CLOSE_RESP = (
+    b"HTTP/1.1 200 OK\r\nserver: fastasgi\r\ncontent-type: text/plain\r\n"
+    b"content-length: 5\r\nconnection: close\r\n\r\nhello"
+)
 
 
 def scope_of(resp):
@@ -35,8 +37,19 @@ def test_scope_keys_and_values(core):
     data = resp.json()
     scope = data["scope"]
     assert set(data["keys"]) - {"extensions"} == {
-        "type", "asgi", "http_version", "method", "scheme", "path", "raw_path",
-        "query_string", "root_path", "headers", "client", "server", "state",
+        "type",
+        "asgi",
+        "http_version",
+        "method",
+        "scheme",
+        "path",
+        "raw_path",
+        "query_string",
+        "root_path",
+        "headers",
+        "client",
+        "server",
+        "state",
     }
     assert scope["type"] == "http"
     assert scope["asgi"] == {"version": "3.0", "spec_version": "2.4"}
@@ -93,13 +106,20 @@ def test_scope_http10_and_methods(core):
 
 
 def test_scope_headers_lowercased_order_and_duplicates(core):
-    req = (b"GET /scope HTTP/1.1\r\nHost: t\r\nX-Dup: 1\r\nAccept: */*\r\nx-DUP: 2\r\n"
-           b"X-MiXeD: VaLuE with  spaces\r\nX-Empty:\r\nX-Obs: caf\xc3\xa9\r\n\r\n")
+    req = (
+        b"GET /scope HTTP/1.1\r\nHost: t\r\nX-Dup: 1\r\nAccept: */*\r\nx-DUP: 2\r\n"
+        b"X-MiXeD: VaLuE with  spaces\r\nX-Empty:\r\nX-Obs: caf\xc3\xa9\r\n\r\n"
+    )
     with RawConn(core.port) as c:
         scope = scope_of(c.request(req))
     assert scope["headers"] == [
-        ["host", "t"], ["x-dup", "1"], ["accept", "*/*"], ["x-dup", "2"],
-        ["x-mixed", "VaLuE with  spaces"], ["x-empty", ""], ["x-obs", "caf\xc3\xa9"],
+        ["host", "t"],
+        ["x-dup", "1"],
+        ["accept", "*/*"],
+        ["x-dup", "2"],
+        ["x-mixed", "VaLuE with  spaces"],
+        ["x-empty", ""],
+        ["x-obs", "caf\xc3\xa9"],
     ]
 
 
@@ -121,7 +141,9 @@ def test_scope_state_is_a_copy(core):
 def test_scope_absolute_form_target(core):
     """RFC 9112 3.2.2: a server MUST accept the absolute form."""
     with RawConn(core.port) as c:
-        scope = scope_of(c.request(b"GET http://example.org/scope/z?q=1 HTTP/1.1\r\nHost: example.org\r\n\r\n"))
+        scope = scope_of(
+            c.request(b"GET http://example.org/scope/z?q=1 HTTP/1.1\r\nHost: example.org\r\n\r\n")
+        )
     assert scope["path"] == "/scope/z"
     assert scope["query_string"] == "q=1"
 
@@ -165,8 +187,17 @@ def test_header_flag_order(serve):
     srv = serve(CORE, "--header", "x-a:1", "--header", "X-B:two words")
     with RawConn(srv.port) as c:
         resp = c.request(b"GET /headers-order HTTP/1.1\r\n" + H + b"\r\n")
-    assert resp.names() == [b"server", b"date", b"x-a", b"x-b", b"x-first", b"content-type",
-                            b"x-dup", b"x-dup", b"content-length"]
+    assert resp.names() == [
+        b"server",
+        b"date",
+        b"x-a",
+        b"x-b",
+        b"x-first",
+        b"content-type",
+        b"x-dup",
+        b"x-dup",
+        b"content-length",
+    ]
     assert resp.header_all("x-b") == [b"two words"]
     assert resp.header_all("x-dup") == [b"a", b"b"]
 
@@ -174,8 +205,10 @@ def test_header_flag_order(serve):
 def test_no_server_no_date_exact_bytes(serve):
     srv = serve(CORE, "--no-server-header", "--no-date-header", "--header", "x-a:1")
     received, closed = exchange(srv.port, CLOSE_REQ)
-    assert received == (b"HTTP/1.1 200 OK\r\nx-a: 1\r\ncontent-type: text/plain\r\n"
-                        b"content-length: 5\r\nconnection: close\r\n\r\nhello")
+    assert received == (
+        b"HTTP/1.1 200 OK\r\nx-a: 1\r\ncontent-type: text/plain\r\n"
+        b"content-length: 5\r\nconnection: close\r\n\r\nhello"
+    )
     assert closed
 
 
@@ -278,7 +311,9 @@ def test_expect_100_sent_when_app_reads(core):
 def test_expect_100_only_once_app_reads(core):
     """The app sleeps 0.5 s before its first receive(): no 100 before that."""
     with RawConn(core.port) as c:
-        c.send(b"POST /sleep-read?t=0.5 HTTP/1.1\r\n" + H + b"Expect: 100-continue\r\nContent-Length: 3\r\n\r\n")
+        c.send(
+            b"POST /sleep-read?t=0.5 HTTP/1.1\r\n" + H + b"Expect: 100-continue\r\nContent-Length: 3\r\n\r\n"
+        )
         assert c.idle_for(0.3) == b"", "100 Continue sent before the app asked for the body"
         assert c.read_exact(len(CONTINUE), timeout=3) == CONTINUE
         c.send(b"abc")
@@ -304,7 +339,8 @@ def test_expect_100_chunked(core):
 
 def test_expect_100_not_for_http10(core):
     received, closed = exchange(
-        core.port, b"POST /echo HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc")
+        core.port, b"POST /echo HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc"
+    )
     assert closed
     assert received.startswith(b"HTTP/1.1 200 OK\r\n") and received.endswith(b"\r\n\r\nabc")
 
@@ -313,7 +349,12 @@ def test_expect_100_body_already_sent(core):
     """A client that sends the body right away: the response must stay parseable (an
     interim 100, if any, comes before the final response and only once)."""
     with RawConn(core.port) as c:
-        c.send(b"POST /echo HTTP/1.1\r\n" + H + b"Expect: 100-continue\r\nContent-Length: 5\r\n\r\nhello" + CLOSE_REQ)
+        c.send(
+            b"POST /echo HTTP/1.1\r\n"
+            + H
+            + b"Expect: 100-continue\r\nContent-Length: 5\r\n\r\nhello"
+            + CLOSE_REQ
+        )
         data, closed = c.read_to_eof()
     assert closed
     assert data.count(b"100 Continue") <= 1
@@ -331,8 +372,14 @@ def test_unread_body_is_never_parsed_as_a_request(core, token, framing):
     if framing == "cl":
         req = b"POST /noread HTTP/1.1\r\n" + H + b"Content-Length: %d\r\n\r\n" % len(inner) + inner
     else:
-        req = (b"POST /noread HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n"
-               + b"%x\r\n" % len(inner) + inner + b"\r\n0\r\n\r\n")
+        req = (
+            b"POST /noread HTTP/1.1\r\n"
+            + H
+            + b"Transfer-Encoding: chunked\r\n\r\n"
+            + b"%x\r\n" % len(inner)
+            + inner
+            + b"\r\n0\r\n\r\n"
+        )
     with RawConn(core.port) as c:
         c.send(req + CLOSE_REQ)
         first = c.read_response()
@@ -375,8 +422,10 @@ def test_receive_after_last_body_message_waits(core, body):
 
 def test_client_goes_away_mid_body(core, token):
     with RawConn(core.port) as c:
-        c.send(b"POST /wait-disconnect/%s HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n0123456789"
-               % token.encode())
+        c.send(
+            b"POST /wait-disconnect/%s HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n0123456789"
+            % token.encode()
+        )
         time.sleep(0.2)
     entries = wait_registry(core.port, token, lambda e: e, timeout=6)
     assert len(entries) == 1
@@ -457,8 +506,10 @@ def test_exception_before_start_is_500(errsrv, token):
 def test_exception_after_body_started_closes(errsrv, token, mode):
     mark = errsrv.log_mark()
     received, closed = exchange(errsrv.port, request_with_token("/raise-after", token) + CLOSE_REQ, mode)
-    assert received == (b"HTTP/1.1 200 OK\r\nserver: fastasgi\r\ncontent-type: text/plain\r\n"
-                        b"transfer-encoding: chunked\r\n\r\n5\r\nhello\r\n")
+    assert received == (
+        b"HTTP/1.1 200 OK\r\nserver: fastasgi\r\ncontent-type: text/plain\r\n"
+        b"transfer-encoding: chunked\r\n\r\n5\r\nhello\r\n"
+    )
     assert closed
     assert f"boom-{token}" in assert_logged_once(errsrv, mark, token)
     assert_still_serving(errsrv)
@@ -478,8 +529,9 @@ def test_exception_after_complete_response(errsrv, token):
     mark = errsrv.log_mark()
     received, closed = exchange(errsrv.port, request_with_token("/raise-after-complete", token) + CLOSE_REQ)
     assert closed
-    assert received.startswith(b"HTTP/1.1 200 OK\r\nserver: fastasgi\r\ncontent-type: text/plain\r\n"
-                               b"content-length: 4\r\n")
+    assert received.startswith(
+        b"HTTP/1.1 200 OK\r\nserver: fastasgi\r\ncontent-type: text/plain\r\ncontent-length: 4\r\n"
+    )
     rest = received.partition(b"\r\n\r\n")[2]
     assert rest.startswith(b"done")
     assert b"500" not in rest
@@ -509,8 +561,10 @@ def test_second_response_start_is_an_error(errsrv, token, variant):
     assert entries[-1]["raised"] == "start2", entries
     assert b"201" not in received, "a second status line reached the wire"
     if variant == "body":
-        assert received == (b"HTTP/1.1 200 OK\r\nserver: fastasgi\r\ncontent-type: text/plain\r\n"
-                            b"transfer-encoding: chunked\r\n\r\n1\r\na\r\n")
+        assert received == (
+            b"HTTP/1.1 200 OK\r\nserver: fastasgi\r\ncontent-type: text/plain\r\n"
+            b"transfer-encoding: chunked\r\n\r\n1\r\na\r\n"
+        )
     else:
         assert received in (b"", ERR_500)
     assert_logged_once(errsrv, mark, token)
@@ -550,8 +604,16 @@ def test_content_length_underrun_closes(errsrv):
     assert_still_serving(errsrv)
 
 
-BAD_HEADER_IDS = ["space_in_name", "colon_in_name", "empty_name", "crlf_in_name", "crlf_in_value",
-                  "lf_in_value", "cr_in_value", "nul_in_value"]
+BAD_HEADER_IDS = [
+    "space_in_name",
+    "colon_in_name",
+    "empty_name",
+    "crlf_in_name",
+    "crlf_in_value",
+    "lf_in_value",
+    "cr_in_value",
+    "nul_in_value",
+]
 
 
 @pytest.mark.parametrize("index", range(len(BAD_HEADER_IDS)), ids=BAD_HEADER_IDS)

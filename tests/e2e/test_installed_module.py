@@ -61,8 +61,7 @@ def _version_in(text: str, version: str) -> bool:
 
 def test_core_is_the_compiled_extension_inside_the_imported_package():
     assert CORE_FILE.parent == PACKAGE_DIR / "_http", (
-        f"fastasgi._http._core was loaded from {CORE_FILE}, "
-        f"outside the imported package {PACKAGE_DIR}"
+        f"fastasgi._http._core was loaded from {CORE_FILE}, outside the imported package {PACKAGE_DIR}"
     )
     assert isinstance(_core.__spec__.loader, importlib.machinery.ExtensionFileLoader)
     assert CORE_FILE.name.startswith("_core.")
@@ -144,7 +143,10 @@ def test_compiled_llhttp_version_is_the_vendored_one():
     header = PROJECT_DIR / "csrc" / "llhttp" / "include" / "llhttp.h"
     if header.exists():  # a checkout: the header agrees with the VERSION note
         text = header.read_text()
-        parts = [re.search(rf"#define LLHTTP_VERSION_{p} (\d+)", text).group(1) for p in ("MAJOR", "MINOR", "PATCH")]
+        parts = [
+            re.search(rf"#define LLHTTP_VERSION_{p} (\d+)", text).group(1)
+            for p in ("MAJOR", "MINOR", "PATCH")
+        ]
         assert ".".join(parts) == compiled
 
 

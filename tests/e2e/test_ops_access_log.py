@@ -14,11 +14,10 @@ import time
 
 import pytest
 
-from support.ops import APP, connect, serve
-from support.server import HTTP_TIMEOUT, run_cli
-
 from fastasgi._accesslog import _line_format, _uvicorn_args, compile_access_format, escape, make_access_log
 from fastasgi.logging import ACCESS_LOG_FORMAT, DEFAULT_ACCESS_FMT, AccessFormatter
+from support.ops import APP, connect, serve
+from support.server import HTTP_TIMEOUT, run_cli
 
 if sys.platform != "linux":
     pytestmark = pytest.mark.skip("Linux only")
@@ -148,7 +147,7 @@ def test_custom_format_atoms():
         pid = int(server.wait_for(r"ops_app pid=(\d+)").group(1))
         _, port1 = exchange(
             server,
-            b"GET /bytes?n=1234 HTTP/1.1\r\nHost: x\r\nX-Request-ID: abc-1\r\nUser-Agent: t/1 \"q\"\t\xe9\r\n"
+            b'GET /bytes?n=1234 HTTP/1.1\r\nHost: x\r\nX-Request-ID: abc-1\r\nUser-Agent: t/1 "q"\t\xe9\r\n'
             b"Referer: http://r.example/\r\nAuthorization: Basic dXNlcjpwYXNz\r\n\r\n",
         )
         _, port2 = exchange(server, b"HEAD /bytes HTTP/1.0\r\n\r\n")
@@ -165,11 +164,18 @@ def test_duration_and_time_atoms():
         before = time.time()
         exchange(server, b"GET /slow?s=0.25 HTTP/1.1\r\nHost: x\r\n\r\n")
         line = access_lines(server, 1)[0]
-    match = re.fullmatch(r"\[(\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4})\] (\d+) (\d+) (\d+\.\d{6}) (\d+)", line)
+    match = re.fullmatch(
+        r"\[(\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4})\] (\d+) (\d+) (\d+\.\d{6}) (\d+)", line
+    )
     assert match, line
     stamp = time.mktime(time.strptime(match.group(1), "%d/%b/%Y:%H:%M:%S %z"))
     assert before - 2 <= stamp <= time.time() + 2
-    ms, us, seconds, whole = int(match.group(2)), int(match.group(3)), float(match.group(4)), int(match.group(5))
+    ms, us, seconds, whole = (
+        int(match.group(2)),
+        int(match.group(3)),
+        float(match.group(4)),
+        int(match.group(5)),
+    )
     # the loop may wake a timer a clock tick early; time.time() and the loop clock differ
     assert 200 <= ms < 2000 and ms == us // 1000 and abs(seconds - us / 1e6) < 1e-5 and whole == int(seconds)
 
@@ -177,12 +183,17 @@ def test_duration_and_time_atoms():
 def test_bad_access_log_format_is_one_line():
     for fmt, reason in [
         ("%(nope)s", "'%(nope)s' has an unknown atom %(nope)s."),
-        ("100%", "'100%' has a '%' at position 3 that starts no atom; write atoms as %(h)s and a percent sign as %%."),
+        (
+            "100%",
+            "'100%' has a '%' at position 3 that starts no atom; write atoms as %(h)s and a percent sign as %%.",
+        ),
         ("%({bad header}i)s", "'%({bad header}i)s': %({bad header}i)s does not name a header."),
     ]:
         result = run_cli(APP, "--access-log-format", fmt)
         assert result.returncode == 2
-        assert result.stderr.strip().splitlines() == [f"Error: Invalid value for '--access-log-format': {reason}"]
+        assert result.stderr.strip().splitlines() == [
+            f"Error: Invalid value for '--access-log-format': {reason}"
+        ]
 
 
 # --- through logging, when a log config takes over ----------------------------------------------
@@ -250,7 +261,11 @@ def test_log_config_files_route_access_lines_through_logging(tmp_path, kind, cus
         _, client_port = exchange(server, b"GET /x?y=1 HTTP/1.1\r\nHost: x\r\n\r\n")
         assert server.stop() == 0
     lines = log_file.read_text().splitlines()
-    expected = '127.0.0.1 "GET /x?y=1 HTTP/1.1" 200 2' if custom else f'127.0.0.1:{client_port} - "GET /x?y=1 HTTP/1.1" 200'
+    expected = (
+        '127.0.0.1 "GET /x?y=1 HTTP/1.1" 200 2'
+        if custom
+        else f'127.0.0.1:{client_port} - "GET /x?y=1 HTTP/1.1" 200'
+    )
     assert lines == [f"fastasgi.access|INFO|{expected}"]
     assert server.stdout() == ""
 
@@ -294,7 +309,12 @@ SCOPE = {
 
 @pytest.mark.parametrize("colors", [False, True])
 @pytest.mark.parametrize(
-    "fmt", [DEFAULT_ACCESS_FMT, "%(levelprefix)s %(message)s", "%(name)s %(levelname)s %(message)s [%(status_code)s]"]
+    "fmt",
+    [
+        DEFAULT_ACCESS_FMT,
+        "%(levelprefix)s %(message)s",
+        "%(name)s %(levelname)s %(message)s [%(status_code)s]",
+    ],
 )
 def test_compiled_line_equals_the_formatters_line(colors, fmt):
     formatter = AccessFormatter(fmt, use_colors=colors)
@@ -302,7 +322,13 @@ def test_compiled_line_equals_the_formatters_line(colors, fmt):
     for status in (101, 200, 304, 404, 500, 599):
         for scope in (SCOPE, dict(SCOPE, client=None, query_string=b"")):
             record = logging.LogRecord(
-                "fastasgi.access", logging.INFO, __file__, 1, ACCESS_LOG_FORMAT, _uvicorn_args(scope, status), None
+                "fastasgi.access",
+                logging.INFO,
+                __file__,
+                1,
+                ACCESS_LOG_FORMAT,
+                _uvicorn_args(scope, status),
+                None,
             )
             assert line(scope, status, 0, 0.1) == formatter.format(record)
 
@@ -316,7 +342,9 @@ def test_formatters_we_do_not_compile_go_through_logging():
 
 def test_escape():
     assert escape(b"/plain/path-_.~!$&'()*+,;=:@") == "/plain/path-_.~!$&'()*+,;=:@"
-    assert escape(b'\x00\x1b\n\r\t"\\\x7f\x80\xff ok') == "\\x00\\x1b\\x0a\\x0d\\x09\\x22\\x5c\\x7f\\x80\\xff ok"
+    assert (
+        escape(b'\x00\x1b\n\r\t"\\\x7f\x80\xff ok') == "\\x00\\x1b\\x0a\\x0d\\x09\\x22\\x5c\\x7f\\x80\\xff ok"
+    )
 
 
 def test_logger_reconfigured_at_run_time_is_followed(tmp_path):
@@ -329,7 +357,7 @@ def test_logger_reconfigured_at_run_time_is_followed(tmp_path):
         logger.handlers = []
         logger.propagate = False
         logger.setLevel(logging.INFO)
-        direct = logging.StreamHandler(open(first, "w"))
+        direct = logging.StreamHandler(open(first, "w"))  # noqa: SIM115 - closed below, as the handler's stream
         direct.setFormatter(AccessFormatter("%(levelprefix)s %(message)s", use_colors=False))
         logger.addHandler(direct)
         access_log = make_access_log()

@@ -31,7 +31,7 @@ TOO_LARGE = http.HTTPStatus(413).phrase.encode()
 
 def test_slowloris_head_is_cut_off_after_timeout_request_head():
     with serve("--timeout-request-head", "1", "--timeout-keep-alive", "30") as server:
-        sock = connect(server).sock     # the bare socket: sendall raises once we are cut off
+        sock = connect(server).sock  # the bare socket: sendall raises once we are cut off
         started = time.monotonic()
         sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
         # Trickle one header line every 0.3 s: the head never completes.
@@ -120,8 +120,11 @@ def test_limit_concurrency_answers_503_beyond_it():
         extra = connect(server)
         extra.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         response = extra.read_response()
-        assert (response.status, response.body, response.header("connection")) == \
-            (503, b"Service Unavailable", b"close")
+        assert (response.status, response.body, response.header("connection")) == (
+            503,
+            b"Service Unavailable",
+            b"close",
+        )
         extra.close()
         for sock in slow:
             assert sock.read_response().status == 200
@@ -171,7 +174,7 @@ def _slow_request(server, seconds: float, results: list) -> threading.Thread:
             sock.send(b"GET /slow?s=%s HTTP/1.1\r\nHost: x\r\n\r\n" % str(seconds).encode())
             results.append(sock.read_response())
             sock.close()
-        except Exception as exc:  # reported by the test
+        except Exception as exc:  # noqa: BLE001 - reported by the test
             results.append(exc)
 
     thread = threading.Thread(target=go, daemon=True)
@@ -223,7 +226,9 @@ def test_graceful_shutdown_timeout_cancels_what_is_left_and_says_so():
     assert took < 5, took
     assert len(results) == 1 and isinstance(results[0], ConnectionError), results  # closed, no response
     log = server.stderr
-    assert "Graceful shutdown timed out after 0.5s: closing 1 connection(s) with 1 request(s) in flight." in log
+    assert (
+        "Graceful shutdown timed out after 0.5s: closing 1 connection(s) with 1 request(s) in flight." in log
+    )
     assert "Cancelling 1 request task(s) still running." in log
     assert "slow cancelled" in log  # the app saw the cancellation and ran its cleanup
     assert log.index("Cancelling") < log.index("Waiting for application shutdown.")

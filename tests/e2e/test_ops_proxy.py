@@ -11,10 +11,9 @@ import httpx
 import pytest
 from websockets.sync.client import connect as ws_connect
 
+from fastasgi.middleware.proxy_headers import ProxyHeadersMiddleware, TrustedProxies, parse_forwarded
 from support.ops import serve
 from support.server import HTTP_TIMEOUT, server_env
-
-from fastasgi.middleware.proxy_headers import ProxyHeadersMiddleware, TrustedProxies, parse_forwarded
 
 # --- the rules, on the middleware -----------------------------------------------------------
 
@@ -111,7 +110,9 @@ CASES = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("name, trusted, peer, headers, kind, expected", CASES, ids=[case[0] for case in CASES])
+@pytest.mark.parametrize(
+    "name, trusted, peer, headers, kind, expected", CASES, ids=[case[0] for case in CASES]
+)
 def test_proxy_header_rules(name, trusted, peer, headers, kind, expected):
     scope = scope_from(peer, headers, kind=kind)
     original_headers = list(scope["headers"])
@@ -141,7 +142,9 @@ def test_lifespan_scope_passes_untouched():
 def test_trusted_proxies_parsing():
     trusted = TrustedProxies(" 127.0.0.1 , 10.1.2.3/8,fd00::/8,::1,/run/app.sock,, ")
     assert "10.200.0.1" in trusted and "127.0.0.1" in trusted and "::1" in trusted and "fd00::5" in trusted
-    assert "11.0.0.1" not in trusted and "" not in trusted and None not in trusted and "not-an-ip" not in trusted
+    assert (
+        "11.0.0.1" not in trusted and "" not in trusted and None not in trusted and "not-an-ip" not in trusted
+    )
     assert "/run/app.sock" in trusted.literals
     assert TrustedProxies(["*"]).always and "8.8.8.8" in TrustedProxies("*")
     for bad in ("10.0.0.0/33", "1.2.3/8", "fd00::/200"):
@@ -155,9 +158,14 @@ def test_parse_forwarded():
     assert parse_forwarded("for=192.0.2.60;proto=http;by=203.0.113.43") == [
         {"for": "192.0.2.60", "proto": "http", "by": "203.0.113.43"}
     ]
-    assert parse_forwarded("for=192.0.2.43, for=198.51.100.17") == [{"for": "192.0.2.43"}, {"for": "198.51.100.17"}]
+    assert parse_forwarded("for=192.0.2.43, for=198.51.100.17") == [
+        {"for": "192.0.2.43"},
+        {"for": "198.51.100.17"},
+    ]
     assert parse_forwarded('for="a\\"b"') == [{"for": 'a"b'}]
-    assert parse_forwarded("") == [] and parse_forwarded("garbage") == [] and parse_forwarded('for="open') == []
+    assert (
+        parse_forwarded("") == [] and parse_forwarded("garbage") == [] and parse_forwarded('for="open') == []
+    )
 
 
 # --- end to end, through the CLI ----------------------------------------------------------------
@@ -173,9 +181,18 @@ XFF = {"x-forwarded-for": "203.0.113.9", "x-forwarded-proto": "https", "x-forwar
 def test_default_trusts_loopback_proxy_and_logs_the_real_client():
     with serve() as server:
         scope = scope_via(server, XFF)
-        assert (scope["client"], scope["scheme"], scope["server"]) == (["203.0.113.9", 0], "https", ["shop.example", 443])
-        assert scope_via(server, {"forwarded": "for=198.51.100.7;proto=https"})["client"] == ["198.51.100.7", 0]
-        with ws_connect(f"ws://127.0.0.1:{server.port}/scope", additional_headers=XFF, open_timeout=HTTP_TIMEOUT) as ws:
+        assert (scope["client"], scope["scheme"], scope["server"]) == (
+            ["203.0.113.9", 0],
+            "https",
+            ["shop.example", 443],
+        )
+        assert scope_via(server, {"forwarded": "for=198.51.100.7;proto=https"})["client"] == [
+            "198.51.100.7",
+            0,
+        ]
+        with ws_connect(
+            f"ws://127.0.0.1:{server.port}/scope", additional_headers=XFF, open_timeout=HTTP_TIMEOUT
+        ) as ws:
             ws_scope = json.loads(ws.recv(timeout=HTTP_TIMEOUT))
         assert (ws_scope["client"], ws_scope["scheme"]) == (["203.0.113.9", 0], "wss")
         server.wait_for(r'INFO:     203\.0\.113\.9:0 - "GET /scope HTTP/1\.1" 200 OK', stream="stdout")

@@ -124,7 +124,16 @@ def test_several_binds_at_once(tmp_path):
     activated_port = activated.getsockname()[1]
     fd = activated.fileno()
     port4, port6 = free_port(), free_port()
-    args = ["--bind", f"127.0.0.1:{port4}", "--bind", f"[::1]:{port6}", "--bind", f"unix:{path}", "--bind", f"fd://{fd}"]
+    args = [
+        "--bind",
+        f"127.0.0.1:{port4}",
+        "--bind",
+        f"[::1]:{port6}",
+        "--bind",
+        f"unix:{path}",
+        "--bind",
+        f"fd://{fd}",
+    ]
     try:
         with ServerProcess.cli(APP, *args, pass_fds=(fd,)) as server:
             server.wait_for("running on socket")

@@ -28,7 +28,9 @@ def pki(tmp_path_factory):
     base = tmp_path_factory.mktemp("pki")
     ca = trustme.CA()
     server = ca.issue_cert("localhost", "127.0.0.1", "::1")
-    files = {name: base / f"{name}.pem" for name in ("ca", "cert", "key", "key_encrypted", "client", "stranger")}
+    files = {
+        name: base / f"{name}.pem" for name in ("ca", "cert", "key", "key_encrypted", "client", "stranger")
+    }
     ca.cert_pem.write_to_path(str(files["ca"]))
     server.private_key_pem.write_to_path(str(files["key"]))
     for index, blob in enumerate(server.cert_chain_pems):
@@ -42,7 +44,9 @@ def pki(tmp_path_factory):
         )
     )
     ca.issue_cert("client@example.org").private_key_and_cert_chain_pem.write_to_path(str(files["client"]))
-    trustme.CA().issue_cert("mallory@example.org").private_key_and_cert_chain_pem.write_to_path(str(files["stranger"]))
+    trustme.CA().issue_cert("mallory@example.org").private_key_and_cert_chain_pem.write_to_path(
+        str(files["stranger"])
+    )
     return files
 
 
@@ -71,13 +75,15 @@ def test_https_scope_alpn_and_log_line(pki):
         # ALPN (RFC 7301): a client offering h2 and http/1.1 is told http/1.1.
         context = ssl.create_default_context(cafile=str(pki["ca"]))
         context.set_alpn_protocols(["h2", "http/1.1"])
-        with socket.create_connection(("127.0.0.1", server.port), timeout=HTTP_TIMEOUT) as raw:
-            with context.wrap_socket(raw, server_hostname="localhost") as tls:
-                assert tls.selected_alpn_protocol() == "http/1.1"
-                tls.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-                answer = b""
-                while chunk := tls.recv(65536):
-                    answer += chunk
+        with (
+            socket.create_connection(("127.0.0.1", server.port), timeout=HTTP_TIMEOUT) as raw,
+            context.wrap_socket(raw, server_hostname="localhost") as tls,
+        ):
+            assert tls.selected_alpn_protocol() == "http/1.1"
+            tls.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            answer = b""
+            while chunk := tls.recv(65536):
+                answer += chunk
         assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and answer.endswith(b"ok")
 
         # Plain HTTP on the TLS port is not served.
@@ -97,9 +103,8 @@ def test_wss_scope(pki):
 
 def test_encrypted_key_with_password(pki):
     args = ["--ssl-certfile", str(pki["cert"]), "--ssl-keyfile", str(pki["key_encrypted"])]
-    with serve(*args, "--ssl-keyfile-password", "s3cret") as server:
-        with client(pki) as http:
-            assert http.get(https_url(server, "/")).text == "ok"
+    with serve(*args, "--ssl-keyfile-password", "s3cret") as server, client(pki) as http:
+        assert http.get(https_url(server, "/")).text == "ok"
     result = run_cli(APP, "--port", "0", *args, "--ssl-keyfile-password", "wrong")
     assert result.returncode == 1
     [line] = result.stderr.strip().splitlines()
@@ -133,13 +138,17 @@ def test_ciphers(pki):
     with serve(*tls_args(pki, "--ssl-ciphers", "ECDHE+AESGCM")) as server:
         context = ssl.create_default_context(cafile=str(pki["ca"]))
         context.maximum_version = ssl.TLSVersion.TLSv1_2
-        with socket.create_connection(("127.0.0.1", server.port), timeout=HTTP_TIMEOUT) as raw:
-            with context.wrap_socket(raw, server_hostname="localhost") as tls:
-                assert "ECDHE" in tls.cipher()[0] and "GCM" in tls.cipher()[0]
+        with (
+            socket.create_connection(("127.0.0.1", server.port), timeout=HTTP_TIMEOUT) as raw,
+            context.wrap_socket(raw, server_hostname="localhost") as tls,
+        ):
+            assert "ECDHE" in tls.cipher()[0] and "GCM" in tls.cipher()[0]
         context.set_ciphers("ECDHE+CHACHA20")
-        with socket.create_connection(("127.0.0.1", server.port), timeout=HTTP_TIMEOUT) as raw:
-            with pytest.raises(ssl.SSLError):
-                context.wrap_socket(raw, server_hostname="localhost")
+        with (
+            socket.create_connection(("127.0.0.1", server.port), timeout=HTTP_TIMEOUT) as raw,
+            pytest.raises(ssl.SSLError),
+        ):
+            context.wrap_socket(raw, server_hostname="localhost")
 
 
 @pytest.mark.parametrize(

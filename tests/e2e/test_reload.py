@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
-from support.supervisors import Supervised, get, wait_until
 
 from fastasgi.config import Config, ConfigError
 from fastasgi.supervisors.reload import ChangeReload, watch_settings
+from support.supervisors import Supervised, get, wait_until
 
 pytest.importorskip("watchfiles")
 
@@ -81,7 +81,9 @@ def test_reload_survives_an_app_that_does_not_import(tmp_path):
         body_becomes(port, b"good")
 
         (tmp_path / "main.py").write_text("def app(:\n")
-        server.wait_for(r"Server process \[\d+\] exited with code 1; waiting for a change to start it again\.")
+        server.wait_for(
+            r"Server process \[\d+\] exited with code 1; waiting for a change to start it again\."
+        )
         assert "SyntaxError" in server.stderr
 
         write_app(tmp_path / "main.py", b"fixed")

@@ -22,24 +22,49 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (ROOT / "setup.py").exists() or not (ROOT / "csrc").exists(),
-                    reason="needs the source tree (not an installed wheel's test run)")
+@pytest.mark.skipif(
+    not (ROOT / "setup.py").exists() or not (ROOT / "csrc").exists(),
+    reason="needs the source tree (not an installed wheel's test run)",
+)
 @pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None, reason="no C compiler")
 def test_unit_suite_under_debug_build(tmp_path):
     lib = tmp_path / "lib"
     build = subprocess.run(
-        [sys.executable, "setup.py", "-q", "build_ext", "--build-lib", str(lib),
-         "--build-temp", str(tmp_path / "tmp")],
-        cwd=ROOT, env={**os.environ, "FASTASGI_DEBUG": "1"}, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "setup.py",
+            "-q",
+            "build_ext",
+            "--build-lib",
+            str(lib),
+            "--build-temp",
+            str(tmp_path / "tmp"),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "FASTASGI_DEBUG": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert build.returncode == 0, build.stderr[-3000:]
-    shutil.copytree(ROOT / "src" / "fastasgi", lib / "fastasgi", dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("*.so", "*.pyd", "*.c", "__pycache__"))
-    env = {**os.environ, "FASTASGI_DEBUG_RUN": "1",
-           "PYTHONPATH": os.pathsep.join([str(lib), str(ROOT / "tests"), str(ROOT / "tests" / "apps")])}
+    shutil.copytree(
+        ROOT / "src" / "fastasgi",
+        lib / "fastasgi",
+        dirs_exist_ok=True,
+        ignore=shutil.ignore_patterns("*.so", "*.pyd", "*.c", "__pycache__"),
+    )
+    env = {
+        **os.environ,
+        "FASTASGI_DEBUG_RUN": "1",
+        "PYTHONPATH": os.pathsep.join([str(lib), str(ROOT / "tests"), str(ROOT / "tests" / "apps")]),
+    }
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", str(ROOT / "tests" / "unit")],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert run.returncode == 0, run.stdout[-5000:] + run.stderr[-2000:]
     assert " passed" in run.stdout

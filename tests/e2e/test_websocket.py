@@ -22,10 +22,11 @@ import zlib
 from dataclasses import dataclass
 
 import pytest
-from support.client import TIMEOUT, RawConn, http_get
 from websockets.asyncio.client import connect as aconnect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
+
+from support.client import TIMEOUT, RawConn, http_get
 
 APP = "ws_echo:app"
 
@@ -71,9 +72,16 @@ def events(server, key: str, pred=bool, timeout: float = 5.0) -> list:
 
 def upgrade_request(path: str, extra: bytes = b"", key: bytes = KEY, version: bytes = b"13") -> bytes:
     return (
-        b"GET " + path.encode() + b" HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        + b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: " + version + b"\r\n"
-        + extra + b"\r\n"
+        b"GET "
+        + path.encode()
+        + b" HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        + b"Sec-WebSocket-Key: "
+        + key
+        + b"\r\nSec-WebSocket-Version: "
+        + version
+        + b"\r\n"
+        + extra
+        + b"\r\n"
     )
 
 
@@ -86,8 +94,14 @@ def open_raw(server, path: str = "/echo", extra: bytes = b"", after: bytes = b""
     return conn, resp
 
 
-def frame(opcode: int, payload: bytes = b"", fin: bool = True, mask: bool = True, rsv: int = 0,
-          length: int | None = None) -> bytes:
+def frame(
+    opcode: int,
+    payload: bytes = b"",
+    fin: bool = True,
+    mask: bool = True,
+    rsv: int = 0,
+    length: int | None = None,
+) -> bytes:
     """A client frame (RFC 6455 5.2); masked unless told otherwise. ``length`` overrides the
     declared payload length."""
     n = len(payload) if length is None else length
@@ -177,8 +191,12 @@ def test_handshake_response_bytes(echo):
 
 
 def test_scope(echo):
-    with client(echo, "/scope/caf%C3%A9%20x?a=1&b=%20", subprotocols=["one", "two"],
-                additional_headers={"X-Custom": "yes"}) as ws:
+    with client(
+        echo,
+        "/scope/caf%C3%A9%20x?a=1&b=%20",
+        subprotocols=["one", "two"],
+        additional_headers={"X-Custom": "yes"},
+    ) as ws:
         scope = json.loads(ws.recv(timeout=TIMEOUT))
         local_port = ws.socket.getsockname()[1]
     assert scope["type"] == "websocket"
@@ -337,10 +355,13 @@ def test_denial_response_extension(echo):
     assert info.value.response.headers["Content-Length"] == "15"
 
 
-@pytest.mark.parametrize("path, needle", [
-    ("/error-before-accept", "Exception in ASGI application"),
-    ("/return-before-accept", "ASGI callable returned without sending handshake"),
-])
+@pytest.mark.parametrize(
+    "path, needle",
+    [
+        ("/error-before-accept", "Exception in ASGI application"),
+        ("/return-before-accept", "ASGI callable returned without sending handshake"),
+    ],
+)
 def test_app_failure_before_accept_is_500(echo, path, needle):
     mark = echo.log_mark()
     with RawConn(echo.port) as conn:
@@ -496,13 +517,18 @@ GOOD = [
     # (name, frames sent, frames expected back as (opcode, payload))
     ("ping gets pong", frame(PING, b"hello"), [(PONG, b"hello")]),
     ("empty ping", frame(PING), [(PONG, b"")]),
-    ("ping inside fragmented message",
-     frame(TEXT, b"ab", fin=False) + frame(PING, b"p") + frame(CONT, b"cd"),
-     [(PONG, b"p"), (TEXT, b"abcd")]),
+    (
+        "ping inside fragmented message",
+        frame(TEXT, b"ab", fin=False) + frame(PING, b"p") + frame(CONT, b"cd"),
+        [(PONG, b"p"), (TEXT, b"abcd")],
+    ),
     ("unsolicited pong ignored", frame(PONG, b"x") + frame(TEXT, b"after"), [(TEXT, b"after")]),
     ("empty binary", frame(BINARY), [(BINARY, b"")]),
-    ("utf-8 split across fragments", frame(TEXT, b"\xe2\x82", fin=False) + frame(CONT, b"\xac"),
-     [(TEXT, "€".encode())]),
+    (
+        "utf-8 split across fragments",
+        frame(TEXT, b"\xe2\x82", fin=False) + frame(CONT, b"\xac"),
+        [(TEXT, "€".encode())],
+    ),
     ("126-byte payload (16-bit length)", frame(BINARY, b"y" * 126), [(BINARY, b"y" * 126)]),
     ("65536-byte payload (64-bit length)", frame(BINARY, b"z" * 65536), [(BINARY, b"z" * 65536)]),
 ]
@@ -610,7 +636,9 @@ def test_deflate_negotiated_by_default(echo):
         ws.send("compress me " * 1000)
         assert ws.recv(timeout=TIMEOUT) == "compress me " * 1000
     # on the wire: compressed frames (RSV1, RFC 7692 6) in both directions
-    conn, resp = open_raw(echo, extra=b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n")
+    conn, resp = open_raw(
+        echo, extra=b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+    )
     with conn:
         assert resp.header("sec-websocket-extensions") == (
             b"permessage-deflate; server_max_window_bits=12; client_max_window_bits=12"

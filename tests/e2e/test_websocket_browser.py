@@ -16,6 +16,7 @@ import time
 import uuid
 
 import pytest
+
 from support.client import http_get
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -50,15 +51,22 @@ def test_browser_websocket_echo(serve, tmp_path):
     server = serve("ws_echo:app")
     t = uuid.uuid4().hex[:12]
     cmd = [
-        BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-        "--disable-extensions", f"--user-data-dir={tmp_path / 'profile'}",
+        BROWSER,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-extensions",
+        f"--user-data-dir={tmp_path / 'profile'}",
         # virtual time lets the page's websocket and fetch finish before the DOM is dumped
-        "--virtual-time-budget=10000", "--dump-dom",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
         f"http://127.0.0.1:{server.port}/page?t={t}",
     ]
     # Its own process group, so that Chromium's helper processes go with it on a timeout.
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         dom, err = proc.communicate(timeout=60)
     except subprocess.TimeoutExpired:
@@ -67,8 +75,10 @@ def test_browser_websocket_echo(serve, tmp_path):
         pytest.fail("Chromium did not finish within 60 s")
 
     report = wait_events(server.port, f"/report?t={t}")
-    assert report, f"the page never reported back; DOM:\n{dom.decode(errors='replace')[-2000:]}\n" \
-                   f"stderr:\n{err.decode(errors='replace')[-2000:]}"
+    assert report, (
+        f"the page never reported back; DOM:\n{dom.decode(errors='replace')[-2000:]}\n"
+        f"stderr:\n{err.decode(errors='replace')[-2000:]}"
+    )
     assert report[0]["got"] == ["h\u00e9llo browser", "1,2,3,250"]
     assert report[0]["protocol"] == "chat"
     # Chromium offers permessage-deflate; the server accepts it

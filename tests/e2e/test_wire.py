@@ -15,7 +15,18 @@ import pytest
 
 from support.client import IMF_FIXDATE, RawConn, exchange, http_get, registry
 from support.wire_cases import (
-    BAD, CLOSE_REQ, CLOSE_RESP, ENOUGH, GOOD, LIMIT_FLAGS, LIMITS, SERVER, H, error_response, ok, smuggled,
+    BAD,
+    CLOSE_REQ,
+    CLOSE_RESP,
+    ENOUGH,
+    GOOD,
+    LIMIT_FLAGS,
+    LIMITS,
+    SERVER,
+    H,
+    error_response,
+    ok,
+    smuggled,
 )
 
 MODES = ["whole", "bytewise"]
@@ -73,7 +84,8 @@ def test_limits_boundary_accepted(core, mode):
     assert received == ok() + CLOSE_RESP
     long_value = b"v" * 60_000
     received, _ = exchange(
-        core.port, b"GET /plain HTTP/1.1\r\n" + H + b"X-Long: " + long_value + b"\r\n\r\n" + CLOSE_REQ, mode)
+        core.port, b"GET /plain HTTP/1.1\r\n" + H + b"X-Long: " + long_value + b"\r\n\r\n" + CLOSE_REQ, mode
+    )
     assert received == ok() + CLOSE_RESP
 
 
@@ -94,7 +106,8 @@ def test_limit_flags_within(serve, mode):
     received, _ = exchange(srv.port, b"GET /plain HTTP/1.1\r\n" + H + ten + b"\r\n" + CLOSE_REQ, mode)
     assert received == ok() + CLOSE_RESP
     received, _ = exchange(
-        srv.port, b"GET /plain HTTP/1.1\r\n" + H + b"X-Big: " + b"v" * 1500 + b"\r\n\r\n" + CLOSE_REQ, mode)
+        srv.port, b"GET /plain HTTP/1.1\r\n" + H + b"X-Big: " + b"v" * 1500 + b"\r\n\r\n" + CLOSE_REQ, mode
+    )
     assert received == ok() + CLOSE_RESP
 
 
@@ -117,8 +130,12 @@ def test_error_response_carries_date_and_extras(serve):
     assert lines[0] == b"HTTP/1.1 400 Bad Request"
     assert lines[1] == b"server: fastasgi"
     assert lines[2].startswith(b"date: ") and IMF_FIXDATE.fullmatch(lines[2][6:])
-    assert lines[3:] == [b"x-extra: 1", b"content-type: text/plain; charset=utf-8",
-                         b"content-length: 11", b"connection: close"]
+    assert lines[3:] == [
+        b"x-extra: 1",
+        b"content-type: text/plain; charset=utf-8",
+        b"content-length: 11",
+        b"connection: close",
+    ]
     assert body == b"Bad Request"
 
 
@@ -134,8 +151,10 @@ def test_server_still_serves_after_bad_requests(core):
 def test_websocket_upgrade_with_ws_none_is_plain_http(serve, mode):
     """WIRE.md: with --ws none a WebSocket upgrade request is served as plain HTTP."""
     srv = serve("core_app:app", "--no-date-header", "--ws", "none")
-    req = (b"GET /plain HTTP/1.1\r\n" + H + b"Connection: Upgrade\r\nUpgrade: websocket\r\n"
-           b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+    req = (
+        b"GET /plain HTTP/1.1\r\n" + H + b"Connection: Upgrade\r\nUpgrade: websocket\r\n"
+        b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
     received, closed = exchange(srv.port, req + CLOSE_REQ, mode)
     assert received == ok() + CLOSE_RESP
     assert closed

@@ -18,6 +18,7 @@ import threading
 import time
 
 import pytest
+
 from support.server import free_port, run_cli, server_env
 from support.supervisors import (
     SteadyClient,
@@ -54,7 +55,9 @@ def test_two_workers_serve_from_two_processes():
         # kernel's choice. While one has its event loop blocked (/block), the next
         # connection can only be the other's.
         blocked: dict[str, tuple[int, bytes]] = {}
-        blocker = threading.Thread(target=lambda: blocked.update(response=get(port, "/block?s=1")), daemon=True)
+        blocker = threading.Thread(
+            target=lambda: blocked.update(response=get(port, "/block?s=1")), daemon=True
+        )
         blocker.start()
         time.sleep(0.3)
         other = pid_of(port)
@@ -94,7 +97,9 @@ def test_workers_on_a_unix_socket(tmp_path):
 
 def test_workers_on_several_addresses(tmp_path):
     path = tmp_path / "sup.sock"
-    with Supervised.cli("sup_app:app", "--bind", "127.0.0.1:0", "--bind", f"unix:{path}", "--workers", "2") as server:
+    with Supervised.cli(
+        "sup_app:app", "--bind", "127.0.0.1:0", "--bind", f"unix:{path}", "--workers", "2"
+    ) as server:
         port = server.wait_started()
         server.wait_for(rf"running on unix socket {path}")
         workers = server.wait_workers(2)
@@ -130,7 +135,9 @@ def test_a_worker_that_crashes_is_replaced():
         workers = server.wait_workers(2)
         with pytest.raises((OSError, http.client.HTTPException)):
             get(port, "/exit", timeout=5)  # the worker exits mid-request: no response
-        dead = wait_until(lambda: {pid for pid in workers if not is_alive(pid)}, 10, "the crashed worker to exit")
+        dead = wait_until(
+            lambda: {pid for pid in workers if not is_alive(pid)}, 10, "the crashed worker to exit"
+        )
         (crashed,) = dead
         server.wait_for(rf"Child process \[{crashed}\] died \(exit code 1\)")
         server.wait_workers(2, exclude=dead)
@@ -143,7 +150,9 @@ def test_a_worker_with_a_blocked_event_loop_is_restarted():
         workers = server.wait_workers(2)
         blocker = threading.Thread(target=lambda: try_get(port, "/block?s=4"), daemon=True)
         blocker.start()
-        match = server.wait_for(r"Child process \[(\d+)\] did not answer its healthcheck within 1s; killing it\.", 10)
+        match = server.wait_for(
+            r"Child process \[(\d+)\] did not answer its healthcheck within 1s; killing it\.", 10
+        )
         hung = int(match.group(1))
         assert hung in workers
         server.wait_for(rf"Child process \[{hung}\] died \(killed by SIGKILL\)")
@@ -170,7 +179,9 @@ def test_limit_max_requests_replaces_the_worker():
         workers = server.wait_workers(2)
         statuses = [get(port)[0] for _ in range(8)]  # at least one worker serves 3 or more
         assert statuses == [200] * 8
-        match = server.wait_for(r"Child process \[(\d+)\] reached the request limit; starting a replacement\.")
+        match = server.wait_for(
+            r"Child process \[(\d+)\] reached the request limit; starting a replacement\."
+        )
         assert int(match.group(1)) in workers
         server.wait_for(r"Maximum request limit of 3 exceeded")
         assert get(port)[0] == 200
@@ -194,7 +205,9 @@ def test_sighup_replaces_every_worker_without_a_failed_request(listeners):
             server.send_signal(signal.SIGHUP)
             server.wait_for(r"Received SIGHUP, restarting processes\.")
             new = wait_until(
-                lambda: (c := server.children()) and not (c & old) and len(c) == 2 and c, 20, "all workers replaced"
+                lambda: (c := server.children()) and not (c & old) and len(c) == 2 and c,
+                20,
+                "all workers replaced",
             )
             served_before = client.ok
             wait_until(lambda: client.ok >= served_before + 20, 10, "requests to the new workers")
@@ -223,7 +236,9 @@ def test_sighup_keeps_the_old_workers_when_the_new_code_cannot_start(tmp_path):
 
         app_file.write_text("from sup_app import app\n")  # fixed: the next SIGHUP works
         server.send_signal(signal.SIGHUP)
-        new = wait_until(lambda: (c := server.children()) and not (c & old) and len(c) == 2 and c, 20, "new workers")
+        new = wait_until(
+            lambda: (c := server.children()) and not (c & old) and len(c) == 2 and c, 20, "new workers"
+        )
         assert pid_of(port) in new
         assert server.stop() == 0
 
@@ -270,7 +285,9 @@ def test_ctrl_c_in_a_terminal_is_a_graceful_stop():
     # A terminal sends SIGINT to the whole process group; then the supervisor forwards
     # SIGTERM: that second signal must not cut the request in flight short.
     in_own_session = "import os, sys; os.setsid(); os.execv(sys.executable, [sys.executable, '-m', 'fastasgi', *sys.argv[1:]])"
-    with Supervised([sys.executable, "-c", in_own_session, "sup_app:app", "--port", "0", "--workers", "2"]) as server:
+    with Supervised(
+        [sys.executable, "-c", in_own_session, "sup_app:app", "--port", "0", "--workers", "2"]
+    ) as server:
         port = server.wait_started()
         server.wait_workers(2)
         result: dict[str, object] = {}
@@ -317,7 +334,9 @@ def test_a_port_in_use_is_one_line_and_exit_1():
         port = taken.getsockname()[1]
         result = run_cli("sup_app:app", "--port", str(port), "--workers", "2")
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [f"ERROR:    [Errno 98] address already in use: 127.0.0.1:{port}"]
+    assert result.stderr.strip().splitlines() == [
+        f"ERROR:    [Errno 98] address already in use: 127.0.0.1:{port}"
+    ]
 
 
 def test_an_app_that_does_not_import_exits_3():
@@ -367,7 +386,9 @@ def test_reuse_port_lets_two_servers_share_a_port():
         one.wait_started()
         with Supervised.cli("sup_app:app", "--port", str(port), "--reuse-port") as two:
             two.wait_started()
-            wait_until(lambda: {pid_of(port) for _ in range(20)} == {one.pid, two.pid}, 10, "both servers to answer")
+            wait_until(
+                lambda: {pid_of(port) for _ in range(20)} == {one.pid, two.pid}, 10, "both servers to answer"
+            )
             assert two.stop() == 0
         assert one.stop() == 0
 

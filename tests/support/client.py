@@ -84,7 +84,7 @@ class RawConn:
             self._drain_ready()
             if self.eof:
                 return False
-            if not self.send(data[i:i + 1]):
+            if not self.send(data[i : i + 1]):
                 return False
             if pause:
                 time.sleep(pause)

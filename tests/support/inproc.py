@@ -74,23 +74,23 @@ def in_loop(loop: ClockLoop, fn: Callable, *args: Any) -> Any:
 class FakeTransport(asyncio.Transport):
     """An asyncio transport that records what the protocol does with it."""
 
-    def __init__(self, loop: ClockLoop, *, peername: Any = PEERNAME, sockname: Any = SOCKNAME,
-                 sslcontext: Any = None) -> None:
+    def __init__(
+        self, loop: ClockLoop, *, peername: Any = PEERNAME, sockname: Any = SOCKNAME, sslcontext: Any = None
+    ) -> None:
         super().__init__()
         self.loop = loop
         self.protocol: Any = None
         self.calls: list[tuple] = []
         self.writes: list[bytes] = []
-        self.closed = False           # close() or abort() was called
+        self.closed = False  # close() or abort() was called
         self.aborted = False
-        self.lost = False             # connection_lost has been delivered
+        self.lost = False  # connection_lost has been delivered
         self.reading_paused = False
         self.writes_after_close: list[bytes] = []
         self.inbox: list[bytes] = []  # fed bytes not yet delivered (reading paused)
-        self.eof_pending = False      # the client half-closed; not yet seen (reading paused)
-        self.eof_result: Any = "not delivered"   # what eof_received() returned
-        self._extra = {"peername": peername, "sockname": sockname, "sslcontext": sslcontext,
-                       "socket": None}
+        self.eof_pending = False  # the client half-closed; not yet seen (reading paused)
+        self.eof_result: Any = "not delivered"  # what eof_received() returned
+        self._extra = {"peername": peername, "sockname": sockname, "sslcontext": sslcontext, "socket": None}
 
     # ---- what the protocol calls
     def get_extra_info(self, name: str, default: Any = None) -> Any:
@@ -192,7 +192,7 @@ class FakeTransport(asyncio.Transport):
             self.eof_pending = False
             self.eof_result = self._call(self.protocol.eof_received)
             if not self.eof_result:
-                self.close()    # asyncio closes the transport when eof_received says so
+                self.close()  # asyncio closes the transport when eof_received says so
 
     def feed_eof(self) -> None:
         """The client half-closes (shutdown(SHUT_WR)) after what it sent. The protocol sees
@@ -244,7 +244,7 @@ def make_ctx(app: Callable, loop: ClockLoop | None = None, **kw: Any) -> ServerC
     no Date header."""
     kw.setdefault("date_header", False)
     loop = loop if loop is not None else new_loop()
-    kw.setdefault("clock", loop.time)       # the core's timeouts follow the fake clock
+    kw.setdefault("clock", loop.time)  # the core's timeouts follow the fake clock
     return ServerContext(app, loop, **kw)
 
 
@@ -264,7 +264,7 @@ def pieces(data: bytes, split: Any = None) -> list[bytes]:
     if split is None or split == "whole":
         return [data]
     if split == "bytewise":
-        return [data[i:i + 1] for i in range(len(data))]
+        return [data[i : i + 1] for i in range(len(data))]
     cuts = [split] if isinstance(split, int) else sorted(split)
     out, prev = [], 0
     for k in cuts:
@@ -336,7 +336,7 @@ def advance(loop: ClockLoop, ctx: ServerContext | None, seconds: float) -> None:
     """Move the clock ``seconds`` forward, run what became due, then ``ctx.tick()`` (the
     server's once-a-second tick) and run what that made ready."""
     loop.now += seconds
-    loop.call_soon(loop.stop)   # one iteration runs the timers now due
+    loop.call_soon(loop.stop)  # one iteration runs the timers now due
     loop.run_forever()
     run_until_idle(loop)
     if ctx is not None:

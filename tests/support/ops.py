@@ -13,7 +13,9 @@ APP = "ops_app:app"
 
 
 @contextlib.contextmanager
-def serve(*args: str, env: dict[str, str] | None = None, started: bool = True, **kwargs) -> Iterator[ServerProcess]:
+def serve(
+    *args: str, env: dict[str, str] | None = None, started: bool = True, **kwargs
+) -> Iterator[ServerProcess]:
     """``fastasgi ops_app:app --port 0 ARGS``, killed by its PID at the end."""
     server = ServerProcess.cli(APP, "--port", "0", *args, env=env, **kwargs)
     with server:

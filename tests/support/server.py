@@ -69,7 +69,9 @@ def fastasgi_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "fastasgi", *args]
 
 
-def run_cli(*args: str, cwd: str | Path | None = None, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, cwd: str | Path | None = None, timeout: float = 30.0
+) -> subprocess.CompletedProcess[str]:
     """Run the CLI to completion (for the paths that must exit by themselves)."""
     return subprocess.run(
         fastasgi_command(*args),
@@ -143,8 +145,9 @@ class ServerProcess:
         logdir = Path(logdir) if logdir is not None else _default_logdir()
         self.stderr_path = logdir / f"server-{tag}.stderr"
         self.stdout_path = logdir / f"server-{tag}.stdout"
-        self._err = open(self.stderr_path, "wb")
-        self._out = open(self.stdout_path, "wb")
+        # the server's output files stay open while it runs: _close_files() closes them
+        self._err = open(self.stderr_path, "wb")  # noqa: SIM115
+        self._out = open(self.stdout_path, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
             self.command,
             cwd=cwd or APPS,
@@ -158,8 +161,9 @@ class ServerProcess:
         self.host: str | None = None
 
     @classmethod
-    def cli(cls, *args: str, cwd: str | Path | None = None, env: dict[str, str] | None = None,
-            **kwargs) -> ServerProcess:
+    def cli(
+        cls, *args: str, cwd: str | Path | None = None, env: dict[str, str] | None = None, **kwargs
+    ) -> ServerProcess:
         """``python -m fastasgi ARGS``."""
         return cls(fastasgi_command(*args), cwd=cwd, env=env, **kwargs)
 
@@ -215,7 +219,7 @@ class ServerProcess:
         regex = re.compile(pattern)
         deadline = time.monotonic() + timeout
         while True:
-            exited = self.proc.poll() is not None       # read after: nothing more can come
+            exited = self.proc.poll() is not None  # read after: nothing more can come
             lines = self.stderr_lines if stream == "stderr" else self.stdout_lines
             for line in lines:
                 match = regex.search(line)
@@ -223,7 +227,8 @@ class ServerProcess:
                     return match
             if exited:
                 raise AssertionError(
-                    f"process exited ({self.proc.returncode}) before {pattern!r}; log:\n{self._log()}")
+                    f"process exited ({self.proc.returncode}) before {pattern!r}; log:\n{self._log()}"
+                )
             if time.monotonic() > deadline:
                 raise AssertionError(f"no line matching {pattern!r} within {timeout}s; log:\n{self._log()}")
             time.sleep(0.02)
@@ -245,7 +250,8 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise AssertionError(
                     f"server exited with {self.proc.returncode} before accepting:\n"
-                    f"$ {' '.join(self.command)}\n{self._log()}")
+                    f"$ {' '.join(self.command)}\n{self._log()}"
+                )
             try:
                 socket.create_connection((host, port), timeout=0.5).close()
                 return port
@@ -253,7 +259,8 @@ class ServerProcess:
                 pass
             if time.monotonic() > deadline:
                 raise AssertionError(
-                    f"server did not accept within {timeout}s:\n$ {' '.join(self.command)}\n{self._log()}")
+                    f"server did not accept within {timeout}s:\n$ {' '.join(self.command)}\n{self._log()}"
+                )
             time.sleep(0.05)
 
     @property

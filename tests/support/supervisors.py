@@ -58,7 +58,9 @@ def _cmdline(pid: int) -> bytes:
         return b""
 
 
-def get(port: int, path: str = "/", timeout: float = HTTP_TIMEOUT, host: str = "127.0.0.1") -> tuple[int, bytes]:
+def get(
+    port: int, path: str = "/", timeout: float = HTTP_TIMEOUT, host: str = "127.0.0.1"
+) -> tuple[int, bytes]:
     """One request on a new connection (``Connection: close``): (status, body)."""
     connection = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
@@ -144,7 +146,9 @@ class Supervised(ServerProcess):
         for pid in ours:
             # Only a process that is still one of ours (a PID is not reused while its
             # program is the same): fastasgi, gunicorn, or --reload's multiprocessing child.
-            if is_alive(pid) and any(name in _cmdline(pid) for name in (b"fastasgi", b"gunicorn", b"multiprocessing")):
+            if is_alive(pid) and any(
+                name in _cmdline(pid) for name in (b"fastasgi", b"gunicorn", b"multiprocessing")
+            ):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
         super().__exit__(*exc_info)

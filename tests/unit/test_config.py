@@ -25,21 +25,24 @@ def test_defaults():
     assert "10.0.0.1" not in config.trusted_proxies
 
 
-@pytest.mark.parametrize("kwargs,flag,shown", [
-    ({"port": 70000}, "--port", "70000"),
-    ({"port": "80"}, "--port", "'80'"),
-    ({"backlog": 0}, "--backlog", "0"),
-    ({"limit_concurrency": 0}, "--limit-concurrency", "0"),
-    ({"limit_request_fields": 0}, "--limit-request-fields", "0"),
-    ({"limit_request_body": -1}, "--limit-request-body", "-1"),
-    ({"timeout_keep_alive": -1}, "--timeout-keep-alive", "-1"),
-    ({"timeout_request_head": "soon"}, "--timeout-request-head", "'soon'"),
-    ({"log_level": "loud"}, "--log-level", "'loud'"),
-    ({"lifespan": "maybe"}, "--lifespan", "'maybe'"),
-    ({"forwarded_allow_ips": "10.0.0.0/33"}, "--forwarded-allow-ips", "'10.0.0.0/33'"),
-    ({"access_log_format": "%(nope)s"}, "--access-log-format", "%(nope)s"),
-    ({"ssl_keyfile_password": "pw"}, "--ssl-keyfile-password", "--ssl-certfile"),
-])
+@pytest.mark.parametrize(
+    "kwargs,flag,shown",
+    [
+        ({"port": 70000}, "--port", "70000"),
+        ({"port": "80"}, "--port", "'80'"),
+        ({"backlog": 0}, "--backlog", "0"),
+        ({"limit_concurrency": 0}, "--limit-concurrency", "0"),
+        ({"limit_request_fields": 0}, "--limit-request-fields", "0"),
+        ({"limit_request_body": -1}, "--limit-request-body", "-1"),
+        ({"timeout_keep_alive": -1}, "--timeout-keep-alive", "-1"),
+        ({"timeout_request_head": "soon"}, "--timeout-request-head", "'soon'"),
+        ({"log_level": "loud"}, "--log-level", "'loud'"),
+        ({"lifespan": "maybe"}, "--lifespan", "'maybe'"),
+        ({"forwarded_allow_ips": "10.0.0.0/33"}, "--forwarded-allow-ips", "'10.0.0.0/33'"),
+        ({"access_log_format": "%(nope)s"}, "--access-log-format", "%(nope)s"),
+        ({"ssl_keyfile_password": "pw"}, "--ssl-keyfile-password", "--ssl-certfile"),
+    ],
+)
 def test_bad_values_name_the_flag_and_the_value(kwargs, flag, shown):
     with pytest.raises(ConfigError) as info:
         Config("app:app", **kwargs)
@@ -48,11 +51,14 @@ def test_bad_values_name_the_flag_and_the_value(kwargs, flag, shown):
     assert "\n" not in message
 
 
-@pytest.mark.parametrize("kwargs,says", [
-    ({"http": "h11"}, "--http h11 is not supported"),
-    ({"interface": "wsgi"}, "--interface wsgi is not supported"),
-    ({"reuse_port": True, "uds": "/tmp/fastasgi-test.sock"}, "--reuse-port"),
-])
+@pytest.mark.parametrize(
+    "kwargs,says",
+    [
+        ({"http": "h11"}, "--http h11 is not supported"),
+        ({"interface": "wsgi"}, "--interface wsgi is not supported"),
+        ({"reuse_port": True, "uds": "/tmp/fastasgi-test.sock"}, "--reuse-port"),
+    ],
+)
 def test_settings_that_cannot_be_honoured_are_refused(kwargs, says):
     with pytest.raises(ConfigError, match=says):
         Config("app:app", **kwargs)

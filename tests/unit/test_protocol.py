@@ -8,10 +8,17 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from support.inproc import (
-    advance, call, connect, eof, feed, lose, make_ctx, run_timers, run_until_idle, set_writing,
+    advance,
+    call,
+    connect,
+    eof,
+    feed,
+    lose,
+    make_ctx,
+    run_timers,
+    run_until_idle,
+    set_writing,
 )
 from support.wire_cases import error_response, ok
 
@@ -24,8 +31,12 @@ def get(path: str = "", close: bool = False) -> bytes:
 
 
 def post(path: str, length: int, body: bytes = b"", extra: bytes = b"") -> bytes:
-    return (b"POST /%s HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n" % (path.encode(), length)
-            + extra + b"\r\n" + body)
+    return (
+        b"POST /%s HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n" % (path.encode(), length)
+        + extra
+        + b"\r\n"
+        + body
+    )
 
 
 def resp(body: bytes = b"ok", close: bool = False) -> bytes:
@@ -98,8 +109,7 @@ def test_unread_body_over_64k_pauses_reading_until_the_app_reads(loop):
     assert t.output() == resp(b"200000")
     # the app took the first 70 000 bytes: reading resumed; the other 130 000 arrived
     # in one read, over the mark again, and the app took them at once
-    assert not_writes(t) == [("pause_reading",), ("resume_reading",), ("pause_reading",),
-                             ("resume_reading",)]
+    assert not_writes(t) == [("pause_reading",), ("resume_reading",), ("pause_reading",), ("resume_reading",)]
     assert t.inbox == [] and not t.reading_paused and not t.closed
 
 
@@ -158,8 +168,12 @@ def test_pipelined_requests_wait_while_writing_is_paused(loop):
 
     set_writing(proto, False)
     assert t.output() == resp(b"/one") + resp(b"/two") + resp(b"/three", close=True)
-    assert t.events()[3:] == [("resume_writing",), ("resume_reading",),
-                              ("out", resp(b"/two") + resp(b"/three", close=True)), ("close",)]
+    assert t.events()[3:] == [
+        ("resume_writing",),
+        ("resume_reading",),
+        ("out", resp(b"/two") + resp(b"/three", close=True)),
+        ("close",),
+    ]
 
 
 def test_pipelined_parsing_stops_again_when_writing_pauses_before_it_resumed(loop):
@@ -215,8 +229,8 @@ def test_pipelined_request_split_across_reads_keeps_order(loop):
 
     proto, t = connect(make_ctx(app, loop))
     data = get("slow") + get("b") + get("c", close=True)
-    for i in range(len(data)):      # byte by byte, while the first request is in flight
-        feed(proto, data[i:i + 1])
+    for i in range(len(data)):  # byte by byte, while the first request is in flight
+        feed(proto, data[i : i + 1])
     gate.open("slow")
     run_until_idle(loop)
     assert t.output() == resp(b"/slow") + resp(b"/b") + resp(b"/c", close=True)
@@ -250,10 +264,10 @@ def test_keep_alive_timeout_is_not_shortened_by_the_tick_interval(loop):
 
     ctx = make_ctx(app, loop, keep_alive_timeout=1.0)
     proto, t = connect(ctx)
-    loop.now += 0.75            # time passes between two ticks
-    feed(proto, get())          # answered at T0 + 0.75
+    loop.now += 0.75  # time passes between two ticks
+    feed(proto, get())  # answered at T0 + 0.75
     assert t.output() == resp()
-    advance(loop, ctx, 0.25)    # the tick at T0 + 1: idle for 0.25 s
+    advance(loop, ctx, 0.25)  # the tick at T0 + 1: idle for 0.25 s
     assert not t.closed
 
 
@@ -273,7 +287,7 @@ def test_keep_alive_timeout_counts_from_the_last_response(loop):
 
 def test_keep_alive_timeout_closes_a_connection_that_never_sent_a_byte(loop):
     ctx = make_ctx(None, loop, keep_alive_timeout=2.0)
-    proto, t = connect(ctx)
+    _proto, t = connect(ctx)
     advance(loop, ctx, 1.5)
     assert not t.closed
     advance(loop, ctx, 0.5)
@@ -311,7 +325,7 @@ def test_408_after_timeout_request_head_for_a_partial_head(loop):
 def test_timeout_request_head_counts_from_the_first_byte_of_the_head(loop):
     ctx = make_ctx(None, loop, timeout_request_head=10.0, keep_alive_timeout=60.0)
     proto, t = connect(ctx)
-    advance(loop, ctx, 30.0)      # idle before the request began
+    advance(loop, ctx, 30.0)  # idle before the request began
     feed(proto, b"G")
     advance(loop, ctx, 9.0)
     feed(proto, b"ET / HTTP/1.1\r\n")  # trickling bytes do not reset it (slowloris)
@@ -336,7 +350,7 @@ def test_408_after_timeout_request_body_for_a_stalled_body(loop):
     proto, t = connect(ctx)
     feed(proto, post("up", 10, b"abc"))
     advance(loop, ctx, 2.0)
-    feed(proto, b"de")           # body activity: the timeout starts over
+    feed(proto, b"de")  # body activity: the timeout starts over
     advance(loop, ctx, 2.5)
     assert t.output() == b""
     advance(loop, ctx, 1.0)
@@ -472,7 +486,7 @@ def test_half_close_while_the_app_works_lets_it_answer(loop):
 
     async def app(scope, receive, send):
         seen.append((await receive())["type"])
-        seen.append((await receive())["type"])   # the client will send nothing more
+        seen.append((await receive())["type"])  # the client will send nothing more
         await send_ok(send, b"late")
 
     proto, t = connect(make_ctx(app, loop))
@@ -558,8 +572,9 @@ def test_app_raising_after_streaming_started_closes(loop, error_log):
     proto, t = connect(make_ctx(app, loop))
     feed(proto, get())
     # what was sent stays sent, with no last chunk: the client sees the response cut short
-    assert t.output() == (b"HTTP/1.1 200 OK\r\nserver: fastasgi\r\ntransfer-encoding: chunked\r\n\r\n"
-                          b"4\r\npart\r\n")
+    assert t.output() == (
+        b"HTTP/1.1 200 OK\r\nserver: fastasgi\r\ntransfer-encoding: chunked\r\n\r\n4\r\npart\r\n"
+    )
     assert not_writes(t) == [("close",)]
     assert error_log.messages() == ["Exception in ASGI application\n"]
 
@@ -593,7 +608,9 @@ def test_app_returning_mid_stream_closes(loop):
 
     proto, t = connect(make_ctx(app, loop))
     feed(proto, get())
-    assert t.output() == b"HTTP/1.1 200 OK\r\nserver: fastasgi\r\ntransfer-encoding: chunked\r\n\r\n1\r\nx\r\n"
+    assert (
+        t.output() == b"HTTP/1.1 200 OK\r\nserver: fastasgi\r\ntransfer-encoding: chunked\r\n\r\n1\r\nx\r\n"
+    )
     assert not_writes(t) == [("close",)]
 
 
@@ -753,7 +770,7 @@ def test_shutdown_lets_the_request_in_flight_finish_with_connection_close(loop):
 
 def test_shutdown_waits_for_a_connection_that_has_sent_nothing(loop):
     ctx = make_ctx(None, loop, keep_alive_timeout=60.0)
-    proto, t = connect(ctx)
+    _proto, t = connect(ctx)
     call(ctx, "begin_shutdown")
     assert ctx.shutting_down and not t.closed, "a request may be on its way"
     advance(loop, ctx, 0.5)

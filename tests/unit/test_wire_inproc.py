@@ -98,13 +98,13 @@ def test_limits(loop, name, request_bytes, code, mode):
     --limit-request-fields 10 in the e2e suite)."""
     token = uuid.uuid4().hex
     data = request_bytes + smuggled(token)
-    for split in (splits(data) if mode == "every_split" else [mode]):
+    for split in splits(data) if mode == "every_split" else [mode]:
         check_bad(loop, name, data, code, split, token, **LIMIT_CTX)
 
 
 # --------------------------------------------------------------------------- conformance
 
-try:    # the e2e suite's RFC 9110/9112 table, when there is one: same checks as BAD
+try:  # the e2e suite's RFC 9110/9112 table, when there is one: same checks as BAD
     from e2e.test_conformance import REFUSED
 except ImportError:
     REFUSED = []
@@ -115,5 +115,5 @@ except ImportError:
 def test_conformance_refused(loop, name, request_bytes, code, mode):
     token = uuid.uuid4().hex
     data = request_bytes.replace(b"{T}", token.encode()) + smuggled(token)
-    for split in (splits(data) if mode == "every_split" else [mode]):
+    for split in splits(data) if mode == "every_split" else [mode]:
         check_bad(loop, name, data, code, split, token)

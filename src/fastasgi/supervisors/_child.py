@@ -80,6 +80,13 @@ class ChildServer(Server):
     def on_started(self) -> None:
         """Called once the server accepts connections."""
 
+    def drain_delay(self) -> float:
+        # The supervisor is the one that drains (``--workers``: it turns /readyz 503 and
+        # forwards the stop only once the delay is over); a worker it stops is being
+        # replaced, or stops after the drain, and the ``--reload`` server is restarted for
+        # an edit: none of them waits again.
+        return 0.0
+
     def _periodic(self, loop: asyncio.AbstractEventLoop) -> None:
         self.on_tick()
         if os.getppid() != self.supervisor_pid:

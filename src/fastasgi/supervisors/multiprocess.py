@@ -9,10 +9,13 @@ imports the application itself, so a restarted worker runs the code that is on d
 
 Signals to the supervisor:
 
-- SIGINT, SIGTERM: graceful stop. Every worker gets SIGTERM and finishes what it has in
-  flight (each enforces ``--timeout-graceful-shutdown`` itself); a worker still running
-  ``KILL_GRACE`` seconds after that timeout gets SIGKILL. Exit 0. A second signal forces the
-  workers to stop now (SIGINT to each), a third kills them.
+- SIGINT, SIGTERM: graceful stop. ``/readyz`` turns 503 at once; with ``--drain-delay``
+  the workers keep serving, untold, for that long (the supervisor drains, so that nothing
+  is refused while the load balancer still sends traffic; a worker does not wait again).
+  Then every worker gets SIGTERM and finishes what it has in flight (each enforces
+  ``--timeout-graceful-shutdown`` itself); a worker still running ``KILL_GRACE`` seconds
+  after that timeout gets SIGKILL. Exit 0. A second signal forces the workers to stop now
+  (SIGINT to each; during the drain delay it also ends the delay), a third kills them.
 - SIGHUP: rolling restart. One worker at a time: start a new one, wait until it reports
   ready (within ``--timeout-worker-healthcheck``), then stop an old one gracefully. There
   is never less than N workers accepting, so a steady client sees no failed request. A new
@@ -58,6 +61,10 @@ logger = logging.getLogger("fastasgi.error")
 #: after ``--timeout-graceful-shutdown``, how long a stopping worker still gets (for the
 #: app's lifespan shutdown) before it is killed
 KILL_GRACE = 3.0
+#: a second stop signal during the drain delay: seconds between the SIGTERM that starts the
+#: workers' stop and the SIGINT that forces it. Sent together, both would be pending at
+#: once and SIGINT (the lower number) handled first, as the graceful one (signal(7)).
+FORCE_AFTER = 0.1
 
 HANDLED_SIGNALS = (
     signal.SIGINT,
@@ -123,6 +130,14 @@ class Multiprocess:
 
         self.stopping = False
         self.stop_signals = 0
+        #: --drain-delay: when the workers are told to stop (None: not draining)
+        self.drain_until: float | None = None
+        #: when the workers stopping after a forced drain get their SIGINT
+        self._force_at: float | None = None
+        #: every worker has been ready once (the first startup is over)
+        self.served = False
+        #: the last turn of the supervisor's loop (its own heartbeat, for /livez)
+        self.last_turn = time.monotonic()
         self.exit_code = 0
         self._signals: list[int] = []
         self._selector: selectors.BaseSelector | None = None
@@ -166,13 +181,17 @@ class Multiprocess:
             self._selector = selector
             self._maintain_count()
             while not (self.stopping and not self._all()):
-                self._wait(min(0.5, self.beat_interval))
+                self._wait(self._wait_timeout())
+                self.last_turn = time.monotonic()
                 self._handle_signals()
                 self._reap()
                 if not self.stopping:
                     self._check_health()
                     self._advance_restart()
                     self._maintain_count()
+                    self._end_drain()
+                if not self.served and sum(worker.ready for worker in self.workers) >= self.target:
+                    self.served = True
                 self._enforce_kill_deadlines()
             self._selector = None
 
@@ -187,7 +206,9 @@ class Multiprocess:
         for cause in RESTART_CAUSES:
             metrics.restarts[cause] = 0
         try:
-            self.admin = admin.start(endpoint, metrics.collect)
+            self.admin = admin.start(
+                endpoint, metrics.collect, admin.Health(self.check_live, self.check_ready)
+            )
         except OSError as exc:
             logger.error(_sockets.bind_error_message(exc, [endpoint]))
             metrics.close()
@@ -203,6 +224,29 @@ class Multiprocess:
             self.metrics.close()
             self.metrics = None
 
+    # -- health (the admin listener's threads call these) ---------------------------------
+
+    def check_live(self) -> tuple[bool, str]:
+        """``/livez``: the supervisor's loop turns, and every worker that serves or starts was
+        heard from (its event loop's heartbeat, or its startup thread's) within half of
+        ``--timeout-worker-healthcheck``. A stuck worker shows from then until it is gone:
+        ``_check_health`` kills it once the whole bound has passed."""
+        now = time.monotonic()
+        beats = [("supervisor", self.last_turn)]
+        beats += [(f"worker [{worker.pid}]", worker.last_seen) for worker in list(self._counted())]
+        for group, bound in ((beats[:1], self.healthcheck), (beats[1:], self.healthcheck / 2)):
+            live, reason = admin.judge_liveness(now, group, bound)
+            if not live:
+                return live, reason
+        return True, f"ok: {len(beats)} event loops answering"
+
+    def check_ready(self) -> tuple[bool, str]:
+        """``/readyz``: every worker has completed lifespan startup (then: at least one is
+        ready, see ``admin.judge_readiness``), and no stop was asked for."""
+        ready = sum(1 for worker in list(self.workers) if worker.ready)
+        draining = self.stop_signals > 0 or self.stopping
+        return admin.judge_readiness(draining, ready, self.target, self.served, workers=True)
+
     def _count_restart(self, cause: str) -> None:
         if self.metrics is not None:
             self.metrics.count_restart(cause)
@@ -213,6 +257,16 @@ class Multiprocess:
     def _counted(self) -> list[Worker]:
         """The workers that serve or will: the slots plus a rolling restart's new worker."""
         return self.workers + ([self.candidate] if self.candidate is not None else [])
+
+    def _wait_timeout(self) -> float:
+        """Up to the next heartbeat check, or the end of the drain delay, or the forced
+        stop's SIGINT, whichever comes first."""
+        timeout = min(0.5, self.beat_interval)
+        now = time.monotonic()
+        for when in (self.drain_until if not self.stopping else None, self._force_at):
+            if when is not None:
+                timeout = min(timeout, max(0.0, when - now))
+        return timeout
 
     def _wait(self, timeout: float) -> None:
         """Sleep until a signal, a message from a worker, or ``timeout``; read the messages."""
@@ -393,6 +447,14 @@ class Multiprocess:
         self.workers, self.candidate = [], None
         for worker in running:
             self._stop(worker)
+        # No worker will be started again: drop the supervisor's copies of the listening
+        # sockets, so that each closes when the last worker serving on it closes its own.
+        # Kept open here, it would take new connections into an accept queue that nobody
+        # reads any more (the client waits, then is reset); closed, the client is refused
+        # at once and a load balancer retries elsewhere, as with one process.
+        for listeners in self.listener_sets:
+            for sock in listeners:
+                sock.close()
 
     def _maintain_count(self) -> None:
         while len(self.workers) < self.target:
@@ -475,8 +537,18 @@ class Multiprocess:
                 _kill(worker.pid, signal.SIGKILL)
                 worker.killed = True
 
+    def _end_drain(self) -> None:
+        """The drain delay is over: tell the workers to stop."""
+        if self.drain_until is not None and time.monotonic() >= self.drain_until:
+            logger.info("Drain delay over: stopping the child processes.")
+            self._stop_all()
+
     def _enforce_kill_deadlines(self) -> None:
         now = time.monotonic()
+        if self._force_at is not None and now >= self._force_at:
+            self._force_at = None
+            for worker in self.leaving:
+                _kill(worker.pid, signal.SIGINT)
         for worker in self.leaving:
             if worker.kill_at is not None and now >= worker.kill_at and not worker.killed:
                 logger.warning("Child process [%d] did not stop in time; killing it.", worker.pid)
@@ -565,7 +637,20 @@ class Multiprocess:
         self.stop_signals += 1
         if self.stop_signals == 1:
             logger.info("Received %s, exiting.", name)
+            delay = float(self.config.drain_delay or 0)
+            if delay > 0 and not self.stopping:
+                # /readyz reads stop_signals: it answers 503 from now on, while every
+                # worker keeps serving; _end_drain stops them when the delay is over.
+                self.drain_until = time.monotonic() + delay
+                logger.info("Draining: /readyz answers 503; still serving for %gs (--drain-delay).", delay)
+            else:
+                self._stop_all()
+        elif self.stop_signals == 2 and not self.stopping:
+            logger.warning(
+                "Received %s again: ending the drain delay and forcing the child processes to stop.", name
+            )
             self._stop_all()
+            self._force_at = time.monotonic() + FORCE_AFTER
         elif self.stop_signals == 2:
             logger.warning("Received %s again: forcing the child processes to stop.", name)
             for worker in self.leaving:
@@ -577,7 +662,7 @@ class Multiprocess:
                 worker.killed = True
 
     def _handle_hup(self) -> None:
-        if self.stopping:
+        if self.stopping or self.drain_until is not None:
             return
         logger.info("Received SIGHUP, restarting processes.")
         if self.candidate is not None:
@@ -587,13 +672,13 @@ class Multiprocess:
         self.to_replace = list(self.workers)
 
     def _handle_ttin(self) -> None:
-        if self.stopping:
+        if self.stopping or self.drain_until is not None:
             return
         logger.info("Received SIGTTIN, increasing the number of processes.")
         self.target += 1
 
     def _handle_ttou(self) -> None:
-        if self.stopping:
+        if self.stopping or self.drain_until is not None:
             return
         logger.info("Received SIGTTOU, decreasing number of processes.")
         if self.target <= 1:
