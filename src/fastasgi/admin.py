@@ -68,7 +68,7 @@ CONTENT_TYPE_OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset
 
 #: statuses the server answers by itself (requests_refused_total{code}); each is shown, at 0
 #: until it happens, so that rate() and alerts have a series from the start
-REFUSED_CODES = (400, 408, 413, 414, 431, 500, 501, 503, 505)
+REFUSED_CODES = (400, 408, 413, 414, 431, 500, 501, 503, 504, 505)
 
 #: counter slots the supervisor maps: one per live worker (a rolling restart's new worker
 #: needs its own). An anonymous mapping costs a page only once it is written to.
