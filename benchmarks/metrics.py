@@ -29,12 +29,25 @@ from benchmarks.access_log import APP, REPO, cpu_seconds, free_port, wait_until_
 def requests_counted(admin_port: int) -> int:
     with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/metrics", timeout=5) as response:
         text = response.read().decode()
-    return sum(int(float(value)) for value in re.findall(r"^fastasgi_requests_total\{[^}]*\} (\S+)$", text, re.M))
+    return sum(
+        int(float(value)) for value in re.findall(r"^fastasgi_requests_total\{[^}]*\} (\S+)$", text, re.M)
+    )
 
 
 def measure(metrics: bool, duration: int, connections: int) -> tuple[float, float]:
     port = free_port()
-    command = ["taskset", "-c", "0", sys.executable, "-m", "fastasgi", APP, "--port", str(port), "--no-access-log"]
+    command = [
+        "taskset",
+        "-c",
+        "0",
+        sys.executable,
+        "-m",
+        "fastasgi",
+        APP,
+        "--port",
+        str(port),
+        "--no-access-log",
+    ]
     admin_port = 0
     if metrics:
         admin_port = free_port()

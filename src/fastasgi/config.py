@@ -693,7 +693,7 @@ def _same_address(one: _sockets.Endpoint, other: _sockets.Endpoint) -> bool:
     if one[0] != other[0]:
         return False
     if one[0] == "unix":
-        return os.path.abspath(one[1]) == os.path.abspath(other[1])
+        return bool(os.path.abspath(one[1]) == os.path.abspath(other[1]))
     if one[0] != "tcp":
         return False
     (host, port), (other_host, other_port) = one[1], other[1]

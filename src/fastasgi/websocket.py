@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from websockets.datastructures import Headers
-from websockets.exceptions import InvalidHandshake, InvalidHeaderValue, InvalidProtocol
+from websockets.exceptions import InvalidHandshake, InvalidHeaderValue
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from websockets.frames import Opcode
 from websockets.http11 import Request
@@ -222,17 +222,15 @@ class WebSocketProtocol(asyncio.Protocol):
         # connection_made() answers with this response and the app never runs.
         self._reject: tuple[int, bytes, bytes] | None = None
         self._accept_headers = b""
+        # The core hands over only GET requests in HTTP/1.1 (RFC 6455 4.1; an HTTP/1.0 Upgrade
+        # is served as plain HTTP, RFC 9110 7.8), so the request is built with the path and
+        # headers alone (websockets 17 defaults method and protocol to those; 16 has neither).
         request = Request(
             path=http_scope["raw_path"].decode("latin-1"),
             headers=Headers((k.decode("latin-1"), v.decode("latin-1")) for k, v in headers),
-            method="GET",
-            protocol="HTTP/" + http_version,
         )
         try:
             accept_key, extensions_header, _ = self.conn.process_request(request)
-        except InvalidProtocol as exc:
-            # RFC 6455 4.1: the opening handshake is an HTTP/1.1 (or later) request.
-            self._reject = (505, f"Failed to open a WebSocket connection: {exc}.\n".encode(), b"")
         except InvalidHeaderValue as exc:
             extra = b""
             if exc.name == "Sec-WebSocket-Version":

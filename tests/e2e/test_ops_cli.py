@@ -163,7 +163,7 @@ def test_missing_app_shows_usage_and_unknown_option_is_one_line():
     """No APP: the usage line and the --help hint, as uvicorn prints them; a bad flag: one line."""
     result = run_cli()
     assert result.returncode == 2
-    usage, hint, blank, error = result.stderr.strip().splitlines()   # run as `python -m fastasgi`
+    usage, hint, blank, error = result.stderr.strip().splitlines()  # run as `python -m fastasgi`
     assert usage.startswith("Usage: ") and usage.endswith("fastasgi [OPTIONS] APP")
     assert hint.startswith("Try '") and hint.endswith("fastasgi --help' for help.")
     assert (blank, error) == ("", "Error: Missing argument 'APP'.")

@@ -20,9 +20,9 @@ def test_slow_request_gets_504_and_a_log_line(serve):
     took = time.monotonic() - started
     assert received == error_response(504)
     assert closed
-    assert 1.0 <= took < 5.0, took       # the 1 s limit, checked by the once-a-second tick
+    assert 1.0 <= took < 5.0, took  # the 1 s limit, checked by the once-a-second tick
     log = srv.wait_log(mark, "timed out")
-    assert 'Request timed out after' in log and '"GET /sleep"' in log
+    assert "Request timed out after" in log and '"GET /sleep"' in log
     assert "Traceback" not in log
     # the server goes on serving, and a quick request is not touched
     assert http_get(srv.port, "/sleep?t=0.1").body == b"slept"
@@ -31,7 +31,10 @@ def test_slow_request_gets_504_and_a_log_line(serve):
 def test_bad_value_is_one_line_error():
     done = subprocess.run(
         [sys.executable, "-m", "fastasgi", "core_app:app", "--timeout-request", "-1"],
-        cwd=REPO, capture_output=True, text=True, timeout=30,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert done.returncode != 0
     assert "--timeout-request" in done.stderr

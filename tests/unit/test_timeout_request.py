@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
+from fastasgi._http import _core
 from support.inproc import advance, connect, feed, make_ctx
 from support.wire_cases import error_response
-
-from fastasgi._http import _core
 
 REQ = b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n"
 
@@ -79,7 +78,7 @@ def test_timeout_is_counted_as_a_504_refusal(loop):
     try:
         seen: list = []
         ctx = make_ctx(slow_app(seen), loop, timeout_request=1.0)
-        proto, transport = connect(ctx)
+        proto, _ = connect(ctx)
         feed(proto, REQ)
         advance(loop, ctx, 2.0)
         snapshot = _core.metrics_read(block)

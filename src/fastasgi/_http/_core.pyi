@@ -197,6 +197,7 @@ def metrics_read(buffer: Any) -> dict[str, Any]:
     ``refused`` {status: n} (answers the server made itself), ``ws_messages_in``,
     ``ws_messages_out``, ``app_exceptions``."""
 
-def metrics_ws(messages_in: int = 0, messages_out: int = 0, bytes_in: int = 0, bytes_out: int = 0,
-               closed: int = 0) -> None:
+def metrics_ws(
+    messages_in: int = 0, messages_out: int = 0, bytes_in: int = 0, bytes_out: int = 0, closed: int = 0
+) -> None:
     """What the WebSocket layer counts: messages and bytes each way, and its connection's end."""

@@ -462,9 +462,10 @@ cdef class HttpProtocol:
     cdef _log_rejected_head(self, int status, Py_ssize_t nbytes):
         """Access-log a request refused before its head was complete (400, 408, 413, 414,
         431, 501, 505)."""
+        cdef dict scope = self.parser.scope_so_far(self.scope_template, self.ctx.root_path,
+                                                   &self.out)
         try:
-            self.ctx.access_log(self.parser.scope_so_far(self.scope_template, self.ctx.root_path,
-                                                        &self.out), status, nbytes, 0.0)
+            self.ctx.access_log(scope, status, nbytes, 0.0)
         except BaseException:
             error_log.exception("Access log failed")
 
