@@ -28,6 +28,7 @@ ws.onmessage = (ev) => {
   if (got.length === 2) {
     const report = JSON.stringify({protocol: ws.protocol, extensions: ws.extensions, got: got});
     ws.close(4321, "done");
+    out.textContent = "reporting " + report;
     fetch("/report?t=" + t, {method: "POST", body: report})
       .then((r) => { out.textContent = "reported " + r.status + " " + report; });
   }
