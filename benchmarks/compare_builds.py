@@ -397,6 +397,37 @@ class CompareOptions:
     build_python: str = sys.executable
     python: str = sys.executable
     command_line: str = "python -m benchmarks.compare_builds"
+    #: other servers (names from benchmarks.servers) measured in the same rounds, for scale
+    peers: list[str] = field(default_factory=list)
+
+
+def peers_markdown(scenarios: list, cells: dict[tuple[str, str], Cell], names: list[str]) -> list[str]:
+    """The builds and the peers side by side, per scenario: req/s, server CPU us/req, and the
+    "after" build's ratios to each (above 1: after serves more, or spends less CPU)."""
+    lines = [
+        "",
+        "Peers measured in the same interleaved rounds (same app, same h2load, same pins):",
+        "",
+        "| scenario | server | req/s | server CPU us/req | after's req/s / this | this CPU us/req / after's |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for sc in scenarios:
+        after = cells.get((sc.name, "after"))
+        for name in names:
+            c = cells.get((sc.name, name))
+            if c is None:
+                continue
+            rate_ratio = cpu_ratio = None
+            if after and after.usable and c.usable and c.rate:
+                rate_ratio = after.rate / c.rate
+                if after.server_cpu_us_per_req and c.server_cpu_us_per_req:
+                    cpu_ratio = c.server_cpu_us_per_req / after.server_cpu_us_per_req
+            shown = report.fmt_rate(c.rate) if c.usable else f"fails ({_status(c)})"
+            lines.append(
+                f"| {sc.name} | {name} | {shown} | {report.fmt_us(c.server_cpu_us_per_req)} | "
+                f"{report.fmt_ratio(rate_ratio)} | {report.fmt_ratio(cpu_ratio)} |"
+            )
+    return lines
 
 
 def run(co: CompareOptions, progress=None) -> dict:
@@ -463,7 +494,12 @@ def run(co: CompareOptions, progress=None) -> dict:
         python=co.python,
         command_line=co.command_line,
     )
-    runners = {lab: BuildRunner(opts, builds[lab], progress=progress) for lab in LABELS}
+    runners: dict[str, Runner] = {lab: BuildRunner(opts, builds[lab], progress=progress) for lab in LABELS}
+    unknown_peers = [p for p in co.peers if p not in SERVERS or p == "fastasgi"]
+    if unknown_peers:
+        raise ValueError(f"not a peer server: {', '.join(unknown_peers)}")
+    for peer in co.peers:
+        runners[peer] = Runner(opts, progress=progress)
     scenarios = [SCENARIOS[s] for s in co.scenarios]
     for r in runners.values():
         r.prepare_load_generators(scenarios)
@@ -476,6 +512,7 @@ def run(co: CompareOptions, progress=None) -> dict:
         )
         for lab in LABELS
     }
+    specs.update({peer: SERVERS[peer] for peer in co.peers})
     record = machine.record(
         repo=REPO,
         server_cpus=co.server_cpus,
@@ -484,7 +521,7 @@ def run(co: CompareOptions, progress=None) -> dict:
         tools={"h2load": h2load.h2load_version(runners["after"].h2load_path)},
     )
     say("machine: " + machine.summary_line(record))
-    total = co.rounds * len(scenarios) * 2
+    total = co.rounds * len(scenarios) * (2 + len(co.peers))
     say(
         f"{total} measurements, about {total * (2.5 + co.warmup + co.duration) / 60:.1f} min; "
         f"server logs in {log_dir}"
@@ -498,7 +535,7 @@ def run(co: CompareOptions, progress=None) -> dict:
         for rnd in range(1, co.rounds + 1):
             order = list(LABELS) if co.order == "abab" or rnd % 2 else list(reversed(LABELS))
             for sc in scenarios:
-                for lab in order:
+                for lab in order + list(co.peers):
                     seq += 1
                     if (sc.name, lab) in dropped:
                         continue
@@ -551,6 +588,13 @@ def run(co: CompareOptions, progress=None) -> dict:
         warnings.append("The run was interrupted: fewer rounds than asked for.")
 
     md = markdown(comparisons, builds, opts, record, co.order, co.command_line, warnings)
+    if co.peers:
+        peer_cells = {
+            (sc.name, name): aggregate(sc.name, name, samples.get((sc.name, name), []))
+            for sc in scenarios
+            for name in [*LABELS, *co.peers]
+        }
+        md += "\n".join(peers_markdown(scenarios, peer_cells, [*LABELS, *co.peers])) + "\n"
     payload = {
         "command": co.command_line,
         "interrupted": interrupted,
@@ -649,6 +693,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=sys.executable,
         help="interpreter for --build (needs setuptools >= 77; default: this one)",
     )
+    p.add_argument(
+        "--peers",
+        action="append",
+        metavar="NAMES",
+        help="other servers measured in the same rounds, comma-separated (e.g. uvicorn,granian)",
+    )
     p.add_argument("--startup-timeout", type=float, default=30.0)
     p.add_argument(
         "--out", default=DEFAULT_OUT, help="directory for the markdown and JSON (default: benchmarks/results)"
@@ -682,6 +732,7 @@ def main(argv: list[str] | None = None) -> int:
         startup_timeout=args.startup_timeout,
         build=args.build,
         build_python=args.build_python,
+        peers=[x.strip() for v in (args.peers or []) for x in v.split(",") if x.strip()],
         command_line="python -m benchmarks.compare_builds "
         + shlex.join(argv if argv is not None else sys.argv[1:]),
     )
