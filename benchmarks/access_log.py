@@ -69,6 +69,16 @@ def wrk(port: int, duration: int, connections: int) -> tuple[float, int]:
     return rate, total
 
 
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM the server we started, by its PID; kill it if it has not exited in 10 s."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process, from /proc."""
     with open(f"/proc/{pid}/stat") as file:
@@ -96,12 +106,7 @@ def measure(
         rate, total = wrk(port, duration, connections)
         cpu_per_request = (cpu_seconds(proc.pid) - cpu_before) / total
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop(proc)
     if devnull:
         return rate, cpu_per_request
     with open(log_path) as file:
@@ -115,6 +120,34 @@ def measure(
     return rate, cpu_per_request
 
 
+def on_off(measure_one, rounds: int, feature: str, target: float) -> None:
+    """Measure with ``feature`` off and on, alternating which goes first round by round so
+    drift hits both alike; print each round, the medians and the ratio on/off (``target``
+    is the least it should be). ``measure_one(on)`` returns (req/s, server CPU s/request)."""
+    rates: dict[bool, list[float]] = {False: [], True: []}
+    cpu: dict[bool, list[float]] = {False: [], True: []}
+    for round_number in range(1, rounds + 1):
+        for on in (False, True) if round_number % 2 else (True, False):
+            rate, cpu_per_request = measure_one(on)
+            rates[on].append(rate)
+            cpu[on].append(cpu_per_request)
+            print(
+                f"round {round_number}  {feature} {'on ' if on else 'off'}  {rate:10.0f} req/s"
+                f"  {cpu_per_request * 1e6:6.2f} us server CPU per request",
+                flush=True,
+            )
+    off, on_rate = statistics.median(rates[False]), statistics.median(rates[True])
+    print(
+        f"median off {off:.0f} req/s, on {on_rate:.0f} req/s, on/off = {on_rate / off:.3f} (target >= {target})"
+    )
+    # CPU time per request is less disturbed by other load on the machine than req/s.
+    cpu_off, cpu_on = statistics.median(cpu[False]), statistics.median(cpu[True])
+    print(
+        f"median server CPU per request: off {cpu_off * 1e6:.2f} us, on {cpu_on * 1e6:.2f} us;"
+        f" throughput ratio it implies (off/on) = {cpu_off / cpu_on:.3f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -125,32 +158,13 @@ def main() -> None:
     for tool in ("wrk", "taskset"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is needed")
-    results: dict[bool, list[float]] = {False: [], True: []}
-    cpu: dict[bool, list[float]] = {False: [], True: []}
     with tempfile.TemporaryDirectory() as workdir:
-        for round_number in range(1, args.rounds + 1):
-            order = (False, True) if round_number % 2 else (True, False)
-            for access_log in order:
-                rate, cpu_per_request = measure(
-                    access_log, args.duration, args.connections, workdir, args.devnull
-                )
-                results[access_log].append(rate)
-                cpu[access_log].append(cpu_per_request)
-                print(
-                    f"round {round_number}  access log {'on ' if access_log else 'off'}  {rate:10.0f} req/s"
-                    f"  {cpu_per_request * 1e6:6.2f} us server CPU per request",
-                    flush=True,
-                )
-    off = statistics.median(results[False])
-    on = statistics.median(results[True])
-    print(f"median off {off:.0f} req/s, on {on:.0f} req/s, on/off = {on / off:.3f} (target >= 0.85)")
-    # CPU time per request is less disturbed by other load on the machine than req/s.
-    cpu_off = statistics.median(cpu[False])
-    cpu_on = statistics.median(cpu[True])
-    print(
-        f"median server CPU per request: off {cpu_off * 1e6:.2f} us, on {cpu_on * 1e6:.2f} us;"
-        f" throughput ratio it implies (off/on) = {cpu_off / cpu_on:.3f}"
-    )
+        on_off(
+            lambda on: measure(on, args.duration, args.connections, workdir, args.devnull),
+            args.rounds,
+            "access log",
+            0.85,
+        )
 
 
 if __name__ == "__main__":

@@ -30,11 +30,9 @@ request, no percentiles, so p50 and p99 stay empty.
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from dataclasses import dataclass, field
 
-from benchmarks.wrk import LoadGeneratorMissing
+from benchmarks.wrk import find_generator, generator_version
 
 INSTALL_HINT = (
     "h2load is needed for --generator h2load and was not found.\n"
@@ -46,20 +44,10 @@ INSTALL_HINT = (
 
 
 def find_h2load(explicit: str | None = None) -> str:
-    path = shutil.which(explicit) if explicit else shutil.which("h2load")
-    if path is None:
-        where = f" (looked for {explicit!r})" if explicit else ""
-        raise LoadGeneratorMissing(INSTALL_HINT.replace("was not found", f"was not found{where}"))
-    return path
+    return find_generator("h2load", explicit, INSTALL_HINT)
 
 
-def h2load_version(path: str) -> str:
-    try:
-        done = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"unknown ({exc})"
-    text = (done.stdout + done.stderr).strip().splitlines()
-    return text[0].strip() if text else "unknown"
+h2load_version = generator_version
 
 
 def command(

@@ -17,13 +17,11 @@ import argparse
 import os
 import re
 import shutil
-import signal
-import statistics
 import subprocess
 import sys
 import urllib.request
 
-from benchmarks.access_log import APP, REPO, cpu_seconds, free_port, wait_until_up, wrk
+from benchmarks.access_log import APP, REPO, cpu_seconds, free_port, on_off, stop, wait_until_up, wrk
 
 
 def requests_counted(admin_port: int) -> int:
@@ -65,12 +63,7 @@ def measure(metrics: bool, duration: int, connections: int) -> tuple[float, floa
             if counted < total:
                 raise RuntimeError(f"/metrics counted {counted} requests, wrk completed {total}")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop(proc)
     return rate, cpu_per_request
 
 
@@ -83,25 +76,7 @@ def main() -> None:
     for tool in ("wrk", "taskset"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is needed")
-    rates: dict[bool, list[float]] = {False: [], True: []}
-    cpu: dict[bool, list[float]] = {False: [], True: []}
-    for round_number in range(1, args.rounds + 1):
-        for metrics in (False, True) if round_number % 2 else (True, False):
-            rate, cpu_per_request = measure(metrics, args.duration, args.connections)
-            rates[metrics].append(rate)
-            cpu[metrics].append(cpu_per_request)
-            print(
-                f"round {round_number}  metrics {'on ' if metrics else 'off'}  {rate:10.0f} req/s"
-                f"  {cpu_per_request * 1e6:6.2f} us server CPU per request",
-                flush=True,
-            )
-    off, on = statistics.median(rates[False]), statistics.median(rates[True])
-    print(f"median off {off:.0f} req/s, on {on:.0f} req/s, on/off = {on / off:.3f} (target >= 0.97)")
-    cpu_off, cpu_on = statistics.median(cpu[False]), statistics.median(cpu[True])
-    print(
-        f"median server CPU per request: off {cpu_off * 1e6:.2f} us, on {cpu_on * 1e6:.2f} us;"
-        f" throughput ratio it implies (off/on) = {cpu_off / cpu_on:.3f}"
-    )
+    on_off(lambda on: measure(on, args.duration, args.connections), args.rounds, "metrics", 0.97)
 
 
 if __name__ == "__main__":

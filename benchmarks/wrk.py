@@ -31,23 +31,33 @@ class LoadGeneratorMissing(RuntimeError):
     """A load generator the selected scenarios need is not installed."""
 
 
-def find_wrk(explicit: str | None = None) -> str:
-    path = shutil.which(explicit) if explicit else shutil.which("wrk")
+def find_generator(name: str, explicit: str | None, hint: str) -> str:
+    """The path of load generator ``name`` (or of ``explicit``, a name or a path), or
+    LoadGeneratorMissing with the install ``hint``."""
+    path = shutil.which(explicit) if explicit else shutil.which(name)
     if explicit and path is None and os.path.isfile(explicit) and os.access(explicit, os.X_OK):
         path = explicit
     if path is None:
         where = f" (looked for {explicit!r})" if explicit else ""
-        raise LoadGeneratorMissing(INSTALL_HINT.replace("was not found", f"was not found{where}"))
+        raise LoadGeneratorMissing(hint.replace("was not found", f"was not found{where}"))
     return path
 
 
-def wrk_version(path: str) -> str:
+def find_wrk(explicit: str | None = None) -> str:
+    return find_generator("wrk", explicit, INSTALL_HINT)
+
+
+def generator_version(path: str) -> str:
+    """The first line a load generator prints for --version."""
     try:
         done = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"unknown ({exc})"
     text = (done.stdout + done.stderr).strip().splitlines()
     return text[0].strip() if text else "unknown"
+
+
+wrk_version = generator_version
 
 
 def command(

@@ -62,6 +62,7 @@ PROXY_PROTOCOLS = ("off", "v1", "v2", "auto")
 #: what happens to a request header field whose name contains "_" (gunicorn's header_map):
 #: "drop" it, "refuse" the request with 400, or pass it through ("dangerous")
 HEADER_MAP = "drop"
+#: in the order of the core's HEADER_MAP_* values (src/fastasgi/_http/_core.pxd)
 HEADER_MAPS = ("drop", "refuse", "dangerous")
 
 #: --log-format: "text" (uvicorn's lines) or "json" (one JSON object per line)

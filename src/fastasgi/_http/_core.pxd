@@ -215,7 +215,7 @@ cdef class RequestCycle:
 
     # response side
     cdef int method                  # llhttp's method code
-    cdef double t0                   # monotonic() at the head's end (when counting metrics)
+    cdef double t0                   # monotonic() at the head's end (access log or metrics on)
     cdef bint is_head
     cdef bint http10
     cdef bint keep_alive
@@ -223,7 +223,6 @@ cdef class RequestCycle:
     cdef object resp_headers
     cdef long long expected_length   # -1: not declared
     cdef long long sent_length
-    cdef double start_time
 
     cdef inline int _set_request(self, ReqState new) except -1
     cdef inline int _set_response(self, RespState new) except -1

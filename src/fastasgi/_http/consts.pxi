@@ -105,8 +105,8 @@ cdef enum:
 
 # --header-map: what becomes of request header fields whose name holds "_" (gunicorn 22's
 # setting: same names, same default)
-cdef dict HEADER_MAPS = {"drop": HEADER_MAP_DROP, "refuse": HEADER_MAP_REFUSE,
-                         "dangerous": HEADER_MAP_DANGEROUS}
+# _defaults.HEADER_MAPS lists the names in the order of the HEADER_MAP_* values
+cdef dict HEADER_MAPS = {name: value for value, name in enumerate(_defaults.HEADER_MAPS)}
 
 cdef enum:
     METHOD_COUNT = 47       # llhttp.h HTTP_ALL_METHOD_MAP numbers 0..46; others abort()

@@ -54,10 +54,8 @@ cdef RequestCycle new_cycle(HttpProtocol proto, dict scope, int method, bint htt
     cycle.expect_continue = expect_continue
     cycle.peer_eof = proto.eof
     cycle.expected_length = -1
-    if proto.ctx.access_log is not None:
-        cycle.start_time = time_time()
-    if M != NULL:
-        cycle.t0 = monotonic()
+    if proto.ctx.access_log is not None or M != NULL:
+        cycle.t0 = monotonic()      # the request's duration, for the access log and metrics
     return cycle
 
 
@@ -356,7 +354,7 @@ cdef class RequestCycle:
         if ctx.access_log is not None:
             try:
                 ctx.access_log(self.scope, self.status, self.sent_length or nbytes,
-                               time_time() - self.start_time)
+                               monotonic() - self.t0)
             except BaseException:
                 error_log.exception("Access log failed")
 
