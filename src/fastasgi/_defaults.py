@@ -26,6 +26,16 @@ WS_PER_MESSAGE_DEFLATE = True
 RELOAD_DELAY = 0.25
 
 LIMIT_MAX_REQUESTS_JITTER = 0
+#: --limit-max-memory MIB: a worker whose resident set (RSS) grows past it is recycled (a
+#: replacement starts and is ready before it stops accepting); None: never. Its jitter, in
+#: MiB, spreads the limits of the workers apart, so that workers that grow alike are not all
+#: recycled at the same moment.
+LIMIT_MAX_MEMORY = None
+LIMIT_MAX_MEMORY_JITTER = 0
+#: --limit-worker-lifetime SECONDS: a worker is recycled after serving that long; None:
+#: never. Its jitter (seconds) staggers workers started together.
+LIMIT_WORKER_LIFETIME = None
+LIMIT_WORKER_LIFETIME_JITTER = 0.0
 #: most bytes in a request line plus its headers (431 beyond it)
 LIMIT_REQUEST_HEAD_SIZE = 65536
 #: most header lines in one request (431 beyond it)

@@ -289,7 +289,8 @@ def _families(snapshot: Snapshot) -> Iterator[_Family]:
         yield _counter(
             "worker_restarts",
             "Worker processes replaced, by cause (crash: died unasked; heartbeat: killed after"
-            " its healthcheck failed; max_requests: --limit-max-requests; reload: SIGHUP).",
+            " its healthcheck failed; max_requests: --limit-max-requests; max_memory: --limit-max-memory;"
+            " lifetime: --limit-worker-lifetime; reload: SIGHUP).",
             [((("cause", cause),), count) for cause, count in sorted(snapshot.restarts.items())],
         )
     yield _gauge(

@@ -216,6 +216,38 @@ class _Command(click.Command):
     " restarting simultaneously.",
 )
 @click.option(
+    "--limit-max-memory",
+    type=click.IntRange(min=1),
+    default=_defaults.LIMIT_MAX_MEMORY,
+    metavar="MIB",
+    help="Recycle a worker whose resident memory (RSS) exceeds this many MiB: its replacement starts"
+    " and is ready before it stops accepting. Runs the supervisor even with one worker. Linux.",
+)
+@click.option(
+    "--limit-max-memory-jitter",
+    type=click.IntRange(min=0),
+    default=_defaults.LIMIT_MAX_MEMORY_JITTER,
+    show_default=True,
+    metavar="MIB",
+    help="Maximum jitter to add to limit_max_memory, per worker.",
+)
+@click.option(
+    "--limit-worker-lifetime",
+    type=click.FloatRange(min=0, min_open=True),
+    default=_defaults.LIMIT_WORKER_LIFETIME,
+    metavar="SECONDS",
+    help="Recycle a worker after it has served this long: its replacement starts and is ready before"
+    " it stops accepting. Runs the supervisor even with one worker.",
+)
+@click.option(
+    "--limit-worker-lifetime-jitter",
+    type=click.FloatRange(min=0),
+    default=_defaults.LIMIT_WORKER_LIFETIME_JITTER,
+    show_default=True,
+    metavar="SECONDS",
+    help="Maximum jitter to add to limit_worker_lifetime, per worker.",
+)
+@click.option(
     "--timeout-worker-healthcheck",
     type=click.FloatRange(min=0, min_open=True),
     default=_defaults.TIMEOUT_WORKER_HEALTHCHECK,

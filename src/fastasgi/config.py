@@ -124,6 +124,10 @@ class Config:
     ``fd://N``; when given they replace ``host``/``port``/``uds``/``fd``.
     ``reuse_port``: ``SO_REUSEPORT`` on the TCP listeners; with ``workers`` each worker
     gets listeners of its own (see ``fastasgi.supervisors``).
+    ``limit_max_memory`` (MiB of RSS) and ``limit_worker_lifetime`` (seconds): recycle a
+    worker past either, each limit plus a random jitter of up to ``limit_*_jitter`` per
+    worker. The supervisor starts the replacement and waits until it is ready before the old
+    worker stops accepting; setting either runs the supervisor even with one worker.
     ``drain_delay``: seconds between SIGTERM (or the first SIGINT) and the graceful stop,
     during which ``/readyz`` on the admin listener answers 503 and the server keeps serving
     (the load balancer's time to take it out of rotation); 0: stop at once.
@@ -187,6 +191,10 @@ class Config:
         limit_concurrency: int | None = None,
         limit_max_requests: int | None = None,
         limit_max_requests_jitter: int = _defaults.LIMIT_MAX_REQUESTS_JITTER,
+        limit_max_memory: int | None = _defaults.LIMIT_MAX_MEMORY,
+        limit_max_memory_jitter: int = _defaults.LIMIT_MAX_MEMORY_JITTER,
+        limit_worker_lifetime: float | None = _defaults.LIMIT_WORKER_LIFETIME,
+        limit_worker_lifetime_jitter: float = _defaults.LIMIT_WORKER_LIFETIME_JITTER,
         backlog: int = _defaults.BACKLOG,
         timeout_keep_alive: float = _defaults.TIMEOUT_KEEP_ALIVE,
         timeout_notify: float = _defaults.TIMEOUT_NOTIFY,
@@ -257,6 +265,10 @@ class Config:
         self.limit_concurrency = limit_concurrency
         self.limit_max_requests = limit_max_requests
         self.limit_max_requests_jitter = limit_max_requests_jitter
+        self.limit_max_memory = limit_max_memory
+        self.limit_max_memory_jitter = limit_max_memory_jitter
+        self.limit_worker_lifetime = limit_worker_lifetime
+        self.limit_worker_lifetime_jitter = limit_worker_lifetime_jitter
         self.backlog = backlog
         self.timeout_keep_alive = timeout_keep_alive
         self.timeout_notify = timeout_notify
@@ -321,6 +333,13 @@ class Config:
             raise ConfigError(
                 "--reuse-port needs TCP addresses: it cannot be used with unix sockets or --fd."
             )
+        if self.reload and (self.limit_max_memory is not None or self.limit_worker_lifetime is not None):
+            raise ConfigError(
+                "--limit-max-memory and --limit-worker-lifetime recycle --workers processes:"
+                " they cannot be used with --reload."
+            )
+        if self.limit_max_memory is not None and not os.path.exists("/proc/self/statm"):
+            raise ConfigError("--limit-max-memory reads the workers' RSS from /proc: it needs Linux.")
         if (reload_dirs or reload_includes or reload_excludes) and not reload:
             logger.warning(
                 "--reload-dir, --reload-include and --reload-exclude have no effect without --reload."
@@ -348,6 +367,10 @@ class Config:
         _check_int("limit_concurrency", self.limit_concurrency, 1, optional=True)
         _check_int("limit_max_requests", self.limit_max_requests, 1, optional=True)
         _check_int("limit_max_requests_jitter", self.limit_max_requests_jitter, 0)
+        _check_int("limit_max_memory", self.limit_max_memory, 1, optional=True)
+        _check_int("limit_max_memory_jitter", self.limit_max_memory_jitter, 0)
+        _check_number("limit_worker_lifetime", self.limit_worker_lifetime, optional=True, positive=True)
+        _check_number("limit_worker_lifetime_jitter", self.limit_worker_lifetime_jitter)
         _check_int("limit_request_head_size", self.limit_request_head_size, 1)
         _check_int("limit_request_fields", self.limit_request_fields, 1)
         _check_int("h11_max_incomplete_event_size", self.h11_max_incomplete_event_size, 1, optional=True)
@@ -622,6 +645,19 @@ class Config:
     @property
     def asgi_version(self) -> Literal["2.0", "3.0"]:
         return "2.0" if self.interface == "asgi2" else "3.0"
+
+    @property
+    def supervised(self) -> bool:
+        """Whether serving needs a supervisor process: ``--reload``, more than one worker,
+        or recycling that must start a replacement before the old process stops accepting
+        (``--limit-max-memory``, ``--limit-worker-lifetime``, or ``--limit-max-requests``
+        with ``--workers`` given). ``--limit-max-requests`` alone keeps uvicorn's meaning: the
+        single server process exits, and whoever started it starts it again."""
+        if self.reload or (self.workers or 1) > 1:
+            return True
+        if self.limit_max_memory is not None or self.limit_worker_lifetime is not None:
+            return True
+        return self.workers is not None and self.limit_max_requests is not None
 
     @property
     def is_ssl(self) -> bool:

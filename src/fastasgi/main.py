@@ -29,7 +29,7 @@ def run(app: Any, **kwargs: Any) -> None:
     failed), as ``uvicorn.run`` does."""
     try:
         config = Config(app, **kwargs)
-        if config.reload or (config.workers or 1) > 1:
+        if config.supervised:
             exit_code = supervise(config)
             if exit_code:
                 sys.exit(exit_code)

@@ -278,11 +278,18 @@ class Server:
         while not self.should_exit:
             await asyncio.sleep(0.1)
             if max_requests is not None and self.ctx.total_requests >= max_requests:
-                logger.info("Maximum request limit of %d exceeded. Terminating process.", max_requests)
-                break
+                if self.request_limit_reached(max_requests):
+                    break
+                max_requests = None
             if config.callback_notify is not None and loop.time() - last_notified >= config.timeout_notify:
                 last_notified = loop.time()
                 await config.callback_notify()
+
+    def request_limit_reached(self, limit: int) -> bool:
+        """``--limit-max-requests`` reached: True ends the main loop (the process stops, as
+        uvicorn's does); a worker under a supervisor says so and keeps serving instead."""
+        logger.info("Maximum request limit of %d exceeded. Terminating process.", limit)
+        return True
 
     # -- shutdown -----------------------------------------------------------------------
 

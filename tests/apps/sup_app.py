@@ -6,9 +6,11 @@
              to stderr first
 /block?s=N   blocks the event loop for N seconds (time.sleep), then answers its PID
 /exit        the process exits at once with code 1 (a crash)
+/grow?mb=N   keeps N MiB more resident (written, so in RSS), then answers its PID
 
 ``startup_fails``: lifespan startup reports failure (the worker cannot start the app).
 ``slow_startup``: ``app`` whose lifespan startup takes 2.5 seconds.
+``slow_startup_logged``: the same, printing "lifespan startup done <pid>" when it completes.
 ``lifespan_events``: ``app`` that prints "lifespan startup <pid>" / "lifespan shutdown <pid>".
 """
 
@@ -16,6 +18,9 @@ import asyncio
 import os
 import sys
 import time
+
+#: what /grow keeps alive
+_ballast: list[bytes] = []
 
 
 async def _answer(send, body: bytes) -> None:
@@ -54,6 +59,9 @@ async def _http(scope, receive, send) -> None:
         await _answer(send, pid)
     elif path == "/exit":
         os._exit(1)
+    elif path == "/grow":
+        _ballast.append(b"x" * int(_seconds(scope, 1) * 1024 * 1024))
+        await _answer(send, pid)
     else:
         await _answer(send, pid)
 
@@ -81,12 +89,25 @@ async def startup_fails(scope, receive, send):
         await _http(scope, receive, send)
 
 
+async def _slow_lifespan(receive, send, verbose: bool) -> None:
+    message = await receive()
+    assert message["type"] == "lifespan.startup"
+    await asyncio.sleep(2.5)
+    await send({"type": "lifespan.startup.complete"})
+    if verbose:
+        print(f"lifespan startup done {os.getpid()}", file=sys.stderr, flush=True)
+    await _lifespan(receive, send, verbose=False)
+
+
 async def slow_startup(scope, receive, send):
     if scope["type"] == "lifespan":
-        message = await receive()
-        assert message["type"] == "lifespan.startup"
-        await asyncio.sleep(2.5)
-        await send({"type": "lifespan.startup.complete"})
-        await _lifespan(receive, send, verbose=False)
+        await _slow_lifespan(receive, send, verbose=False)
+    elif scope["type"] == "http":
+        await _http(scope, receive, send)
+
+
+async def slow_startup_logged(scope, receive, send):
+    if scope["type"] == "lifespan":
+        await _slow_lifespan(receive, send, verbose=True)
     elif scope["type"] == "http":
         await _http(scope, receive, send)

@@ -209,6 +209,8 @@ def test_workers_totals_are_exact_and_survive_a_killed_worker():
         assert samples(body, "fastasgi_worker_restarts_total") == {
             '{cause="crash"}': 0,
             '{cause="heartbeat"}': 0,
+            '{cause="lifetime"}': 0,
+            '{cause="max_memory"}': 0,
             '{cause="max_requests"}': 0,
             '{cause="reload"}': 0,
         }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import re
 import signal
 import socket
 import sys
@@ -399,3 +400,134 @@ def test_reuse_port_with_a_unix_socket_is_refused(tmp_path):
     assert result.stderr.strip().splitlines() == [
         "ERROR:    --reuse-port needs TCP addresses: it cannot be used with unix sockets or --fd."
     ]
+
+
+# -- recycling: the replacement is ready before the old worker stops accepting ------------
+
+
+def recycled_in_order(server: Supervised, old: int) -> int:
+    """Wait until ``old`` is stopped; check from the log that its replacement reported ready
+    (its lifespan startup finished) before the supervisor told ``old`` to stop. Returns the
+    replacement's PID."""
+    server.wait_for(rf"Waiting for child process \[{old}\]", timeout=30)
+    log = server.stderr
+    stopped = log.index(f"Waiting for child process [{old}]")
+    starts = [
+        (m.start(), int(m.group(1))) for m in re.finditer(r"lifespan startup done (\d+)", log) if int(m.group(1)) != old
+    ]
+    assert starts, log
+    ready_at, new = starts[0]
+    assert ready_at < stopped, log
+    return new
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_max_requests_replacement_is_ready_before_the_old_worker_stops(workers):
+    # The replacement's lifespan startup takes 2.5 s; the old worker serves on meanwhile.
+    with start(
+        "--workers", workers, "--limit-max-requests", "20", app="sup_app:slow_startup_logged"
+    ) as server:
+        port = server.wait_started(timeout=30)
+        first = server.wait_workers(int(workers))
+        client = SteadyClient(port)
+        client.start()
+        try:
+            match = server.wait_for(r"Child process \[(\d+)\] reached the request limit", timeout=30)
+            old = int(match.group(1))
+            assert old in first
+            recycled_in_order(server, old)
+            wait_until(lambda: not is_alive(old), 20, "the old worker to exit")
+            served = client.ok
+            wait_until(lambda: client.ok >= served + 10, 10, "requests to the new worker")
+        finally:
+            client.stop()
+        assert client.failures == []
+        # It went on serving past its limit of 20 while the replacement started (2.5 s).
+        assert client.pids.count(old) > 20 if workers == "1" else client.pids.count(old) >= 10
+        assert server.stop() == 0
+
+
+def test_worker_lifetime_recycles_without_a_failed_request():
+    with start(
+        "--workers", "1", "--limit-worker-lifetime", "2", "--limit-worker-lifetime-jitter", "0.5",
+        "--admin-bind", "127.0.0.1:0", app="sup_app:slow_startup_logged",
+    ) as server:
+        port = server.wait_started(timeout=30)
+        (first,) = server.wait_workers(1)
+        client = SteadyClient(port)
+        client.start()
+        try:
+            match = server.wait_for(rf"Child process \[{first}\] has served for (\d+)s; starting a replacement", 30)
+            assert 2 <= int(match.group(1)) <= 4
+            second = recycled_in_order(server, first)
+            # ... and the replacement is recycled in its turn.
+            server.wait_for(rf"Child process \[{second}\] has served for \d+s; starting a replacement", 30)
+        finally:
+            client.stop()
+        assert client.failures == []
+        assert first in client.pids and second in client.pids
+        admin = int(server.wait_for(r"Admin listener \(GET /metrics\) on http://127\.0\.0\.1:(\d+)/").group(1))
+        status, body = get(admin, "/metrics")
+        assert status == 200
+        assert b'fastasgi_worker_restarts_total{cause="lifetime"} ' in body
+        assert server.stop() == 0
+
+
+def test_max_memory_recycles_a_worker_that_grows():
+    with start("--workers", "1", "--limit-max-memory", "150", app="sup_app:lifespan_events") as server:
+        port = server.wait_started()
+        (first,) = server.wait_workers(1)
+        assert get(port, "/grow?mb=200") == (200, str(first).encode())
+        match = server.wait_for(
+            rf"Child process \[{first}\] uses (\d+) MiB, over its limit of 150 MiB; starting a replacement", 15
+        )
+        assert int(match.group(1)) > 150
+        server.wait_for(rf"Waiting for child process \[{first}\]", 15)
+        (second,) = server.wait_workers(1, exclude={first})
+        assert pid_of(port) == second
+        assert server.stop() == 0
+
+
+def test_max_memory_below_the_startup_size_is_not_a_restart_loop():
+    with start("--workers", "1", "--limit-max-memory", "1") as server:
+        port = server.wait_started()
+        (first,) = server.wait_workers(1)
+        server.wait_for(
+            rf"Child process \[{first}\] uses \d+ MiB right after startup, more than its --limit-max-memory"
+            r" of 1 MiB: it will not be recycled for memory\.",
+            10,
+        )
+        time.sleep(2.5)  # more than two memory checks
+        assert server.children() == {first}
+        assert pid_of(port) == first
+        assert "starting a replacement" not in server.stderr
+        assert server.stop() == 0
+
+
+def test_a_recycled_worker_whose_replacement_cannot_start_keeps_serving(tmp_path):
+    # The replacement imports a module that the test breaks after the first start.
+    (tmp_path / "flaky_app.py").write_text(
+        "import os, pathlib\n"
+        "if pathlib.Path(os.environ['FLAKY_FLAG']).exists():\n"
+        "    raise RuntimeError('broken deploy')\n"
+        "from sup_app import app\n"
+    )
+    flag = tmp_path / "broken"
+    env = {"FLAKY_FLAG": str(flag)}
+    with start(
+        "--workers", "1", "--limit-max-requests", "3", "--app-dir", str(tmp_path), app="flaky_app:app", env=env
+    ) as server:
+        port = server.wait_started()
+        (first,) = server.wait_workers(1)
+        flag.write_text("x")
+        for _ in range(4):
+            assert pid_of(port) == first
+        server.wait_for(r"New child process \[\d+\] exit code 3 before it was ready; keeping the old workers", 20)
+        for _ in range(5):
+            assert pid_of(port) == first  # the old worker serves on
+        flag.unlink()
+        # RECYCLE_RETRY (10 s) later the supervisor tries again, and now it starts.
+        server.wait_for(rf"Waiting for child process \[{first}\]", 30)
+        (second,) = server.wait_workers(1, exclude={first})
+        assert pid_of(port) == second
+        assert server.stop() == 0

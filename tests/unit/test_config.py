@@ -41,6 +41,10 @@ def test_defaults():
         ({"forwarded_allow_ips": "10.0.0.0/33"}, "--forwarded-allow-ips", "'10.0.0.0/33'"),
         ({"access_log_format": "%(nope)s"}, "--access-log-format", "%(nope)s"),
         ({"ssl_keyfile_password": "pw"}, "--ssl-keyfile-password", "--ssl-certfile"),
+        ({"limit_max_memory": 0}, "--limit-max-memory", "0"),
+        ({"limit_max_memory_jitter": -1}, "--limit-max-memory-jitter", "-1"),
+        ({"limit_worker_lifetime": 0}, "--limit-worker-lifetime", "0"),
+        ({"limit_worker_lifetime_jitter": "x"}, "--limit-worker-lifetime-jitter", "'x'"),
     ],
 )
 def test_bad_values_name_the_flag_and_the_value(kwargs, flag, shown):
@@ -57,6 +61,8 @@ def test_bad_values_name_the_flag_and_the_value(kwargs, flag, shown):
         ({"http": "h11"}, "--http h11 is not supported"),
         ({"interface": "wsgi"}, "--interface wsgi is not supported"),
         ({"reuse_port": True, "uds": "/tmp/fastasgi-test.sock"}, "--reuse-port"),
+        ({"reload": True, "limit_worker_lifetime": 60}, "cannot be used with --reload"),
+        ({"reload": True, "limit_max_memory": 500}, "cannot be used with --reload"),
     ],
 )
 def test_settings_that_cannot_be_honoured_are_refused(kwargs, says):
@@ -88,3 +94,22 @@ def test_forwarded_allow_ips_from_the_environment(monkeypatch):
 def test_uds_and_fd_endpoints():
     assert Config("app:app", uds="/tmp/fastasgi-test.sock").endpoints == [("unix", "/tmp/fastasgi-test.sock")]
     assert Config("app:app", fd=3).endpoints == [("fd", 3)]
+
+
+@pytest.mark.parametrize(
+    "kwargs,supervised",
+    [
+        ({}, False),
+        ({"workers": 1}, False),
+        ({"workers": 2}, True),
+        ({"reload": True}, True),
+        # uvicorn's meaning: the one server process exits at the limit.
+        ({"limit_max_requests": 100}, False),
+        # Asked for with --workers, even one: a supervisor starts the replacement first.
+        ({"workers": 1, "limit_max_requests": 100}, True),
+        ({"limit_max_memory": 500}, True),
+        ({"limit_worker_lifetime": 3600}, True),
+    ],
+)
+def test_which_settings_run_a_supervisor(kwargs, supervised):
+    assert Config("app:app", **kwargs).supervised is supervised

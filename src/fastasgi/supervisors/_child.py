@@ -7,8 +7,8 @@ A worker (``--workers``) talks to its supervisor through one pipe, one byte per 
   turns. A worker the supervisor has not heard from for ``--timeout-worker-healthcheck``
   seconds is killed and replaced.
 - ``R`` ready: lifespan startup is complete and the sockets accept.
-- ``X`` retiring: ``--limit-max-requests`` was reached; the worker drains and exits by itself,
-  and the supervisor starts its replacement at once.
+- ``X`` retiring: ``--limit-max-requests`` was reached. The worker keeps serving; the
+  supervisor starts its replacement and, once that one is ready, stops it with SIGTERM.
 
 With ``--admin-bind``, a worker counts into its slot of the supervisor's shared counter
 blocks (``fastasgi.admin.SharedMetrics``), attached right after the fork; the supervisor
@@ -145,7 +145,7 @@ class Heartbeat:
 
 class WorkerServer(ChildServer):
     """The server of one ``--workers`` process: reports ready, heartbeats from its event
-    loop, and announces ``--limit-max-requests``."""
+    loop, and announces ``--limit-max-requests`` (then serves on until it is stopped)."""
 
     serves_admin = False  # the supervisor does
 
@@ -165,11 +165,10 @@ class WorkerServer(ChildServer):
         if self.heartbeat.lost:
             self.supervisor_lost()
 
-    async def main_loop(self) -> None:
-        await super().main_loop()
-        if not self.should_exit:
-            # Only --limit-max-requests ends the main loop without should_exit.
-            self.heartbeat.send(RETIRING)
+    def request_limit_reached(self, limit: int) -> bool:
+        logger.info("Maximum request limit of %d exceeded. Waiting for the replacement process.", limit)
+        self.heartbeat.send(RETIRING)
+        return False
 
 
 def run_worker(

@@ -27,8 +27,16 @@ ever ready could not start the app and would fail the same way again: the superv
 everything and exits 3 rather than restart it in a loop. A worker the supervisor has not
 heard from for ``--timeout-worker-healthcheck`` seconds is killed and replaced; once a
 worker serves, its heartbeat comes from its event loop, so this also catches an event loop
-that is blocked (uvicorn only checks that the process answers). A worker that reaches
-``--limit-max-requests`` says so before it drains, and its replacement starts at once.
+that is blocked (uvicorn only checks that the process answers).
+
+Recycling: a worker that reaches ``--limit-max-requests`` says so and keeps serving; one
+whose RSS passes ``--limit-max-memory`` (read from /proc by the supervisor) or that has run
+for ``--limit-worker-lifetime`` is found by the supervisor. Each limit gets its own random
+jitter per worker. A recycled worker is replaced the way SIGHUP replaces one: the new worker
+starts, and only once it is ready is the old one told to stop, so the listener never goes
+without a ready worker, with ``--workers 1`` too (uvicorn and granian let the old one go
+first). If the replacement cannot start, the old worker keeps serving and the supervisor
+tries again ``RECYCLE_RETRY`` seconds later.
 
 With ``--admin-bind`` the supervisor serves the admin listener (``fastasgi.admin``) from a
 thread: before the first fork it maps the shared counter blocks, gives each worker a slot
@@ -42,6 +50,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import random
 import selectors
 import signal
 import socket
@@ -66,6 +75,12 @@ KILL_GRACE = 3.0
 #: once and SIGINT (the lower number) handled first, as the graceful one (signal(7)).
 FORCE_AFTER = 0.1
 
+#: a recycled worker whose replacement failed to start: seconds until the next attempt
+RECYCLE_RETRY = 10.0
+#: seconds between two readings of a worker's RSS (--limit-max-memory)
+MEMORY_CHECK_INTERVAL = 1.0
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
 HANDLED_SIGNALS = (
     signal.SIGINT,
     signal.SIGTERM,
@@ -79,15 +94,31 @@ HANDLED_SIGNALS = (
 IGNORED_IN_WORKERS = (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU)
 
 #: why a worker was replaced (fastasgi_worker_restarts_total{cause}): it died unasked; it
-#: was killed after its healthcheck failed; it reached --limit-max-requests; a rolling
-#: restart (SIGHUP) replaced it
-RESTART_CAUSES = ("crash", "heartbeat", "max_requests", "reload")
+#: was killed after its healthcheck failed; it reached --limit-max-requests,
+#: --limit-max-memory or --limit-worker-lifetime; a rolling restart (SIGHUP) replaced it
+RESTART_CAUSES = ("crash", "heartbeat", "max_requests", "max_memory", "lifetime", "reload")
 
 
 class Worker:
     """The supervisor's record of one worker process."""
 
-    __slots__ = ("fd", "kill_at", "killed", "last_seen", "listeners", "pid", "ready", "slot", "started_at")
+    __slots__ = (
+        "cause",
+        "fd",
+        "kill_at",
+        "killed",
+        "last_seen",
+        "lifetime",
+        "listeners",
+        "memory_checked",
+        "memory_limit",
+        "pid",
+        "ready",
+        "ready_at",
+        "retry_at",
+        "slot",
+        "started_at",
+    )
 
     def __init__(
         self, pid: int, fd: int, listeners: list[socket.socket], now: float, slot: int | None = None
@@ -105,6 +136,17 @@ class Worker:
         #: when a stopping worker gets SIGKILL (None: it may take as long as it needs)
         self.kill_at: float | None = None
         self.killed = False
+        #: when it reported ready (--limit-worker-lifetime counts from there)
+        self.ready_at = now
+        #: why it is to be replaced (a RESTART_CAUSES entry); None: it is not
+        self.cause: str | None = None
+        #: a replacement that failed to start: not before this time again
+        self.retry_at = 0.0
+        #: its recycling limits, jitter included (None: none)
+        self.lifetime: float | None = None
+        self.memory_limit: int | None = None
+        #: when its RSS was last read (0: not yet since it is ready)
+        self.memory_checked = 0.0
 
 
 class Multiprocess:
@@ -187,6 +229,7 @@ class Multiprocess:
                 self._reap()
                 if not self.stopping:
                     self._check_health()
+                    self._check_limits()
                     self._advance_restart()
                     self._maintain_count()
                     self._end_drain()
@@ -294,10 +337,11 @@ class Multiprocess:
         if not data:
             return
         worker.last_seen = time.monotonic()
-        if READY in data:
+        if READY in data and not worker.ready:
             worker.ready = True
-        if RETIRING in data:
-            self._retire(worker)
+            worker.ready_at = worker.last_seen
+        if RETIRING in data and worker in self.workers:
+            self._recycle(worker, "max_requests", "reached the request limit")
 
     def _close_pipe(self, worker: Worker) -> None:
         if worker.fd is None:
@@ -340,6 +384,7 @@ class Multiprocess:
         if self.metrics is not None and slot is not None:
             self.metrics.assign(slot, pid)
         worker = Worker(pid, read_fd, listeners, time.monotonic(), slot)
+        self._set_limits(worker)
         assert self._selector is not None
         self._selector.register(read_fd, selectors.EVENT_READ, worker)
         return worker
@@ -425,20 +470,50 @@ class Multiprocess:
             extra={"color_message": "Waiting for child process [" + style("%d", fg="cyan") + "]"},
         )
 
-    def _retire(self, worker: Worker) -> None:
-        """The worker reached --limit-max-requests and is draining: replace it now."""
-        if worker in self.workers:
-            self.workers.remove(worker)
-        elif worker is self.candidate:
-            self.candidate = None
-        else:
+    def _set_limits(self, worker: Worker) -> None:
+        """Draw the worker's recycling limits: each configured limit plus its jitter."""
+        config = self.config
+        if config.limit_worker_lifetime is not None:
+            jitter = float(config.limit_worker_lifetime_jitter or 0)
+            worker.lifetime = float(config.limit_worker_lifetime) + random.uniform(0, jitter)
+        if config.limit_max_memory is not None:
+            worker.memory_limit = config.limit_max_memory + random.randint(0, config.limit_max_memory_jitter)
+
+    def _recycle(self, worker: Worker, cause: str, why: str) -> None:
+        """Queue a serving worker for replacement: ``_advance_restart`` starts its successor
+        and stops it once the successor is ready."""
+        if worker.cause is not None or worker not in self.workers:
             return
-        timeout = self.config.timeout_graceful_shutdown
-        if timeout is not None:
-            worker.kill_at = time.monotonic() + timeout + KILL_GRACE
-        self.leaving.append(worker)
-        self._count_restart("max_requests")
-        logger.info("Child process [%d] reached the request limit; starting a replacement.", worker.pid)
+        worker.cause = cause
+        self.to_replace.append(worker)
+        logger.info("Child process [%d] %s; starting a replacement.", worker.pid, why)
+
+    def _check_limits(self) -> None:
+        """--limit-worker-lifetime and --limit-max-memory: queue the workers past theirs."""
+        now = time.monotonic()
+        for worker in self.workers:
+            if not worker.ready or worker.cause is not None:
+                continue
+            if worker.lifetime is not None and now - worker.ready_at >= worker.lifetime:
+                self._recycle(worker, "lifetime", f"has served for {now - worker.ready_at:.0f}s")
+            elif worker.memory_limit is not None and now - worker.memory_checked >= MEMORY_CHECK_INTERVAL:
+                first = worker.memory_checked == 0.0
+                worker.memory_checked = now
+                rss = _rss_mib(worker.pid)
+                if rss is None or rss <= worker.memory_limit:
+                    continue
+                if first:
+                    # Its successor would start as large: recycling it would loop.
+                    logger.error(
+                        "Child process [%d] uses %d MiB right after startup, more than its"
+                        " --limit-max-memory of %d MiB: it will not be recycled for memory.",
+                        worker.pid,
+                        rss,
+                        worker.memory_limit,
+                    )
+                    worker.memory_limit = None
+                    continue
+                self._recycle(worker, "max_memory", f"uses {rss} MiB, over its limit of {worker.memory_limit} MiB")
 
     def _stop_all(self) -> None:
         self.stopping = True
@@ -495,7 +570,7 @@ class Multiprocess:
 
         if worker is self.candidate:
             self.candidate = None
-            self.to_replace.clear()
+            self._abort_restart()
             logger.error(
                 "New child process [%d] %s before it was ready; keeping the old workers and aborting the restart.",
                 worker.pid,
@@ -568,7 +643,7 @@ class Multiprocess:
                     self.to_replace.remove(old)
                     self.workers.remove(old)
                     self._stop(old)
-                    self._count_restart("reload")
+                    self._count_restart(old.cause or "reload")
                 # else the old one died meanwhile and was replaced: _maintain_count trims
             elif time.monotonic() - candidate.started_at > self.healthcheck:
                 logger.error(
@@ -578,7 +653,7 @@ class Multiprocess:
                     self.healthcheck,
                 )
                 self.candidate = None
-                self.to_replace.clear()
+                self._abort_restart()
                 _kill(candidate.pid, signal.SIGKILL)
                 candidate.killed = True
                 self.leaving.append(candidate)
@@ -588,13 +663,26 @@ class Multiprocess:
         old = self._next_to_replace()
         if old is not None:
             self.candidate = self._spawn(replacing=old)
-        elif self.to_replace:
-            self.to_replace.clear()
 
     def _next_to_replace(self) -> Worker | None:
-        """The next old worker the rolling restart must replace (one still serving)."""
+        """The next old worker to replace (one still serving, not waiting to retry)."""
         self.to_replace = [worker for worker in self.to_replace if worker in self.workers]
-        return self.to_replace[0] if self.to_replace else None
+        now = time.monotonic()
+        return next((worker for worker in self.to_replace if worker.retry_at <= now), None)
+
+    def _abort_restart(self) -> None:
+        """A replacement did not start. A rolling restart ends here (the old workers keep
+        serving; another SIGHUP tries again); a recycled worker keeps serving and is
+        replaced again ``RECYCLE_RETRY`` seconds later."""
+        retry_at = time.monotonic() + RECYCLE_RETRY
+        pending = []
+        for worker in self.to_replace:
+            if worker.cause == "reload":
+                worker.cause = None
+            else:
+                worker.retry_at = retry_at
+                pending.append(worker)
+        self.to_replace = pending
 
     # -- signals ------------------------------------------------------------------------
 
@@ -669,6 +757,10 @@ class Multiprocess:
             # It was started before this signal, perhaps with older code: start over.
             self._stop(self.candidate)
             self.candidate = None
+        for worker in self.workers:
+            worker.retry_at = 0.0
+            if worker.cause is None:
+                worker.cause = "reload"
         self.to_replace = list(self.workers)
 
     def _handle_ttin(self) -> None:
@@ -696,6 +788,16 @@ def _drain(fd: int) -> None:
     with contextlib.suppress(BlockingIOError):
         while os.read(fd, 4096):
             pass
+
+
+def _rss_mib(pid: int) -> int | None:
+    """A process's resident set in MiB (/proc/PID/statm), or None when it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as statm:
+            pages = int(statm.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pages * PAGE_SIZE // (1024 * 1024)
 
 
 def _describe_exit(code: int) -> str:
