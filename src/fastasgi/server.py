@@ -35,6 +35,7 @@ from typing import Any
 from fastasgi import _sockets, admin
 from fastasgi._accesslog import AccessLog, make_access_log
 from fastasgi._http._core import HttpProtocol, ServerContext
+from fastasgi._tls import CertificateReloader
 from fastasgi.config import STARTUP_FAILURE, Config, ConfigError
 from fastasgi.lifespan import Lifespan
 from fastasgi.logging import style
@@ -43,6 +44,11 @@ from fastasgi.middleware.proxy_protocol import proxy_protocol_factory
 HANDLED_SIGNALS = (
     signal.SIGINT,  # Ctrl+C
     signal.SIGTERM,  # kill <pid>, container stop
+)
+#: with TLS: reload the certificate (fastasgi._tls); without TLS they keep their default
+#: action (SIGHUP: a closed terminal ends the server, as it ends uvicorn)
+TLS_RELOAD_SIGNALS: tuple[signal.Signals, ...] = (
+    (signal.SIGHUP, signal.SIGUSR1) if hasattr(signal, "SIGUSR1") else ()
 )
 
 logger = logging.getLogger("fastasgi.error")
@@ -61,6 +67,8 @@ class Server:
     #: whether this server runs the ``--admin-bind`` listener itself (a ``--workers``
     #: worker does not: its supervisor serves the counts of every worker)
     serves_admin = True
+    #: the signals that reload the TLS certificate (a worker leaves SIGHUP to its supervisor)
+    tls_reload_signals: tuple[signal.Signals, ...] = TLS_RELOAD_SIGNALS
 
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -82,6 +90,10 @@ class Server:
         self._metrics: admin.LocalMetrics | None = None
         #: monotonic time of the last tick: the event loop's heartbeat for /livez
         self.last_beat = time.monotonic()
+        #: with TLS: swaps in a new certificate (SIGHUP/SIGUSR1, or the files changing)
+        self.tls: CertificateReloader | None = None
+        self._tls_watch: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def run(self, sockets: list[socket.socket] | None = None) -> None:
         """Serve on a new event loop (``--loop``) until told to stop."""
@@ -114,6 +126,7 @@ class Server:
         finally:
             self._cancel_tick()
             self._stop_admin()
+            await self._stop_tls_watch()
 
         logger.info(
             "Finished server process [%d]",
@@ -126,6 +139,9 @@ class Server:
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         config = self.config
         loop = asyncio.get_running_loop()
+        self._loop = loop
+        if config.ssl is not None:
+            self.tls = CertificateReloader(config, config.ssl)
         self._start_admin()
         self.lifespan = Lifespan(config)
         options = _context_options(config)
@@ -171,6 +187,8 @@ class Server:
             raise StartupError(message, 1) from None
 
         self.started = True
+        if self.tls is not None:
+            self._tls_watch = loop.create_task(self.tls.watch())
 
     async def _listen(
         self, create_protocol: Callable[[], asyncio.Protocol], sockets: list[socket.socket] | None
@@ -251,6 +269,19 @@ class Server:
         if self._tick_handle is not None:
             self._tick_handle.cancel()
             self._tick_handle = None
+
+    async def _stop_tls_watch(self) -> None:
+        task, self._tls_watch = self._tls_watch, None
+        if task is None:
+            return
+        assert self.tls is not None
+        self.tls.stop()
+        try:
+            await asyncio.wait_for(task, 1.0)
+        except (asyncio.TimeoutError, asyncio.CancelledError):
+            pass
+        except Exception:
+            logger.exception("Watching the TLS certificate files failed")
 
     # -- health (the admin listener's threads call these) ---------------------------------
 
@@ -408,6 +439,9 @@ class Server:
             yield
             return
         original_handlers = {sig: signal.signal(sig, self.handle_exit) for sig in HANDLED_SIGNALS}
+        if self.config.is_ssl:
+            for sig in self.tls_reload_signals:
+                original_handlers[sig] = signal.signal(sig, self.handle_tls_reload)
         try:
             yield
         finally:
@@ -419,6 +453,14 @@ class Server:
             self.force_exit = True
         else:
             self.should_exit = True
+
+    def handle_tls_reload(self, sig: int, frame: FrameType | None) -> None:
+        """SIGHUP/SIGUSR1 with TLS: reload the certificate on the event loop (the handler
+        runs between two bytecodes of whatever the loop was doing)."""
+        loop, tls = self._loop, self.tls
+        if loop is None or tls is None or loop.is_closed():
+            return
+        loop.call_soon_threadsafe(tls.reload, f"Received {signal.Signals(sig).name}")
 
 
 def _context_options(config: Config) -> dict[str, Any]:

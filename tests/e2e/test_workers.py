@@ -413,7 +413,9 @@ def recycled_in_order(server: Supervised, old: int) -> int:
     log = server.stderr
     stopped = log.index(f"Waiting for child process [{old}]")
     starts = [
-        (m.start(), int(m.group(1))) for m in re.finditer(r"lifespan startup done (\d+)", log) if int(m.group(1)) != old
+        (m.start(), int(m.group(1)))
+        for m in re.finditer(r"lifespan startup done (\d+)", log)
+        if int(m.group(1)) != old
     ]
     assert starts, log
     ready_at, new = starts[0]
@@ -449,15 +451,24 @@ def test_max_requests_replacement_is_ready_before_the_old_worker_stops(workers):
 
 def test_worker_lifetime_recycles_without_a_failed_request():
     with start(
-        "--workers", "1", "--limit-worker-lifetime", "2", "--limit-worker-lifetime-jitter", "0.5",
-        "--admin-bind", "127.0.0.1:0", app="sup_app:slow_startup_logged",
+        "--workers",
+        "1",
+        "--limit-worker-lifetime",
+        "2",
+        "--limit-worker-lifetime-jitter",
+        "0.5",
+        "--admin-bind",
+        "127.0.0.1:0",
+        app="sup_app:slow_startup_logged",
     ) as server:
         port = server.wait_started(timeout=30)
         (first,) = server.wait_workers(1)
         client = SteadyClient(port)
         client.start()
         try:
-            match = server.wait_for(rf"Child process \[{first}\] has served for (\d+)s; starting a replacement", 30)
+            match = server.wait_for(
+                rf"Child process \[{first}\] has served for (\d+)s; starting a replacement", 30
+            )
             assert 2 <= int(match.group(1)) <= 4
             second = recycled_in_order(server, first)
             # ... and the replacement is recycled in its turn.
@@ -466,7 +477,9 @@ def test_worker_lifetime_recycles_without_a_failed_request():
             client.stop()
         assert client.failures == []
         assert first in client.pids and second in client.pids
-        admin = int(server.wait_for(r"Admin listener \(GET /metrics\) on http://127\.0\.0\.1:(\d+)/").group(1))
+        admin = int(
+            server.wait_for(r"Admin listener \(GET /metrics\) on http://127\.0\.0\.1:(\d+)/").group(1)
+        )
         status, body = get(admin, "/metrics")
         assert status == 200
         assert b'fastasgi_worker_restarts_total{cause="lifetime"} ' in body
@@ -479,11 +492,13 @@ def test_max_memory_recycles_a_worker_that_grows():
         (first,) = server.wait_workers(1)
         assert get(port, "/grow?mb=200") == (200, str(first).encode())
         match = server.wait_for(
-            rf"Child process \[{first}\] uses (\d+) MiB, over its limit of 150 MiB; starting a replacement", 15
+            rf"Child process \[{first}\] uses (\d+) MiB, over its limit of 150 MiB; starting a replacement",
+            15,
         )
         assert int(match.group(1)) > 150
         server.wait_for(rf"Waiting for child process \[{first}\]", 15)
         (second,) = server.wait_workers(1, exclude={first})
+        wait_until(lambda: not is_alive(first), 15, "the old worker to exit")
         assert pid_of(port) == second
         assert server.stop() == 0
 
@@ -515,19 +530,29 @@ def test_a_recycled_worker_whose_replacement_cannot_start_keeps_serving(tmp_path
     flag = tmp_path / "broken"
     env = {"FLAKY_FLAG": str(flag)}
     with start(
-        "--workers", "1", "--limit-max-requests", "3", "--app-dir", str(tmp_path), app="flaky_app:app", env=env
+        "--workers",
+        "1",
+        "--limit-max-requests",
+        "3",
+        "--app-dir",
+        str(tmp_path),
+        app="flaky_app:app",
+        env=env,
     ) as server:
         port = server.wait_started()
         (first,) = server.wait_workers(1)
         flag.write_text("x")
         for _ in range(4):
             assert pid_of(port) == first
-        server.wait_for(r"New child process \[\d+\] exit code 3 before it was ready; keeping the old workers", 20)
+        server.wait_for(
+            r"New child process \[\d+\] exit code 3 before it was ready; keeping the old workers", 20
+        )
         for _ in range(5):
             assert pid_of(port) == first  # the old worker serves on
         flag.unlink()
         # RECYCLE_RETRY (10 s) later the supervisor tries again, and now it starts.
         server.wait_for(rf"Waiting for child process \[{first}\]", 30)
         (second,) = server.wait_workers(1, exclude={first})
+        wait_until(lambda: not is_alive(first), 15, "the old worker to exit")
         assert pid_of(port) == second
         assert server.stop() == 0

@@ -58,6 +58,9 @@ class ChildServer(Server):
     """
 
     check_interval = 1.0
+    #: SIGHUP is the supervisor's (a rolling restart); SIGUSR1, which the supervisor
+    #: forwards, reloads the TLS certificate in place
+    tls_reload_signals = tuple(sig for sig in Server.tls_reload_signals if sig != signal.SIGHUP)
 
     def __init__(self, config: Config, supervisor_pid: int) -> None:
         super().__init__(config)

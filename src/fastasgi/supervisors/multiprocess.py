@@ -21,6 +21,10 @@ Signals to the supervisor:
   is never less than N workers accepting, so a steady client sees no failed request. A new
   worker that fails to start aborts the restart and the old workers keep serving.
 - SIGTTIN / SIGTTOU: one worker more / one less (never less than one).
+- SIGUSR1: with TLS, forwarded to every worker, each of which reloads the certificate in
+  place (``fastasgi._tls``: no restart, no connection dropped; a certificate that does not
+  load is logged and the old one stays). SIGHUP re-reads it too, with new workers: a new
+  worker whose certificate does not load fails to start, which aborts the restart.
 
 A worker that dies is replaced (and logged). A worker that exits with code 3 before it was
 ever ready could not start the app and would fail the same way again: the supervisor stops
@@ -87,11 +91,14 @@ HANDLED_SIGNALS = (
     signal.SIGHUP,
     signal.SIGTTIN,
     signal.SIGTTOU,
+    signal.SIGUSR1,
     signal.SIGCHLD,  # only to wake the loop up and reap at once
 )
 #: supervisor signals a worker ignores: they are meant for the supervisor, and a shell
-#: or terminal may send them to the whole process group (SIGTTIN/SIGTTOU would stop it)
-IGNORED_IN_WORKERS = (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU)
+#: or terminal may send them to the whole process group (SIGTTIN/SIGTTOU would stop it).
+#: SIGUSR1 too, until a worker with TLS installs its reload handler: one forwarded while
+#: the worker starts must not end it.
+IGNORED_IN_WORKERS = (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1)
 
 #: why a worker was replaced (fastasgi_worker_restarts_total{cause}): it died unasked; it
 #: was killed after its healthcheck failed; it reached --limit-max-requests,
@@ -513,7 +520,9 @@ class Multiprocess:
                     )
                     worker.memory_limit = None
                     continue
-                self._recycle(worker, "max_memory", f"uses {rss} MiB, over its limit of {worker.memory_limit} MiB")
+                self._recycle(
+                    worker, "max_memory", f"uses {rss} MiB, over its limit of {worker.memory_limit} MiB"
+                )
 
     def _stop_all(self) -> None:
         self.stopping = True
@@ -720,6 +729,8 @@ class Multiprocess:
                 self._handle_ttin()
             elif sig == signal.SIGTTOU:
                 self._handle_ttou()
+            elif sig == signal.SIGUSR1:
+                self._handle_usr1()
 
     def _handle_stop(self, name: str) -> None:
         self.stop_signals += 1
@@ -762,6 +773,15 @@ class Multiprocess:
             if worker.cause is None:
                 worker.cause = "reload"
         self.to_replace = list(self.workers)
+
+    def _handle_usr1(self) -> None:
+        if not self.config.is_ssl:
+            logger.info("Received SIGUSR1: no TLS certificate to reload.")
+            return
+        workers = self._counted()
+        logger.info("Received SIGUSR1, reloading the TLS certificate in %d process(es).", len(workers))
+        for worker in workers:
+            _kill(worker.pid, signal.SIGUSR1)
 
     def _handle_ttin(self) -> None:
         if self.stopping or self.drain_until is not None:
