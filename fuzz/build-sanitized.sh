@@ -58,15 +58,17 @@ PY
 "$PYTHON" -m cython -3 -X "$directives" -I src --module-name fastasgi._http._core \
     -o "$gen/_core.c" src/fastasgi/_http/_core.pyx
 
-# 3. compile the Cython output and the vendored llhttp with the sanitizers, and link
+# 3. compile the Cython output and the vendored llhttp and nghttp2 with the sanitizers (nghttp2
+#    with the macros setup.py gives it), and link
 pyinc="$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
 suffix="$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')"
-incs=(-I "$pyinc" -I csrc/llhttp/include -I csrc)
+incs=(-I "$pyinc" -I csrc/llhttp/include -I csrc/nghttp2/includes -I csrc)
+defs=(-DNGHTTP2_STATICLIB -DHAVE_TIME_H=1 -DHAVE_ARPA_INET_H=1 -DHAVE_NETINET_IN_H=1 -DHAVE_CLOCK_GETTIME=1)
 objs=()
-for c in "$gen/_core.c" csrc/llhttp/src/llhttp.c csrc/llhttp/src/api.c csrc/llhttp/src/http.c; do
+for c in "$gen/_core.c" csrc/llhttp/src/llhttp.c csrc/llhttp/src/api.c csrc/llhttp/src/http.c csrc/nghttp2/*.c; do
     o="$obj/$(basename "$c" .c).o"
     # shellcheck disable=SC2086
-    "$CC" $CFLAGS_FUZZ "${incs[@]}" -c "$c" -o "$o" &
+    "$CC" $CFLAGS_FUZZ "${incs[@]}" "${defs[@]}" -c "$c" -o "$o" &
     objs+=("$o")
 done
 wait

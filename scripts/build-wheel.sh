@@ -21,7 +21,7 @@
 # 3. A fresh venv (no system site-packages) gets the repaired wheel with the test extra, with
 #    `--only-binary fastasgi` and CC/CXX/LDSHARED=/bin/false, so nothing can be compiled.
 # 4. The test suite runs in that venv from a directory outside the source tree that holds
-#    only tests/, benchmarks/ (the tests drive it), pyproject.toml and csrc/llhttp/VERSION
+#    only tests/, benchmarks/ (the tests drive it), pyproject.toml and the vendored libraries' notes
 #    taken from the sdist, with FASTASGI_EXPECT_INSTALLED=1 (tests/test_installed_module.py
 #    then checks that fastasgi is imported from site-packages and that the loaded extension is
 #    the file the wheel installed).
@@ -205,11 +205,12 @@ grep -E "^(Processing .*fastasgi|Building wheel for|Successfully installed)" "$W
 
 step "tests against the installed wheel, from outside the source tree"
 TESTDIR="$WORK/testrun"
-mkdir -p "$WORK/sdist-src" "$TESTDIR/csrc/llhttp"
+mkdir -p "$WORK/sdist-src" "$TESTDIR/csrc/llhttp" "$TESTDIR/csrc/nghttp2"
 tar -xzf "$SDIST" -C "$WORK/sdist-src"
 SRC="$(echo "$WORK"/sdist-src/fastasgi-*)"
 cp -r "$SRC/tests" "$SRC/benchmarks" "$SRC/pyproject.toml" "$TESTDIR/"
 cp "$SRC/csrc/llhttp/VERSION" "$TESTDIR/csrc/llhttp/"
+cp "$SRC/csrc/nghttp2/VERSION" "$SRC/csrc/nghttp2/COPYING" "$TESTDIR/csrc/nghttp2/"
 cd "$TESTDIR"
 unset PYTHONPATH PYTHONHOME
 export VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH" FASTASGI_EXPECT_INSTALLED=1

@@ -5,8 +5,8 @@
 
 Checks:
 - the files a from-source build needs: the Cython sources (.pyx and every .pxd), the vendored
-  llhttp (header, C sources, LICENSE-MIT, VERSION note), setup.py, pyproject.toml and the readme
-  it names, the version module, py.typed and the .pyi files;
+  llhttp (header, C sources, LICENSE-MIT, VERSION note) and nghttp2 (headers, C sources,
+  COPYING, VERSION note), setup.py, pyproject.toml and the readme it names, the version module, py.typed and the .pyi files;
 - the version is the same in PKG-INFO, the sdist's name and src/fastasgi/_version.py;
 - no build artefacts: no compiled objects (.so/.pyd/.o/...), no Cython output (.c/.html under
   src/), no build/ or dist/ tree, no caches, no egg-info other than setuptools' own;
@@ -42,6 +42,12 @@ REQUIRED = [
     "csrc/llhttp/src/llhttp.c",
     "csrc/llhttp/src/api.c",
     "csrc/llhttp/src/http.c",
+    "csrc/nghttp2/COPYING",
+    "csrc/nghttp2/VERSION",
+    "csrc/nghttp2/includes/nghttp2/nghttp2.h",
+    "csrc/nghttp2/includes/nghttp2/nghttp2ver.h",
+    "csrc/nghttp2/nghttp2_session.c",
+    "csrc/nghttp2/nghttp2_hd.c",
 ]
 
 # Paths (relative to the sdist's top directory) that must never be shipped.

@@ -201,3 +201,10 @@ def metrics_ws(
     messages_in: int = 0, messages_out: int = 0, bytes_in: int = 0, bytes_out: int = 0, closed: int = 0
 ) -> None:
     """What the WebSocket layer counts: messages and bytes each way, and its connection's end."""
+
+def nghttp2_version() -> str:
+    """The version of the nghttp2 library compiled into the extension."""
+
+def nghttp2_has_security_options() -> bool:
+    """True: the stream-reset rate limit (CVE-2023-44487) and the CONTINUATION limit
+    (CVE-2024-28182) of Debian's patches are there (a build without them does not link)."""

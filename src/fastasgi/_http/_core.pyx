@@ -16,6 +16,7 @@ from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memchr, memcmp, memcpy, memset
 
 from .llhttp cimport *
+from . cimport nghttp2
 from .python cimport *
 
 import asyncio
@@ -51,3 +52,5 @@ include "protocol.pxi"
 include "cycle.pxi"
 # the eager app driver
 include "driver.pxi"
+# HTTP/2 over the vendored nghttp2
+include "h2.pxi"
