@@ -82,3 +82,20 @@ LOG_FORMATS = ("text", "json")
 #: --admin-bind: the admin listener (GET /metrics); None: no admin listener, and nothing is
 #: counted
 ADMIN_BIND = None
+
+#: --http2: serve HTTP/2 (h2c by its connection preface on a cleartext listener, h2 by ALPN
+#: over TLS). On: no HTTP/1.1 client sends the preface, so HTTP/1.1 is served as before.
+HTTP2 = True
+#: SETTINGS_MAX_CONCURRENT_STREAMS (RFC 9113 6.5.2): streams a client may have open at once;
+#: more are refused with RST_STREAM(REFUSED_STREAM). 100 is the RFC's recommended minimum and
+#: nginx's default.
+HTTP2_MAX_CONCURRENT_STREAMS = 100
+#: SETTINGS_INITIAL_WINDOW_SIZE: request body bytes a stream may have sent ahead of the app's
+#: receive() (1 MiB, granian's default; the protocol's 64 KiB stalls uploads on every RTT)
+HTTP2_INITIAL_STREAM_WINDOW_SIZE = 1024 * 1024
+#: the connection's window: request body bytes all streams of a connection may have sent
+#: ahead of their apps, i.e. the most one connection can make the server hold
+HTTP2_INITIAL_CONNECTION_WINDOW_SIZE = 4 * 1024 * 1024
+#: SETTINGS_MAX_FRAME_SIZE: the largest frame payload the server accepts (the protocol's
+#: minimum, 16 KiB, as nginx and granian)
+HTTP2_MAX_FRAME_SIZE = 16384

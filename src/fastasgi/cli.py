@@ -216,6 +216,48 @@ class _Command(click.Command):
     " restarting simultaneously.",
 )
 @click.option(
+    "--http2/--no-http2",
+    default=_defaults.HTTP2,
+    show_default=True,
+    help="Serve HTTP/2: h2c on a cleartext listener (a connection that starts with the HTTP/2"
+    " preface), h2 over TLS (ALPN). HTTP/1.1 clients are served as before either way.",
+)
+@click.option(
+    "--http2-max-concurrent-streams",
+    type=click.IntRange(min=1, max=2**31 - 1),
+    default=_defaults.HTTP2_MAX_CONCURRENT_STREAMS,
+    show_default=True,
+    help="Streams one HTTP/2 client may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS).",
+)
+@click.option(
+    "--http2-initial-stream-window-size",
+    type=click.IntRange(min=1, max=2**31 - 1),
+    default=_defaults.HTTP2_INITIAL_STREAM_WINDOW_SIZE,
+    show_default=True,
+    help="Request body bytes an HTTP/2 stream may send ahead of the app reading them.",
+)
+@click.option(
+    "--http2-initial-connection-window-size",
+    type=click.IntRange(min=65535, max=2**31 - 1),
+    default=_defaults.HTTP2_INITIAL_CONNECTION_WINDOW_SIZE,
+    show_default=True,
+    help="Request body bytes all streams of one HTTP/2 connection may send ahead of their apps.",
+)
+@click.option(
+    "--http2-max-frame-size",
+    type=click.IntRange(min=16384, max=2**24 - 1),
+    default=_defaults.HTTP2_MAX_FRAME_SIZE,
+    show_default=True,
+    help="The largest HTTP/2 frame payload accepted (SETTINGS_MAX_FRAME_SIZE).",
+)
+@click.option(
+    "--http2-max-headers-size",
+    type=click.IntRange(min=1, max=2**31 - 1),
+    default=None,
+    help="The largest HTTP/2 request header list (SETTINGS_MAX_HEADER_LIST_SIZE); more gets 431."
+    "  [default: --limit-request-head-size]",
+)
+@click.option(
     "--limit-max-memory",
     type=click.IntRange(min=1),
     default=_defaults.LIMIT_MAX_MEMORY,
@@ -270,7 +312,6 @@ class _Command(click.Command):
     show_default=True,
     help="HTTP protocol implementation. fastasgi has one, its own (llhttp): anything but auto is refused.",
 )
-@click.option("--http2", is_flag=True, default=False, help="Enable HTTP/2 support (not supported: refused).")
 @click.option(
     "--ws",
     type=click.Choice(["auto", "websockets", "websockets-sansio", "none"]),

@@ -84,7 +84,6 @@ NOT_SUPPORTED: list[tuple[str, Callable[[Any], bool], str]] = [
         lambda v: v != "auto",
         "--http {value} is not supported: fastasgi always uses its own llhttp-based HTTP/1.1 protocol (--http auto)",
     ),
-    ("http2", bool, "--http2 is not supported yet"),
     (
         "interface",
         lambda v: v == "wsgi",
@@ -124,6 +123,9 @@ class Config:
     ``fd://N``; when given they replace ``host``/``port``/``uds``/``fd``.
     ``reuse_port``: ``SO_REUSEPORT`` on the TCP listeners; with ``workers`` each worker
     gets listeners of its own (see ``fastasgi.supervisors``).
+    ``http2``: serve HTTP/2 too (h2c by its preface, h2 by ALPN); ``http2_*``: its SETTINGS
+    and windows (see ``fastasgi._defaults``); ``http2_max_headers_size`` defaults to
+    ``limit_request_head_size``.
     ``limit_max_memory`` (MiB of RSS) and ``limit_worker_lifetime`` (seconds): recycle a
     worker past either, each limit plus a random jitter of up to ``limit_*_jitter`` per
     worker. The supervisor starts the replacement and waits until it is ready before the old
@@ -162,7 +164,6 @@ class Config:
         fd: int | None = None,
         loop: LoopType | str = _defaults.LOOP,
         http: str = _defaults.HTTP,
-        http2: bool = False,
         ws: WSType | str = _defaults.WS,
         ws_max_size: int = _defaults.WS_MAX_SIZE,
         ws_max_queue: int = _defaults.WS_MAX_QUEUE,
@@ -191,6 +192,12 @@ class Config:
         limit_concurrency: int | None = None,
         limit_max_requests: int | None = None,
         limit_max_requests_jitter: int = _defaults.LIMIT_MAX_REQUESTS_JITTER,
+        http2: bool = _defaults.HTTP2,
+        http2_max_concurrent_streams: int = _defaults.HTTP2_MAX_CONCURRENT_STREAMS,
+        http2_initial_stream_window_size: int = _defaults.HTTP2_INITIAL_STREAM_WINDOW_SIZE,
+        http2_initial_connection_window_size: int = _defaults.HTTP2_INITIAL_CONNECTION_WINDOW_SIZE,
+        http2_max_frame_size: int = _defaults.HTTP2_MAX_FRAME_SIZE,
+        http2_max_headers_size: int | None = None,
         limit_max_memory: int | None = _defaults.LIMIT_MAX_MEMORY,
         limit_max_memory_jitter: int = _defaults.LIMIT_MAX_MEMORY_JITTER,
         limit_worker_lifetime: float | None = _defaults.LIMIT_WORKER_LIFETIME,
@@ -236,7 +243,6 @@ class Config:
         self.fd = fd
         self.loop = loop
         self.http = http
-        self.http2 = http2
         self.ws = ws
         self.ws_max_size = ws_max_size
         self.ws_max_queue = ws_max_queue
@@ -265,6 +271,12 @@ class Config:
         self.limit_concurrency = limit_concurrency
         self.limit_max_requests = limit_max_requests
         self.limit_max_requests_jitter = limit_max_requests_jitter
+        self.http2 = http2
+        self.http2_max_concurrent_streams = http2_max_concurrent_streams
+        self.http2_initial_stream_window_size = http2_initial_stream_window_size
+        self.http2_initial_connection_window_size = http2_initial_connection_window_size
+        self.http2_max_frame_size = http2_max_frame_size
+        self.http2_max_headers_size = http2_max_headers_size
         self.limit_max_memory = limit_max_memory
         self.limit_max_memory_jitter = limit_max_memory_jitter
         self.limit_worker_lifetime = limit_worker_lifetime
@@ -367,6 +379,14 @@ class Config:
         _check_int("limit_concurrency", self.limit_concurrency, 1, optional=True)
         _check_int("limit_max_requests", self.limit_max_requests, 1, optional=True)
         _check_int("limit_max_requests_jitter", self.limit_max_requests_jitter, 0)
+        _check_int("http2_max_concurrent_streams", self.http2_max_concurrent_streams, 1, 2**31 - 1)
+        # RFC 9113 6.5.2 and 6.9.1: the windows are at most 2^31-1; frames 2^14 to 2^24-1
+        _check_int("http2_initial_stream_window_size", self.http2_initial_stream_window_size, 1, 2**31 - 1)
+        _check_int(
+            "http2_initial_connection_window_size", self.http2_initial_connection_window_size, 65535, 2**31 - 1
+        )
+        _check_int("http2_max_frame_size", self.http2_max_frame_size, 16384, 2**24 - 1)
+        _check_int("http2_max_headers_size", self.http2_max_headers_size, 1, 2**31 - 1, optional=True)
         _check_int("limit_max_memory", self.limit_max_memory, 1, optional=True)
         _check_int("limit_max_memory_jitter", self.limit_max_memory_jitter, 0)
         _check_number("limit_worker_lifetime", self.limit_worker_lifetime, optional=True, positive=True)
@@ -630,8 +650,9 @@ class Config:
                 raise _invalid(
                     "ssl_ciphers", self.ssl_ciphers, "is not a cipher list OpenSSL accepts"
                 ) from None
-        # RFC 7301: say which protocol we speak, so that clients offering h2 fall back.
-        context.set_alpn_protocols(["http/1.1"])
+        # RFC 7301 / RFC 9113 3.3: offer h2 first when HTTP/2 is on; a client offering only
+        # http/1.1 gets it, and without HTTP/2 a client offering h2 falls back.
+        context.set_alpn_protocols(["h2", "http/1.1"] if self.http2 else ["http/1.1"])
         return context
 
     def bind_sockets(self) -> list[socket.socket]:

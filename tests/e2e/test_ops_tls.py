@@ -72,9 +72,10 @@ def test_https_scope_alpn_and_log_line(pki):
             scope = http.get(https_url(server, "/scope")).json()
         assert scope["scheme"] == "https" and scope["type"] == "http"
 
-        # ALPN (RFC 7301): a client offering h2 and http/1.1 is told http/1.1.
+        # ALPN (RFC 7301): a client offering only http/1.1 gets it (one offering h2 gets
+        # HTTP/2: tests/e2e/test_h2.py; with --no-http2, http/1.1: below).
         context = ssl.create_default_context(cafile=str(pki["ca"]))
-        context.set_alpn_protocols(["h2", "http/1.1"])
+        context.set_alpn_protocols(["http/1.1"])
         with (
             socket.create_connection(("127.0.0.1", server.port), timeout=HTTP_TIMEOUT) as raw,
             context.wrap_socket(raw, server_hostname="localhost") as tls,
@@ -89,6 +90,17 @@ def test_https_scope_alpn_and_log_line(pki):
         # Plain HTTP on the TLS port is not served.
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"http://127.0.0.1:{server.port}/", timeout=HTTP_TIMEOUT)
+
+
+def test_no_http2_offers_only_http11(pki):
+    with serve(*tls_args(pki, "--no-http2")) as server:
+        context = ssl.create_default_context(cafile=str(pki["ca"]))
+        context.set_alpn_protocols(["h2", "http/1.1"])
+        with (
+            socket.create_connection(("127.0.0.1", server.port), timeout=HTTP_TIMEOUT) as raw,
+            context.wrap_socket(raw, server_hostname="localhost") as tls,
+        ):
+            assert tls.selected_alpn_protocol() == "http/1.1"
 
 
 def test_wss_scope(pki):

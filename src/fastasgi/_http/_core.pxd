@@ -2,7 +2,10 @@
 # are in the parts _core.pyx includes; the rules of each state machine are written at the top
 # of the part that holds it (protocol.pxi, cycle.pxi).
 
+from libc.stdint cimport int32_t
+
 from .llhttp cimport llhttp_t, llhttp_errno_t
+from .nghttp2 cimport nghttp2_session
 
 
 cdef struct Buf:
@@ -46,6 +49,13 @@ cdef enum AppState:
     APP_PENDING
     APP_RUNNING
     APP_DONE
+
+# The state of one HTTP/2 connection (h2.pxi). Ordered like ConnState.
+cdef enum H2State:
+    H2_OPEN
+    H2_GOAWAY
+    H2_CLOSED
+    H2_STATES
 
 # How a response body is delimited (wire.pxi, response_framing).
 cpdef enum Framing:
@@ -94,6 +104,9 @@ cdef class ServerContext:
     cdef readonly double timeout_request_body    # 0: off
     cdef readonly double timeout_request         # 0: off
     cdef readonly int header_map            # HEADER_MAP_*
+    cdef readonly bint http2                # h2c by its preface, h2 by ALPN (h2.pxi)
+    # HTTP/2: (max streams, stream window, connection window, max frame, max header list)
+    cdef readonly tuple h2_settings
     cdef readonly object clock              # None: the C monotonic clock; else a callable
     cdef readonly double now                # the clock as of the last tick()
 
@@ -170,6 +183,8 @@ cdef class HttpProtocol:
     cdef bint keep_alive_allowed  # false once the server shuts down
     cdef bint eof                 # the client half-closed its side
     cdef bint served              # at least one request head was received
+    cdef bint h2_undecided        # cleartext with HTTP/2 on: the first bytes may be its preface
+    cdef bytes h2_probe           # the first bytes, while they are a prefix of the preface
     # when the connection went idle (the clock), when the head began and when body bytes
     # last came (the tick's time: those timeouts are exact to within a tick)
     cdef double idle_since
@@ -193,14 +208,17 @@ cdef class HttpProtocol:
     cdef _close(self)
     cdef _send_error(self, int status)
     cdef _log_rejected_head(self, int status, Py_ssize_t nbytes)
-    cdef _upgrade(self, bytes leftover)
 
 
 cdef class RequestCycle:
-    cdef HttpProtocol proto
+    # What the driver reads and writes of a request (driver.pxi), the same names in H2Stream:
     cdef public dict scope
     cdef object task                 # the asyncio.Task once the app suspended, else None
     cdef AppState app_state
+    cdef ServerContext ctx
+    cdef object loop
+
+    cdef HttpProtocol proto
     cdef ReqState request
     cdef RespState response
     cdef Framing framing
@@ -237,5 +255,100 @@ cdef class RequestCycle:
     cdef _log_access(self, long long nbytes)
     cdef _time_out(self, double seconds)
     cdef inline _app_done(self)
+    cdef _app_returned(self, object result)
+    cdef _app_failed(self, object exc)
+
+
+cdef class H2Protocol:
+    cdef ServerContext ctx
+    cdef object loop
+    cdef object transport
+    cdef nghttp2_session* session
+    cdef H2State state
+    cdef dict streams               # stream id -> H2Stream: the references nghttp2 points to
+    cdef dict scope_template
+    cdef list default_nv            # (name, value) of the server's own response fields
+    cdef object exc                 # exception raised inside an nghttp2 callback
+    cdef bint in_recv               # inside data_received: output is flushed at its end
+    cdef bint writing_paused
+    cdef bint reading_paused
+    cdef double idle_since          # when the last stream ended (the clock)
+    cdef Buf scratch                # percent-decoding of paths
+
+    cdef inline int _set_state(self, H2State new) except -1
+    cdef _flush(self)
+    cdef _close(self)
+    cdef _on_tick(self, double now)
+    cdef _stream_timeouts(self, H2Stream stream, double now)
+    cdef _release_senders(self)
+    cdef int _begin_headers(self, int32_t stream_id) except -1
+    cdef int _on_frame_recv(self, int type, int flags, int32_t stream_id, int cat) except -1
+    cdef int _on_stream_close(self, int32_t stream_id, unsigned int error_code) except -1
+    cdef _start(self, H2Stream stream)
+
+
+cdef class H2Stream:
+    # What the driver reads and writes (driver.pxi), the same names as in RequestCycle:
+    cdef public dict scope
+    cdef object task
+    cdef AppState app_state
+    cdef ServerContext ctx
+    cdef object loop
+
+    cdef H2Protocol conn
+    cdef int32_t stream_id
+    cdef ReqState request
+    cdef RespState response
+    # the request head, while it arrives
+    cdef list headers
+    cdef list cookies
+    cdef bytes method
+    cdef bytes path
+    cdef bytes scheme
+    cdef bytes authority
+    cdef Py_ssize_t head_bytes
+    cdef int err_status             # a refusal found in the head (400, 431): answered, no app
+    # the request body
+    cdef object body                # bytes, or a list of bytes when several are buffered
+    cdef Py_ssize_t body_len
+    cdef long long body_received
+    cdef object receive_waiter
+    cdef bint disconnected
+    cdef double started             # the tick's time when the head was complete
+    cdef double body_activity       # the tick's time of the last body bytes
+    cdef double t0                  # monotonic() at the head's end (access log or metrics)
+    # the response
+    cdef int status
+    cdef object resp_headers
+    cdef bint is_head
+    cdef bint trailers              # http.response.trailers follow the body
+    cdef list trailer_fields
+    cdef long long expected_length  # -1: not declared
+    cdef long long sent_length
+    cdef list out                   # body bytes nghttp2 has not taken yet
+    cdef Py_ssize_t out_off         # bytes of out[0] already taken
+    cdef Py_ssize_t out_len         # bytes in out, less out_off
+    cdef bint out_eof               # the last body bytes are in out
+    cdef bint deferred              # nghttp2 waits for body bytes (resume_data when they come)
+    cdef double stalled_since       # body waits on the client's flow-control window; 0: not
+    cdef object send_waiter
+
+    cdef inline int _set_request(self, ReqState new) except -1
+    cdef inline int _set_response(self, RespState new) except -1
+    cdef int _on_header(self, const char* name, size_t nl, const char* value, size_t vl) except -1
+    cdef _head_complete(self)
+    cdef _on_body(self, const char* data, size_t n)
+    cdef _message_complete(self)
+    cdef _closed(self, unsigned int error_code)
+    cdef _wake(self)
+    cdef object _take_body(self)
+    cdef _submit_head(self, bint has_body, long long whole)
+    cdef Py_ssize_t _read_out(self, char* buf, size_t length, unsigned int* flags) except -1
+    cdef _send_body(self, bytes body, bint more)
+    cdef _response_complete(self)
+    cdef _send_error(self, int status)
+    cdef _reset(self, unsigned int code)
+    cdef _log_access(self)
+    cdef _app_done(self)
     cdef _app_returned(self, object result)
     cdef _app_failed(self, object exc)

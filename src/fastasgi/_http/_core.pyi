@@ -107,7 +107,15 @@ class ServerContext:
         max_body_size: int | None = None,
         timeout_request_head: float | None = 30.0,
         timeout_request_body: float | None = 60.0,
+        timeout_request: float | None = None,
         header_map: str = "drop",
+        http2: bool = True,
+        h2_max_concurrent_streams: int = 100,
+        h2_initial_stream_window_size: int = 1048576,
+        h2_initial_connection_window_size: int = 4194304,
+        h2_max_frame_size: int = 16384,
+        h2_max_headers_size: int | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         """Parameters:
 
@@ -134,6 +142,9 @@ class ServerContext:
         arrive for this long while the app waits for them. None disables each.
         ``header_map``: request header fields whose name contains "_": "drop" (never reach
         the app), "refuse" (400) or "dangerous" (passed through), as gunicorn's setting.
+        ``http2``: a connection whose first bytes are the HTTP/2 preface (cleartext) or whose
+        TLS handshake chose ALPN "h2" is served as HTTP/2 (``H2Protocol``); ``h2_*``: its
+        SETTINGS and windows; ``h2_max_headers_size`` None: ``max_header_bytes``.
         """
 
     def tick(self) -> None:
@@ -158,6 +169,18 @@ class HttpProtocol(asyncio.Protocol):
         """Finish the exchange in flight (if any), then close."""
     def abort(self) -> None:
         """Close the connection now."""
+
+class H2Protocol(asyncio.Protocol):
+    """One HTTP/2 connection over nghttp2. Not made directly: ``HttpProtocol`` hands its
+    connection over (the preface, or ALPN "h2"), and it joins ``ServerContext.connections``."""
+
+    def __init__(self, ctx: ServerContext) -> None: ...
+    #: "OPEN", "GOAWAY" (shutting down: the started streams finish) or "CLOSED"
+    state_name: str
+    def shutdown(self) -> None:
+        """Send GOAWAY: the streams already started finish, then the connection closes."""
+    def abort(self) -> None:
+        """Close the connection now; every stream's app is cancelled."""
 
 def current_date_line() -> bytes:
     """The shared ``date: ...`` header line (with its CRLF), refreshed once a second by

@@ -12,7 +12,8 @@ from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdlib cimport free, realloc
-from libc.stdint cimport int64_t, uint64_t
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.string cimport memchr, memcmp, memcpy, memset
 
 from .llhttp cimport *
@@ -48,9 +49,13 @@ include "context.pxi"
 include "parser.pxi"
 # HttpProtocol: the connection state machine, flow control
 include "protocol.pxi"
-# RequestCycle: receive/send, the response state machine, the head writer
-include "cycle.pxi"
 # the eager app driver
 include "driver.pxi"
-# HTTP/2 over the vendored nghttp2
+# RequestCycle: receive/send, the response state machine, the head writer
+include "cycle.pxi"
+# HTTP/2 over the vendored nghttp2: the connection
 include "h2.pxi"
+# HTTP/2: one stream's request and response
+include "h2stream.pxi"
+# an HTTP/1.1 connection handed to WebSocket or HTTP/2
+include "takeover.pxi"

@@ -27,6 +27,26 @@ cdef inline double monotonic() noexcept nogil:
 
 LLHTTP_VERSION = "%d.%d.%d" % (LLHTTP_VERSION_MAJOR, LLHTTP_VERSION_MINOR, LLHTTP_VERSION_PATCH)
 
+
+# what tests read to know which nghttp2 is linked in
+def nghttp2_version() -> str:
+    # 0: no minimum version (nghttp2_version() returns NULL only below the minimum asked for)
+    cdef nghttp2.nghttp2_info* info = nghttp2.nghttp2_version(0)
+    return info.version_str.decode("ascii")
+
+
+def nghttp2_has_security_options() -> bool:
+    # These two options come from Debian's patches, not from upstream 1.52.0: a build against
+    # an unpatched nghttp2 fails to compile or link here (_h2_setup uses them too).
+    cdef nghttp2.nghttp2_option* option = NULL
+    if nghttp2.nghttp2_option_new(&option) != 0:
+        raise MemoryError()
+    nghttp2.nghttp2_option_set_stream_reset_rate_limit(option, 1000, 33)
+    nghttp2.nghttp2_option_set_max_continuations(option, 8)
+    nghttp2.nghttp2_option_del(option)
+    return True
+
+
 # A debug build (FASTASGI_DEBUG=1 when building, see setup.py) checks every state transition
 # against the tables at the top of protocol.pxi and cycle.pxi; a release build compiles the
 # checks away.
@@ -59,6 +79,7 @@ cdef long long CHUNK_EXT_LIMIT = 16384
 
 cdef str HTTP_10 = "1.0"
 cdef str HTTP_11 = "1.1"
+cdef str HTTP_2 = "2"
 cdef bytes EMPTY = b""
 cdef bytes SLASH = b"/"
 cdef str SLASH_STR = "/"

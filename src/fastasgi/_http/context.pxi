@@ -11,7 +11,12 @@ cdef class ServerContext:
                  timeout_request_head=_defaults.TIMEOUT_REQUEST_HEAD,
                  timeout_request_body=_defaults.TIMEOUT_REQUEST_BODY,
                  timeout_request=_defaults.TIMEOUT_REQUEST,
-                 str header_map=_defaults.HEADER_MAP, clock=None):
+                 str header_map=_defaults.HEADER_MAP, bint http2=_defaults.HTTP2,
+                 int h2_max_concurrent_streams=_defaults.HTTP2_MAX_CONCURRENT_STREAMS,
+                 int h2_initial_stream_window_size=_defaults.HTTP2_INITIAL_STREAM_WINDOW_SIZE,
+                 int h2_initial_connection_window_size=_defaults.HTTP2_INITIAL_CONNECTION_WINDOW_SIZE,
+                 int h2_max_frame_size=_defaults.HTTP2_MAX_FRAME_SIZE,
+                 h2_max_headers_size=None, clock=None):
         cdef list lines = []
         if header_map not in HEADER_MAPS:
             raise ValueError("header_map must be one of %s, not %r"
@@ -44,6 +49,12 @@ cdef class ServerContext:
         self.timeout_request_body = timeout_request_body or 0.0
         self.timeout_request = timeout_request or 0.0
         self.header_map = HEADER_MAPS[header_map]
+        self.http2 = http2
+        # (the order H2Protocol reads them in); the header list's size defaults to the
+        # HTTP/1.1 head limit, so one setting bounds a request head on both
+        self.h2_settings = (h2_max_concurrent_streams, h2_initial_stream_window_size,
+                            h2_initial_connection_window_size, h2_max_frame_size,
+                            max_header_bytes if h2_max_headers_size is None else h2_max_headers_size)
         self.clock = clock
         self.now = self._clock()
         refresh_date(time_time())
@@ -59,6 +70,8 @@ cdef class ServerContext:
         for conn in list(self.connections):
             if type(conn) is HttpProtocol:
                 (<HttpProtocol>conn)._on_tick(now)
+            elif type(conn) is H2Protocol:
+                (<H2Protocol>conn)._on_tick(now)
 
     cdef _build_default_head(self):
         self.default_head = self.server_line + (date_line if self.date_header else EMPTY) \

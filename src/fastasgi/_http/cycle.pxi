@@ -46,6 +46,8 @@ cdef RequestCycle new_cycle(HttpProtocol proto, dict scope, int method, bint htt
                             bint keep_alive, bint expect_continue):
     cdef RequestCycle cycle = RequestCycle.__new__(RequestCycle)
     cycle.proto = proto
+    cycle.ctx = proto.ctx
+    cycle.loop = proto.loop
     cycle.scope = scope
     cycle.method = method
     cycle.is_head = method == HTTP_HEAD
@@ -429,3 +431,7 @@ cdef class RequestCycle:
             # what was sent stays sent; the client sees the connection end early
             proto._close()
             self._connection_lost()
+
+
+cdef object cycle_receive = RequestCycle.__dict__["receive"]
+cdef object cycle_send = RequestCycle.__dict__["send"]

@@ -14,9 +14,18 @@
 # - SystemExit and KeyboardInterrupt from the app propagate, as asyncio does for a Task.
 
 
-cdef drive(RequestCycle cycle, object app):
-    cdef HttpProtocol proto = cycle.proto
-    cdef object loop = proto.loop
+# The requests the driver runs: an HTTP/1.1 RequestCycle, an HTTP/2 H2Stream. drive() is
+# compiled once for each (a fused type), so every access is direct; a suspended app's Task
+# end goes through _app_ended, which picks the type once.
+ctypedef fused AppCycle:
+    RequestCycle
+    H2Stream
+
+
+cdef drive(AppCycle cycle, object app, object receive, object send):
+    """Run the app for `cycle`; `receive` and `send` are the cycle class's functions (the
+    bound methods are made here, directly, with no attribute lookup through the type)."""
+    cdef object loop = cycle.loop
     cdef object context = PyContext_CopyCurrent()
     cdef object task = aio_Task_new(aio_Task)
     cdef PyObject* yielded = NULL
@@ -26,9 +35,7 @@ cdef drive(RequestCycle cycle, object app):
     PyContext_Enter(context)
     try:
         try:
-            # bound methods made directly: no attribute lookup through the type
-            coro = app(cycle.scope, PyMethod_New(cycle_receive, cycle),
-                       PyMethod_New(cycle_send, cycle))
+            coro = app(cycle.scope, PyMethod_New(receive, cycle), PyMethod_New(send, cycle))
         except BaseException as exc:
             cycle._app_failed(exc)
             return
@@ -61,7 +68,7 @@ cdef drive(RequestCycle cycle, object app):
         finally:
             PyContext_Exit(context)
     task.add_done_callback(_TaskEnd(cycle, coro))
-    proto.ctx.tasks.add(task)
+    cycle.ctx.tasks.add(task)
 
 
 @cython.final
@@ -70,16 +77,16 @@ cdef class _TaskEnd:
     cycle how the app ended. A Task cancelled before its first step (abort(), or the server's
     shutdown, in the same loop iteration as the request) never runs _continue: then the app
     gets its CancelledError here, and the request ends as a cancelled app."""
-    cdef RequestCycle cycle
+    cdef object cycle
     cdef object coro
 
-    def __cinit__(self, RequestCycle cycle, coro):
+    def __cinit__(self, cycle, coro):
         self.cycle = cycle
         self.coro = coro
 
     def __call__(self, task):
         cdef object exc = aio_CancelledError()
-        if self.cycle.app_state != APP_RUNNING:
+        if _app_state(self.cycle) != APP_RUNNING:
             return
         try:
             self.coro.throw(exc)
@@ -87,18 +94,37 @@ cdef class _TaskEnd:
             exc = raised
         else:
             self.coro.close()       # it awaits again, with no Task to drive it: end it
-        self.cycle._app_failed(exc)
+        _app_ended(self.cycle, None, exc)
 
 
-async def _continue(RequestCycle cycle, object coro, object first):
+async def _continue(object cycle, object coro, object first):
     try:
         result = await _Resume(coro, first)
     except BaseException as exc:
-        cycle._app_failed(exc)
+        _app_ended(cycle, None, exc)
         if isinstance(exc, (SystemExit, KeyboardInterrupt)):
             raise
     else:
-        cycle._app_returned(result)
+        _app_ended(cycle, result, None)
+
+
+cdef AppState _app_state(object cycle):
+    if type(cycle) is RequestCycle:
+        return (<RequestCycle>cycle).app_state
+    return (<H2Stream>cycle).app_state
+
+
+cdef _app_ended(object cycle, object result, object exc):
+    """A suspended app ended: tell its request (exc None: it returned `result`)."""
+    if type(cycle) is RequestCycle:
+        if exc is None:
+            (<RequestCycle>cycle)._app_returned(result)
+        else:
+            (<RequestCycle>cycle)._app_failed(exc)
+    elif exc is None:
+        (<H2Stream>cycle)._app_returned(result)
+    else:
+        (<H2Stream>cycle)._app_failed(exc)
 
 
 @cython.final
@@ -161,5 +187,3 @@ cdef class _Done:
 
 
 cdef _Done _DONE = _Done()
-cdef object cycle_receive = RequestCycle.__dict__["receive"]
-cdef object cycle_send = RequestCycle.__dict__["send"]

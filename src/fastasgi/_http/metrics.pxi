@@ -10,7 +10,7 @@
 cdef enum:
     M_METHODS = 8           # GET HEAD POST PUT DELETE PATCH OPTIONS, and OTHER
     M_CODES = 500           # status 100..599
-    M_PROTOCOLS = 2         # HTTP/1.0, HTTP/1.1
+    M_PROTOCOLS = 3         # HTTP/1.0, HTTP/1.1, HTTP/2
     M_BUCKETS = 18          # the histogram's finite upper bounds (DURATION_BOUNDS)
 
 cdef struct Counters:
@@ -29,6 +29,7 @@ cdef struct Counters:
     # gauges: meaningful for a live process only
     int64_t in_flight
     int64_t open_http
+    int64_t open_http2
     int64_t open_websocket
 
 # Request duration bounds in seconds, 100 us to 60 s (Prometheus' histogram convention: le).
@@ -38,7 +39,7 @@ for _i, _le in enumerate((0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0
     DURATION_BOUNDS[_i] = _le
 
 cdef tuple METRIC_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "OTHER")
-cdef tuple METRIC_PROTOCOLS = ("1.0", "1.1")
+cdef tuple METRIC_PROTOCOLS = ("1.0", "1.1", "2")
 cdef unsigned char METHOD_INDEX[METHOD_COUNT]
 for _m in range(METHOD_COUNT):
     METHOD_INDEX[_m] = METRIC_METHODS.index(METHODS[_m]) if METHODS[_m] in METRIC_METHODS \
@@ -128,7 +129,8 @@ def metrics_read(buffer):
         "duration_sum": c.duration_sum,
         "duration_count": c.duration_count,
         "in_flight": c.in_flight,
-        "connections_open": {"http": c.open_http, "websocket": c.open_websocket},
+        "connections_open": {"http": c.open_http, "http2": c.open_http2,
+                             "websocket": c.open_websocket},
         "connections_accepted": c.connections_accepted,
         "connections_closed": c.connections_closed,
         "bytes_received": c.bytes_received,
@@ -158,11 +160,17 @@ cpdef metrics_ws(long long messages_in=0, long long messages_out=0, long long by
 # --- the counting sites' helpers (each caller tests M first) --------------------------------------
 
 cdef inline void count_request(int method, bint http10, int status, double t0) noexcept:
-    """One response completed (by the app or the server in its place)."""
+    """One HTTP/1.x response completed (by the app or the server in its place)."""
+    count_request_at(0 if http10 else 1, METHOD_INDEX[method], status, t0)
+
+
+cdef inline void count_request_at(int protocol, int method_index, int status, double t0) noexcept:
+    """One response completed: `protocol` indexes METRIC_PROTOCOLS, `method_index`
+    METRIC_METHODS."""
     cdef double seconds = monotonic() - t0
     cdef int k = 0
     if 100 <= status <= 599:
-        M.requests[0 if http10 else 1][METHOD_INDEX[method]][status - 100] += 1
+        M.requests[protocol][method_index][status - 100] += 1
     while k < M_BUCKETS and seconds > DURATION_BOUNDS[k]:
         k += 1
     M.duration_buckets[k] += 1

@@ -337,6 +337,8 @@ cdef extern from "nghttp2/nghttp2.h":
     int32_t nghttp2_session_get_effective_recv_data_length(nghttp2_session* session)
     int32_t nghttp2_session_get_remote_window_size(nghttp2_session* session)
     int32_t nghttp2_session_get_stream_remote_window_size(nghttp2_session* session, int32_t stream_id)
+    int nghttp2_session_set_local_window_size(
+        nghttp2_session* session, uint8_t flags, int32_t stream_id, int32_t window_size)
 
     # --- submissions: queued, written by the next nghttp2_session_mem_send -----------------------
     int nghttp2_submit_settings(

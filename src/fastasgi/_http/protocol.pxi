@@ -22,7 +22,7 @@
 #   IDLE     -> HEAD      a request begins
 #   HEAD     -> REQUEST   its head is complete and passed every check
 #   REQUEST  -> IDLE      request and response complete, and the connection is kept alive
-#   REQUEST  -> UPGRADED  a websocket handshake is handed over
+#   REQUEST  -> UPGRADED  a websocket handshake is handed over (IDLE -> UPGRADED: HTTP/2)
 #   any of the three -> CLOSING (refusal, timeout, close after the response, abort)
 #                    -> CLOSED  (connection_lost);  CLOSING -> CLOSED
 #
@@ -32,7 +32,7 @@
 cdef bint CONN_NEXT[<int>CONN_STATES][<int>CONN_STATES]
 cdef tuple CONN_NAMES = ("IDLE", "HEAD", "REQUEST", "CLOSING", "UPGRADED", "CLOSED")
 for _a, _bs in {
-    CONN_IDLE: (CONN_HEAD, CONN_CLOSING, CONN_CLOSED),
+    CONN_IDLE: (CONN_HEAD, CONN_UPGRADED, CONN_CLOSING, CONN_CLOSED),
     CONN_HEAD: (CONN_REQUEST, CONN_CLOSING, CONN_CLOSED),
     CONN_REQUEST: (CONN_IDLE, CONN_UPGRADED, CONN_CLOSING, CONN_CLOSED),
     CONN_CLOSING: (CONN_CLOSED,),
@@ -113,6 +113,12 @@ cdef class HttpProtocol:
         }
         if ctx.shutting_down:
             self.keep_alive_allowed = False
+        if ctx.http2:   # HTTP/2 (h2.pxi): by ALPN over TLS, by the preface in cleartext
+            ssl_object = transport.get_extra_info("ssl_object")
+            if ssl_object is None:
+                self.h2_undecided = True
+            elif ssl_object.selected_alpn_protocol() == "h2":
+                h2_takeover(self, EMPTY)
 
     def set_addresses(self, client, server):
         """Replace the scope's "client" and "server" for every request of this connection
@@ -170,6 +176,10 @@ cdef class HttpProtocol:
             M.bytes_received += PyBytes_GET_SIZE(data)
         if self.state >= CONN_CLOSING:
             return
+        if self.h2_undecided:
+            data = h2_probe(self, data)
+            if data is None:
+                return
         if self.parse_paused or self.pending is not None:
             # behind a request in progress, or a resume of `pending` is already scheduled:
             # keep the byte order
@@ -247,7 +257,7 @@ cdef class HttpProtocol:
                     # paused by _on_message_complete: one whole request has been parsed
                     llhttp_resume(&self.parser.parser)
                 elif err == HPE_PAUSED_UPGRADE:
-                    self._upgrade(data[off:])
+                    ws_takeover(self, data[off:])
                     return
                 elif err != HPE_OK:
                     self._send_error(self.parser.error_status(err))
@@ -338,7 +348,7 @@ cdef class HttpProtocol:
         ctx.total_requests += 1
         if M != NULL:
             M.in_flight += 1
-        drive(cycle, ctx.app)
+        drive(cycle, ctx.app, cycle_receive, cycle_send)
 
     cdef _cycle_done(self, RequestCycle cycle):
         """Both the response and the request message are complete."""
@@ -468,34 +478,3 @@ cdef class HttpProtocol:
             self.ctx.access_log(scope, status, nbytes, 0.0)
         except BaseException:
             error_log.exception("Access log failed")
-
-    cdef _upgrade(self, bytes leftover):
-        """Hand the connection to the WebSocket protocol (ServerContext.ws_upgrade)."""
-        cdef RequestCycle cycle = self.cycle
-        cdef list corked = self.corked
-        self.cycle = None
-        self.ctx.connections.discard(self)
-        self.corked = None
-        if corked:
-            self.transport.writelines(corked)
-        try:
-            proto = self.ctx.ws_upgrade(self.ctx, self.transport, cycle.scope, leftover)
-        except BaseException as exc:
-            error_log.error("WebSocket upgrade failed", exc_info=exc)
-            self.ctx.connections.add(self)
-            self.cycle = cycle
-            self._send_error(500)
-            return
-        transport = self.transport
-        transport.set_protocol(proto)
-        if self.reading_paused:
-            self.reading_paused = False
-            transport.resume_reading()
-        self.transport = None
-        self._set_state(CONN_UPGRADED)
-        if M != NULL:
-            M.open_http -= 1
-            M.open_websocket += 1
-        proto.connection_made(transport)
-        if leftover:
-            proto.data_received(leftover)

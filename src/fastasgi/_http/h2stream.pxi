@@ -1,0 +1,496 @@
+# --- H2Stream: one HTTP/2 request and its response: the head, receive(), send() ---------------------
+#
+# The same two state machines as RequestCycle's (cycle.pxi), with the same names, tables and
+# rules for the app: the request message (ReqState: BODY -> COMPLETE -> DELIVERED; DISCARD is
+# not used, nghttp2 drops what follows a reset) and the response (RespState: NONE -> STARTED ->
+# STREAMING -> DONE, and NONE/STARTED -> DONE for the server's own answer). `disconnected`:
+# the stream is reset or the connection is gone; receive() says http.disconnect and send()
+# raises ClientDisconnected.
+#
+# The head becomes the scope as ASGI maps HTTP/2: :method, :scheme and :path become method,
+# scheme, path/raw_path/query_string; :authority becomes a `host` header unless the request
+# has one; cookie fields, which HTTP/2 may split, are joined with "; " into one (RFC 9113
+# 8.2.3). nghttp2 has checked the rest of RFC 9113 8.2-8.3 (lowercase names, no
+# connection-specific fields, pseudo-header rules, content-length against the DATA) and reset
+# violating streams with PROTOCOL_ERROR before they reach this layer.
+#
+# The response: the head waits for the first body message, as on HTTP/1.1, so that HEADERS
+# and the first DATA go out together. Connection-specific fields an app sends (connection,
+# keep-alive, proxy-connection, transfer-encoding, upgrade: RFC 9113 8.2.2 forbids them) are
+# left out; names are sent in lowercase. The http.response.trailers extension (gRPC) is
+# offered in the scope: with "trailers": True in the start message, the last body message does
+# not end the stream, the trailer fields do.
+
+cdef frozenset H2_HOP_FIELDS = frozenset((b"connection", b"keep-alive", b"proxy-connection",
+                                          b"transfer-encoding", b"upgrade"))
+cdef tuple H2_STATUS = tuple(b"%d" % i for i in range(600))
+cdef dict H2_METHODS = {m.encode("ascii"): m for m in METHODS if m}
+cdef dict H2_METHOD_INDEX = {m.encode("ascii"): i for i, m in enumerate(METRIC_METHODS)}
+cdef str T_TRAILERS = "http.response.trailers"
+cdef bytes H2_CONTENT_TYPE_TEXT = b"text/plain; charset=utf-8"
+
+
+cdef H2Stream new_h2_stream(H2Protocol conn, int32_t stream_id):
+    cdef H2Stream stream = H2Stream.__new__(H2Stream)
+    stream.conn = conn
+    stream.ctx = conn.ctx
+    stream.loop = conn.loop
+    stream.stream_id = stream_id
+    stream.headers = []
+    stream.expected_length = -1
+    return stream
+
+
+@cython.final
+@cython.freelist(16)
+cdef class H2Stream:
+
+    cdef inline int _set_response(self, RespState new) except -1:
+        if FASTASGI_DEBUG and not RESP_NEXT[<int>self.response][<int>new]:
+            raise AssertionError("H2Stream response: illegal transition %s -> %s"
+                                 % (RESP_NAMES[<int>self.response], RESP_NAMES[<int>new]))
+        self.response = new
+        return 0
+
+    cdef inline int _set_request(self, ReqState new) except -1:
+        if FASTASGI_DEBUG and not REQ_NEXT[<int>self.request][<int>new]:
+            raise AssertionError("H2Stream request: illegal transition %s -> %s"
+                                 % (REQ_NAMES[<int>self.request], REQ_NAMES[<int>new]))
+        self.request = new
+        return 0
+
+    # the request head ----------------------------------------------------------------------
+
+    cdef int _on_header(self, const char* name, size_t nl, const char* value, size_t vl) except -1:
+        cdef ServerContext ctx = self.ctx
+        cdef bytes v
+        if self.err_status:
+            return 0
+        # RFC 9113 6.5.2: a field's size is its name and value plus 32
+        self.head_bytes += nl + vl + 32
+        if self.head_bytes > <Py_ssize_t>ctx.h2_settings[4] or len(self.headers) >= ctx.max_headers:
+            self.err_status = 431
+            return 0
+        v = PyBytes_FromStringAndSize(value, vl)
+        if nl and name[0] == c':':
+            if nl == 7 and memcmp(name, ":method", 7) == 0:
+                self.method = v
+            elif nl == 5 and memcmp(name, ":path", 5) == 0:
+                self.path = v
+            elif nl == 7 and memcmp(name, ":scheme", 7) == 0:
+                self.scheme = v
+            elif nl == 10 and memcmp(name, ":authority", 10) == 0:
+                self.authority = v
+            return 0
+        if memchr(name, c'_', nl) != NULL and ctx.header_map != HEADER_MAP_DANGEROUS:
+            if ctx.header_map == HEADER_MAP_REFUSE:
+                self.err_status = 400
+            return 0
+        if nl == 6 and memcmp(name, "cookie", 6) == 0:
+            if self.cookies is None:
+                self.cookies = []
+            self.cookies.append(v)
+            return 0
+        if nl == 4 and memcmp(name, "host", 4) == 0:
+            # RFC 9113 8.3.1: Host and :authority must name the same; the field is then the
+            # one the app sees (no second one from :authority)
+            if self.authority and v != self.authority:
+                self.err_status = 400
+            self.authority = EMPTY
+        elif nl == 14 and memcmp(name, "content-length", 14) == 0 and ctx.max_body_size >= 0 \
+                and v.isdigit() and int(v) > ctx.max_body_size:
+            self.err_status = 413
+        self.headers.append((PyBytes_FromStringAndSize(name, nl), v))
+        return 0
+
+    cdef _head_complete(self):
+        cdef H2Protocol conn = self.conn
+        cdef ServerContext ctx = conn.ctx
+        cdef dict scope = PyDict_Copy(conn.scope_template)
+        cdef list headers = self.headers
+        cdef object method
+        self.started = self.body_activity = ctx.now
+        if ctx.access_log is not None or M != NULL:
+            self.t0 = monotonic()
+        if self.authority:
+            headers.insert(0, (HOST, self.authority))
+        if self.cookies is not None:
+            headers.append((b"cookie", b"; ".join(self.cookies)))
+            self.cookies = None
+        method = H2_METHODS.get(self.method)
+        if method is None:
+            method = (self.method or EMPTY).decode("latin-1")
+        scope["method"] = method
+        self.is_head = method == "HEAD"
+        if self.scheme == b"https" or self.scheme == b"http":
+            scope["scheme"] = "https" if self.scheme == b"https" else "http"
+        scope["headers"] = headers
+        scope["state"] = PyDict_Copy(ctx.state)
+        scope["extensions"] = {"http.response.trailers": {}}
+        path = self.path if self.path is not None else SLASH
+        fill_target(scope, PyBytes_AS_STRING(path), PyBytes_GET_SIZE(path), ctx.root_path,
+                    &conn.scratch)
+        self.scope = scope
+        if method == "CONNECT" and not self.err_status:
+            self.err_status = 501       # as on HTTP/1.1: ASGI cannot tunnel
+
+    # the request body ----------------------------------------------------------------------
+
+    cdef _on_body(self, const char* data, size_t n):
+        cdef H2Protocol conn = self.conn
+        cdef ServerContext ctx = self.ctx
+        cdef bytes chunk
+        self.body_received += n
+        self.body_activity = ctx.now
+        if self.response == RESP_DONE or self.disconnected or self.app_state == APP_DONE:
+            nghttp2.nghttp2_session_consume(conn.session, self.stream_id, n)
+            return
+        if ctx.max_body_size >= 0 and self.body_received > ctx.max_body_size:
+            nghttp2.nghttp2_session_consume(conn.session, self.stream_id, n)
+            self._send_error(413)
+            return
+        chunk = PyBytes_FromStringAndSize(data, n)
+        if self.body is None:
+            self.body = chunk
+        elif type(self.body) is bytes:
+            self.body = [self.body, chunk]
+        else:
+            (<list>self.body).append(chunk)
+        self.body_len += n
+        self._wake()
+
+    cdef _message_complete(self):
+        if self.request == REQ_BODY:
+            self._set_request(REQ_COMPLETE)
+        self._wake()
+
+    cdef _closed(self, unsigned int error_code):
+        """nghttp2 closed the stream: both sides ended, or a reset either way."""
+        cdef H2Protocol conn = self.conn
+        if self.body_len:
+            # unread body: give its share of the connection window back
+            nghttp2.nghttp2_session_consume_connection(conn.session, self.body_len)
+            self.body = None
+            self.body_len = 0
+        if self.response != RESP_DONE or error_code != nghttp2.NGHTTP2_NO_ERROR:
+            self.disconnected = True
+        self.out = None
+        self._wake()
+        waiter = self.send_waiter
+        if waiter is not None:
+            self.send_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    cdef inline _wake(self):
+        cdef object waiter = self.receive_waiter
+        if waiter is not None:
+            self.receive_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    cdef object _take_body(self):
+        cdef object body = self.body
+        cdef H2Protocol conn = self.conn
+        cdef Py_ssize_t n = self.body_len
+        self.body = None
+        self.body_len = 0
+        # the app has it: now the client may send that much more (WINDOW_UPDATE)
+        nghttp2.nghttp2_session_consume(conn.session, self.stream_id, n)
+        conn._flush()
+        if type(body) is list:
+            return b"".join(body)
+        return body
+
+    async def receive(self):
+        while True:
+            if self.disconnected or self.response == RESP_DONE:
+                return {"type": T_DISCONNECT}
+            if self.body is not None:
+                last = self.request == REQ_COMPLETE
+                if last:
+                    self._set_request(REQ_DELIVERED)
+                return {"type": T_REQUEST, "body": self._take_body(), "more_body": not last}
+            if self.request == REQ_COMPLETE:
+                self._set_request(REQ_DELIVERED)
+                return {"type": T_REQUEST, "body": EMPTY, "more_body": False}
+            waiter = self.loop.create_future()
+            self.receive_waiter = waiter
+            await waiter
+
+    # the response --------------------------------------------------------------------------
+
+    def send(self, message):
+        """ASGI send; like RequestCycle.send, it returns the shared completed _DONE unless
+        it must wait (the client's window or the transport)."""
+        cdef H2Protocol conn = self.conn
+        cdef str mtype = message["type"]
+        if self.disconnected:
+            raise ClientDisconnected("client disconnected")
+        if mtype == T_BODY:
+            if self.response == RESP_NONE:
+                raise RuntimeError(
+                    "Unexpected ASGI message 'http.response.body' sent, before "
+                    "'http.response.start'.")
+            if self.response == RESP_DONE or (self.response == RESP_STREAMING and self.out_eof):
+                raise RuntimeError(
+                    "Unexpected ASGI message 'http.response.body' sent, after response "
+                    "already completed.")
+            body = message.get("body", EMPTY)
+            if type(body) is not bytes:
+                body = bytes(body)
+            self._send_body(<bytes>body, message.get("more_body", False))
+            if (self.out_len > HIGH_WATER or conn.writing_paused) and not self.disconnected \
+                    and self.response != RESP_DONE:
+                waiter = self.send_waiter
+                if waiter is None:
+                    waiter = self.send_waiter = self.loop.create_future()
+                return waiter
+            return _DONE
+        if mtype == T_START:
+            if self.response != RESP_NONE:
+                raise RuntimeError(
+                    "Unexpected ASGI message 'http.response.start' sent, after response "
+                    "already started.")
+            status = message["status"]
+            if type(status) is not int or not (100 <= <int>status <= 599):
+                raise RuntimeError("Invalid HTTP status code %r in response." % (status,))
+            self.status = status
+            self.resp_headers = message.get("headers", ())
+            self.trailers = bool(message.get("trailers", False))
+            self._set_response(RESP_STARTED)
+            return _DONE
+        if mtype == T_TRAILERS:
+            if not self.trailers or self.response != RESP_STREAMING or not self.out_eof:
+                raise RuntimeError("Unexpected ASGI message 'http.response.trailers' sent: trailers"
+                                   " need 'trailers': True in http.response.start and the whole body.")
+            if self.trailer_fields is None:
+                self.trailer_fields = []
+            for name, value in message.get("headers", ()):
+                check_header(name, value)
+                self.trailer_fields.append((name.lower(), value))
+            if not message.get("more_trailers", False):
+                if self.out is None:        # the body is all out: the trailers end the stream
+                    _submit_fields(conn.session, self.stream_id, self.trailer_fields, True)
+                self._response_complete()
+                conn._flush()
+            return _DONE
+        raise RuntimeError("Unexpected ASGI message '%s' sent for an http scope." % (mtype,))
+
+    cdef _send_body(self, bytes body, bint more):
+        cdef Py_ssize_t blen = PyBytes_GET_SIZE(body)
+        if self.response == RESP_STARTED:
+            self._submit_head(blen > 0 or more or self.trailers, -1 if more else blen)
+        if self.expected_length >= 0 and not self.is_head and \
+                self.sent_length + blen > self.expected_length:
+            self._reset(nghttp2.NGHTTP2_INTERNAL_ERROR)
+            raise RuntimeError("Response content longer than Content-Length")
+        self.sent_length += blen
+        if self.out is not None and blen and not self.is_head:
+            self.out.append(body)
+            self.out_len += blen
+        if not more:
+            self.out_eof = True
+            if self.expected_length >= 0 and not self.is_head and self.out is not None and \
+                    self.sent_length < self.expected_length:
+                self._reset(nghttp2.NGHTTP2_INTERNAL_ERROR)
+                raise RuntimeError("Response content shorter than Content-Length")
+        if self.deferred and (self.out_len or self.out_eof):
+            self.deferred = False
+            nghttp2.nghttp2_session_resume_data(self.conn.session, self.stream_id)
+        if not more and not self.trailers:
+            self._response_complete()
+        self.conn._flush()
+
+    cdef _submit_head(self, bint has_body, long long whole):
+        """HEADERS: :status, the app's fields (lowercase, connection-specific ones left out),
+        then the server's own; with a data source unless there is no body to send."""
+        cdef H2Protocol conn = self.conn
+        cdef ServerContext ctx = self.ctx
+        cdef list fields = [(b":status", H2_STATUS[self.status])]
+        cdef bint has_server = False, has_date = False, has_length = False
+        cdef nghttp2.nghttp2_data_provider provider
+        for name, value in self.resp_headers:
+            check_header(name, value)
+            name = name.lower()
+            if name in H2_HOP_FIELDS:
+                continue
+            if name == b"content-length":
+                if not value.isdigit():
+                    raise RuntimeError("Invalid Content-Length header: %r" % (value,))
+                self.expected_length = int(value)
+                has_length = True
+            elif name == b"server":
+                has_server = True
+            elif name == b"date":
+                has_date = True
+            fields.append((name, value))
+        if ctx.server_line and not has_server:
+            fields.append((b"server", b"fastasgi"))
+        if ctx.date_header and not has_date:
+            fields.append((b"date", date_line[6:PyBytes_GET_SIZE(date_line) - 2]))
+        fields.extend(conn.default_nv)
+        no_body = self.status < 200 or self.status == 204 or self.status == 304
+        if no_body or self.is_head:
+            self.trailers = False
+        if not no_body and not has_length and whole >= 0 and not self.trailers and \
+                (whole or not self.is_head):
+            # the whole body came in one message: say its length (a HEAD's empty body says
+            # nothing about GET's)
+            fields.append((b"content-length", b"%d" % whole))
+        no_body = no_body or self.is_head
+        self._set_response(RESP_STREAMING)
+        if no_body or not (has_body or self.trailers):
+            self.out = None         # HEADERS ends the stream
+            _submit_fields(conn.session, self.stream_id, fields, False, NULL)
+            return
+        self.out = []
+        provider.source.ptr = <void*>self
+        provider.read_callback = h2_read_body
+        _submit_fields(conn.session, self.stream_id, fields, False, &provider)
+
+    cdef Py_ssize_t _read_out(self, char* buf, size_t length, unsigned int* flags) except -1:
+        """nghttp2 asks for up to `length` body bytes (the client's window allowing)."""
+        cdef Py_ssize_t n = 0, take, size
+        cdef list out = self.out
+        cdef bytes chunk
+        if out is None:
+            flags[0] |= nghttp2.NGHTTP2_DATA_FLAG_EOF
+            return 0
+        while out and n < <Py_ssize_t>length:
+            chunk = <bytes>out[0]
+            size = PyBytes_GET_SIZE(chunk) - self.out_off
+            take = min(size, <Py_ssize_t>length - n)
+            memcpy(buf + n, PyBytes_AS_STRING(chunk) + self.out_off, take)
+            n += take
+            if take == size:
+                out.pop(0)
+                self.out_off = 0
+            else:
+                self.out_off += take
+        self.out_len -= n
+        if self.out_len == 0 and self.out_eof:
+            flags[0] |= nghttp2.NGHTTP2_DATA_FLAG_EOF
+            self.out = None
+            if self.trailers:
+                flags[0] |= nghttp2.NGHTTP2_DATA_FLAG_NO_END_STREAM
+                if self.response == RESP_DONE:      # the trailers are all here already
+                    _submit_fields(self.conn.session, self.stream_id, self.trailer_fields, True)
+        elif n == 0:
+            self.deferred = True
+            return nghttp2.NGHTTP2_ERR_DEFERRED
+        if self.send_waiter is not None and self.out_len <= HIGH_WATER and \
+                not self.conn.writing_paused:
+            waiter = self.send_waiter
+            self.send_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+        return n
+
+    cdef _response_complete(self):
+        self._set_response(RESP_DONE)
+        self._wake()
+        self._log_access()
+        if M != NULL:
+            count_request_at(2, H2_METHOD_INDEX.get(self.method, M_METHODS - 1), self.status, self.t0)
+
+    cdef _log_access(self):
+        cdef ServerContext ctx = self.ctx
+        if ctx.access_log is not None:
+            try:
+                ctx.access_log(self.scope, self.status, self.sent_length, monotonic() - self.t0)
+            except BaseException:
+                error_log.exception("Access log failed")
+
+    cdef _send_error(self, int status):
+        """Answer in the app's place (bad input, limits, timeouts, an app that failed before
+        its head went out); a response already begun can only be reset."""
+        cdef bytes body = (<str>REASONS[status]).encode("latin-1")
+        cdef nghttp2.nghttp2_data_provider provider
+        cdef list fields
+        if self.response >= RESP_STREAMING:
+            self._reset(nghttp2.NGHTTP2_INTERNAL_ERROR)
+            return
+        if M != NULL:
+            M.refused[status - 100] += 1
+        self.status = status
+        if self.response == RESP_NONE:
+            self._set_response(RESP_STARTED)
+        self._set_response(RESP_DONE)
+        self.sent_length = 0 if self.is_head else PyBytes_GET_SIZE(body)
+        fields = [(b":status", H2_STATUS[status]), (b"content-type", H2_CONTENT_TYPE_TEXT),
+                  (b"content-length", b"%d" % PyBytes_GET_SIZE(body))]
+        if self.ctx.server_line:
+            fields.append((b"server", b"fastasgi"))
+        if self.is_head:
+            self.out = None
+            _submit_fields(self.conn.session, self.stream_id, fields, False, NULL)
+        else:
+            self.out = [body]
+            self.out_len = PyBytes_GET_SIZE(body)
+            self.out_eof = True
+            provider.source.ptr = <void*>self
+            provider.read_callback = h2_read_body
+            _submit_fields(self.conn.session, self.stream_id, fields, False, &provider)
+        self._log_access()
+        if M != NULL:
+            count_request_at(2, H2_METHOD_INDEX.get(self.method, M_METHODS - 1), status, self.t0)
+        self.disconnected = True        # the app's further sends raise, receive() says so
+        self._wake()
+        self.conn._flush()
+
+    cdef _reset(self, unsigned int code):
+        """RST_STREAM: the response cannot be completed (what was sent stays sent)."""
+        nghttp2.nghttp2_submit_rst_stream(self.conn.session, nghttp2.NGHTTP2_FLAG_NONE,
+                                          self.stream_id, code)
+        self.disconnected = True
+        self.out = None
+        self._wake()
+        self.conn._flush()
+
+    # what the app's end means for the response (the driver calls these) -------------------------
+
+    cdef _app_done(self):
+        self.app_state = APP_DONE
+        if self.task is not None:
+            self.ctx.tasks.discard(self.task)
+            self.task = None
+        self.ctx.active_requests -= 1
+        if M != NULL:
+            M.in_flight -= 1
+
+    cdef _app_returned(self, object result):
+        self._app_done()
+        if result is not None:
+            error_log.error("ASGI callable returned a value (%r); it should return None.", result)
+        if self.disconnected:
+            return
+        if self.response == RESP_NONE:
+            error_log.error("ASGI callable returned without starting response.")
+            self._send_error(500)
+        elif self.response == RESP_STARTED:
+            error_log.error("ASGI callable returned without sending a response body.")
+            self._send_error(500)
+        elif self.response == RESP_STREAMING:
+            error_log.error("ASGI callable returned without completing response.")
+            self._reset(nghttp2.NGHTTP2_INTERNAL_ERROR)
+
+    cdef _app_failed(self, object exc):
+        self._app_done()
+        if self.disconnected and (isinstance(exc, (OSError, aio_CancelledError))
+                                  or type(exc).__name__ == "ClientDisconnect"):
+            error_log.debug("ASGI application ended after the client disconnected: %r", exc)
+            return
+        error_log.error("Exception in ASGI application\n", exc_info=exc)
+        if M != NULL:
+            M.app_exceptions += 1
+        if self.disconnected:
+            return
+        if self.response < RESP_STREAMING:
+            self._send_error(500)
+        elif self.response == RESP_STREAMING:
+            self._reset(nghttp2.NGHTTP2_INTERNAL_ERROR)
+
+
+cdef object h2_receive = H2Stream.__dict__["receive"]
+cdef object h2_send = H2Stream.__dict__["send"]
