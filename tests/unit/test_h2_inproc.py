@@ -16,7 +16,18 @@ import h2.connection
 import h2.events
 import h2.settings
 import pytest
-from hyperframe.frame import Frame
+from hpack import Decoder, Encoder
+from hyperframe.frame import (
+    ContinuationFrame,
+    DataFrame,
+    Frame,
+    GoAwayFrame,
+    HeadersFrame,
+    PingFrame,
+    RstStreamFrame,
+    SettingsFrame,
+    WindowUpdateFrame,
+)
 
 from support.inproc import advance, call, connect, feed, lose, make_ctx, run_until_idle
 
@@ -390,3 +401,162 @@ def test_no_http2_serves_the_preface_as_http11():
     # llhttp refuses "PRI * HTTP/2.0" as an HTTP/1.1 request (the version): not HTTP/2
     assert transport.output().startswith(b"HTTP/1.1 505 ") or transport.output().startswith(b"HTTP/1.1 400 ")
     assert proto.state_name in ("CLOSING", "CLOSED")
+
+
+# -- defences, with raw frames (hyperframe, hpack) ------------------------------------------------
+# Each one is bounded: the connection ends with GOAWAY and the code RFC 9113 gives, or the
+# stream is refused, and nothing grows without limit.
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+ENHANCE_YOUR_CALM = 0xB
+REFUSED_STREAM = 0x7
+PROTOCOL_ERROR = 0x1
+
+
+class Raw:
+    """A client of raw frames: the preface and an empty SETTINGS, then whatever a test sends."""
+
+    def __init__(self, app=hello, **ctx_kw) -> None:
+        self.ctx = make_ctx(app, **ctx_kw)
+        self.loop = self.ctx.loop
+        self.proto, self.transport = connect(self.ctx)
+        self.encoder = Encoder()
+        self.frames = self.send(PREFACE + SettingsFrame(0).serialize())
+
+    def send(self, data: bytes) -> list:
+        if not self.transport.closed:
+            feed(self.proto, data)
+        run_until_idle(self.loop)
+        frames = frames_of(self.transport.take())
+        self.frames_seen = getattr(self, "frames_seen", []) + frames
+        return frames
+
+    def headers(self, stream: int, end_stream: bool = True, end_headers: bool = True, extra=()) -> bytes:
+        block = self.encoder.encode(
+            [(":method", "GET"), (":scheme", "http"), (":authority", "t"), (":path", "/"), *extra]
+        )
+        flags = ["END_STREAM"] * end_stream + ["END_HEADERS"] * end_headers
+        return HeadersFrame(stream, block, flags=flags).serialize()
+
+    def goaway(self):
+        found = [f for f in self.frames_seen if isinstance(f, GoAwayFrame)]
+        return found[0].error_code if found else None
+
+
+def test_ping_flood_ends_the_connection():
+    raw = Raw()
+    raw.send(b"".join(PingFrame(0, opaque_data=b"12345678").serialize() for _ in range(1200)))
+    assert raw.goaway() == ENHANCE_YOUR_CALM
+    run_until_idle(raw.loop)
+    assert raw.transport.closed
+    # under the budget, every PING is answered, once a second
+    raw = Raw()
+    raw.send(b"".join(PingFrame(0, opaque_data=b"12345678").serialize() for _ in range(500)))
+    advance(raw.loop, raw.ctx, 1.0)
+    frames = raw.send(b"".join(PingFrame(0, opaque_data=b"12345678").serialize() for _ in range(500)))
+    assert raw.goaway() is None
+    assert sum(isinstance(f, PingFrame) and "ACK" in f.flags for f in raw.frames_seen) == 1000
+    assert frames
+
+
+def test_settings_and_empty_data_floods_end_the_connection():
+    raw = Raw()
+    raw.send(b"".join(SettingsFrame(0).serialize() for _ in range(1100)))
+    assert raw.goaway() == ENHANCE_YOUR_CALM
+    raw = Raw(app=echo)
+    raw.send(raw.headers(1, end_stream=False))
+    raw.send(b"".join(DataFrame(1, b"").serialize() for _ in range(1100)))
+    assert raw.goaway() == ENHANCE_YOUR_CALM
+
+
+def test_rapid_reset_ends_the_connection():
+    """CVE-2023-44487: streams opened and reset at once, faster than nghttp2's limit (a burst
+    of 1000, then 33 a second)."""
+    started = []
+
+    async def app(scope, receive, send):
+        started.append(1)
+        await asyncio.sleep(3600)
+
+    raw = Raw(app=app)
+    data = b"".join(
+        raw.headers(i) + RstStreamFrame(i, error_code=8).serialize() for i in range(1, 2 * 1200, 2)
+    )
+    raw.send(data)
+    # the 1001st RST_STREAM in a second ends it before nghttp2's own limit (which would
+    # answer INTERNAL_ERROR) and before any more of the read starts an app
+    assert raw.goaway() == ENHANCE_YOUR_CALM
+    run_until_idle(raw.loop)
+    assert raw.transport.closed
+    assert len(started) <= 1001
+
+
+def test_continuation_flood_ends_the_connection():
+    """CVE-2024-27316 family: a header block that never ends, in CONTINUATION frames."""
+    raw = Raw()
+    data = raw.headers(1, end_headers=False)
+    data += b"".join(ContinuationFrame(1, b"").serialize() for _ in range(20))
+    raw.send(data)
+    assert raw.goaway() is not None
+    run_until_idle(raw.loop)
+    assert raw.transport.closed
+
+
+def test_hpack_bomb_is_a_431_not_memory():
+    """A 4 KiB field put in the dynamic table once, then referenced by its 1-byte index many
+    times: the decoded list would be megabytes. Past the header-list limit the request is
+    answered 431 and no field is kept."""
+    raw = Raw(max_header_bytes=16384)
+    big = ("x-bomb", "b" * 4000)
+    first = raw.encoder.encode(
+        [(":method", "GET"), (":scheme", "http"), (":authority", "t"), (":path", "/"), big]
+    )
+    raw.send(HeadersFrame(1, first, flags=["END_STREAM", "END_HEADERS"]).serialize())
+    block = raw.encoder.encode([(":method", "GET"), (":scheme", "http"), (":authority", "t"), (":path", "/")])
+    index = raw.encoder.encode([big])  # now an index into the dynamic table: one byte
+    assert len(index) <= 2
+    raw.send(HeadersFrame(3, block + index * 3000, flags=["END_STREAM", "END_HEADERS"]).serialize())
+    decoder = Decoder()  # the server's encoder is one for the connection: decode in order
+    statuses = {
+        f.stream_id: decoder.decode(f.data)[0] for f in raw.frames_seen if isinstance(f, HeadersFrame)
+    }
+    assert statuses == {1: (":status", "200"), 3: (":status", "431")}
+
+
+def test_max_concurrent_streams():
+    """RFC 9113 5.1.2: a stream beyond the limit is refused. Before the client acknowledged
+    the SETTINGS that set the limit, with RST_STREAM(REFUSED_STREAM); after, nghttp2 treats
+    it as a connection error (GOAWAY PROTOCOL_ERROR; the RFC asks for a stream error, and
+    nghttp2 chooses the stronger answer to a client that knew the limit)."""
+
+    async def app(scope, receive, send):
+        await asyncio.sleep(3600)
+
+    raw = Raw(app=app, h2_max_concurrent_streams=3)
+    raw.send(b"".join(raw.headers(i) for i in (1, 3, 5, 7)))
+    resets = [f for f in raw.frames_seen if isinstance(f, RstStreamFrame)]
+    assert [(f.stream_id, f.error_code) for f in resets] == [(7, REFUSED_STREAM)]
+    assert raw.goaway() is None
+
+    raw = Raw(app=app, h2_max_concurrent_streams=3)
+    raw.send(SettingsFrame(0, flags=["ACK"]).serialize())
+    raw.send(b"".join(raw.headers(i) for i in (1, 3, 5, 7)))
+    assert raw.goaway() == PROTOCOL_ERROR
+
+
+def test_settings_advertised():
+    raw = Raw(
+        h2_max_concurrent_streams=7,
+        h2_initial_stream_window_size=12345,
+        h2_max_frame_size=20000,
+        max_header_bytes=4321,
+    )
+    settings = next(f for f in raw.frames if isinstance(f, SettingsFrame) and "ACK" not in f.flags).settings
+    assert settings == {
+        SettingsFrame.MAX_CONCURRENT_STREAMS: 7,
+        SettingsFrame.INITIAL_WINDOW_SIZE: 12345,
+        SettingsFrame.MAX_FRAME_SIZE: 20000,
+        SettingsFrame.MAX_HEADER_LIST_SIZE: 4321,
+    }
+    updates = [f for f in raw.frames if isinstance(f, WindowUpdateFrame)]
+    assert updates[0].stream_id == 0 and updates[0].window_increment == 4 * 1024 * 1024 - 65535

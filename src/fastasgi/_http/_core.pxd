@@ -274,6 +274,8 @@ cdef class H2Protocol:
     cdef bint reading_paused
     cdef double idle_since          # when the last stream ended (the clock)
     cdef Buf scratch                # percent-decoding of paths
+    cdef int idle_frames            # frames that advance no request, since the last tick
+    cdef bint flooded               # more than H2_IDLE_FRAMES of them in a second
 
     cdef inline int _set_state(self, H2State new) except -1
     cdef _flush(self)

@@ -53,6 +53,8 @@ include "protocol.pxi"
 include "driver.pxi"
 # RequestCycle: receive/send, the response state machine, the head writer
 include "cycle.pxi"
+# nghttp2's callbacks, trampolines to the HTTP/2 connection and streams
+include "h2callbacks.pxi"
 # HTTP/2 over the vendored nghttp2: the connection
 include "h2.pxi"
 # HTTP/2: one stream's request and response

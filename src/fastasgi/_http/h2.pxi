@@ -39,6 +39,15 @@ cdef nghttp2.nghttp2_session_callbacks* H2_CALLBACKS = NULL
 cdef nghttp2.nghttp2_option* H2_OPTION = NULL
 cdef bytes H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 cdef Py_ssize_t H2_PREFACE_LEN = 24
+# Frames that advance no request (PING, SETTINGS, PRIORITY, RST_STREAM, an empty DATA that
+# does not end its stream) cost the server work at the client's whim: the "empty frames",
+# "ping / settings flood" and "reset flood" denials of service (CVE-2019-9512, -9514, -9515,
+# -9518) and rapid reset (CVE-2023-44487: each HEADERS starts an app, its RST_STREAM ends it).
+# A connection may send this many per second (a browser sends a handful); beyond it the
+# connection ends with GOAWAY(ENHANCE_YOUR_CALM), counted before nghttp2 processes the frame,
+# so no more of the read is processed. nghttp2's own reset rate limit (below) stays as a
+# second line.
+cdef int H2_IDLE_FRAMES = 1000
 cdef bint H2_NEXT[<int>H2_STATES][<int>H2_STATES]
 cdef tuple H2_NAMES = ("OPEN", "GOAWAY", "CLOSED")
 H2_NEXT[<int>H2_OPEN][<int>H2_GOAWAY] = True
@@ -58,6 +67,7 @@ cdef _h2_setup():
     nghttp2.nghttp2_session_callbacks_set_on_data_chunk_recv_callback(H2_CALLBACKS, h2_on_data_chunk)
     nghttp2.nghttp2_session_callbacks_set_on_stream_close_callback(H2_CALLBACKS, h2_on_stream_close)
     nghttp2.nghttp2_session_callbacks_set_on_frame_send_callback(H2_CALLBACKS, h2_on_frame_send)
+    nghttp2.nghttp2_session_callbacks_set_on_begin_frame_callback(H2_CALLBACKS, h2_on_begin_frame)
     # request bodies are consumed as the app reads them (see the top of this file)
     nghttp2.nghttp2_option_set_no_auto_window_update(H2_OPTION, 1)
     # CVE-2023-44487 (rapid reset): at most 1000 streams reset by the client in a burst, then
@@ -73,102 +83,6 @@ cdef _h2_setup():
 
 
 _h2_setup()
-
-
-# --- nghttp2 callbacks: no Python exception escapes into C ----------------------------------------
-# A failure of ours is stored on the connection and reported as a callback failure: nghttp2
-# stops, data_received logs it and ends the connection.
-
-cdef int h2_on_begin_headers(nghttp2.nghttp2_session* session, const nghttp2.nghttp2_frame* frame,
-                             void* user_data) noexcept:
-    cdef H2Protocol self = <H2Protocol>user_data
-    if frame.hd.type != nghttp2.NGHTTP2_HEADERS or frame.headers.cat != nghttp2.NGHTTP2_HCAT_REQUEST:
-        return 0
-    try:
-        return self._begin_headers(frame.hd.stream_id)
-    except BaseException as exc:
-        self.exc = exc
-        return nghttp2.NGHTTP2_ERR_CALLBACK_FAILURE
-
-
-cdef int h2_on_header(nghttp2.nghttp2_session* session, const nghttp2.nghttp2_frame* frame,
-                      const uint8_t* name, size_t namelen, const uint8_t* value, size_t valuelen,
-                      uint8_t flags, void* user_data) noexcept:
-    cdef void* stream
-    if frame.hd.type != nghttp2.NGHTTP2_HEADERS or frame.headers.cat != nghttp2.NGHTTP2_HCAT_REQUEST:
-        return 0        # request trailers: no ASGI event carries them (dropped, as HTTP/1.1's)
-    stream = nghttp2.nghttp2_session_get_stream_user_data(session, frame.hd.stream_id)
-    if stream == NULL:
-        return 0
-    try:
-        return (<H2Stream>stream)._on_header(<const char*>name, namelen, <const char*>value, valuelen)
-    except BaseException as exc:
-        (<H2Protocol>user_data).exc = exc
-        return nghttp2.NGHTTP2_ERR_CALLBACK_FAILURE
-
-
-cdef int h2_on_frame_recv(nghttp2.nghttp2_session* session, const nghttp2.nghttp2_frame* frame,
-                          void* user_data) noexcept:
-    cdef H2Protocol self = <H2Protocol>user_data
-    cdef int cat = -1
-    if frame.hd.type != nghttp2.NGHTTP2_HEADERS and frame.hd.type != nghttp2.NGHTTP2_DATA:
-        return 0
-    if frame.hd.type == nghttp2.NGHTTP2_HEADERS:
-        cat = frame.headers.cat
-    try:
-        return self._on_frame_recv(frame.hd.type, frame.hd.flags, frame.hd.stream_id, cat)
-    except BaseException as exc:
-        self.exc = exc
-        return nghttp2.NGHTTP2_ERR_CALLBACK_FAILURE
-
-
-cdef int h2_on_data_chunk(nghttp2.nghttp2_session* session, uint8_t flags, int32_t stream_id,
-                          const uint8_t* data, size_t length, void* user_data) noexcept:
-    cdef void* stream = nghttp2.nghttp2_session_get_stream_user_data(session, stream_id)
-    if stream == NULL:
-        nghttp2.nghttp2_session_consume(session, stream_id, length)
-        return 0
-    try:
-        (<H2Stream>stream)._on_body(<const char*>data, length)
-        return 0
-    except BaseException as exc:
-        (<H2Protocol>user_data).exc = exc
-        return nghttp2.NGHTTP2_ERR_CALLBACK_FAILURE
-
-
-cdef int h2_on_stream_close(nghttp2.nghttp2_session* session, int32_t stream_id,
-                            uint32_t error_code, void* user_data) noexcept:
-    cdef H2Protocol self = <H2Protocol>user_data
-    try:
-        return self._on_stream_close(stream_id, error_code)
-    except BaseException as exc:
-        self.exc = exc
-        return nghttp2.NGHTTP2_ERR_CALLBACK_FAILURE
-
-
-cdef int h2_on_frame_send(nghttp2.nghttp2_session* session, const nghttp2.nghttp2_frame* frame,
-                          void* user_data) noexcept:
-    cdef void* stream
-    if (frame.hd.type != nghttp2.NGHTTP2_HEADERS and frame.hd.type != nghttp2.NGHTTP2_DATA) or \
-            not (frame.hd.flags & nghttp2.NGHTTP2_FLAG_END_STREAM):
-        return 0
-    stream = nghttp2.nghttp2_session_get_stream_user_data(session, frame.hd.stream_id)
-    if stream != NULL and (<H2Stream>stream).request < REQ_COMPLETE:
-        # RFC 9113 8.1: the response is complete and the request is not; RST_STREAM with
-        # NO_ERROR tells the client to stop sending a body nobody will read.
-        nghttp2.nghttp2_submit_rst_stream(session, nghttp2.NGHTTP2_FLAG_NONE, frame.hd.stream_id,
-                                          nghttp2.NGHTTP2_NO_ERROR)
-    return 0
-
-
-cdef ssize_t h2_read_body(nghttp2.nghttp2_session* session, int32_t stream_id, uint8_t* buf,
-                          size_t length, uint32_t* data_flags, nghttp2.nghttp2_data_source* source,
-                          void* user_data) noexcept:
-    try:
-        return (<H2Stream>source.ptr)._read_out(<char*>buf, length, data_flags)
-    except BaseException as exc:
-        (<H2Protocol>user_data).exc = exc
-        return nghttp2.NGHTTP2_ERR_CALLBACK_FAILURE
 
 
 @cython.final
@@ -300,6 +214,11 @@ cdef class H2Protocol:
             self.exc = None
             error_log.error("Internal error on an HTTP/2 connection", exc_info=exc)
             nghttp2.nghttp2_session_terminate_session(self.session, nghttp2.NGHTTP2_INTERNAL_ERROR)
+        elif self.flooded:
+            error_log.warning("HTTP/2 client %s sent more than %d frames a second that advance no"
+                              " request; closing the connection (ENHANCE_YOUR_CALM)",
+                              self.scope_template["client"], H2_IDLE_FRAMES)
+            nghttp2.nghttp2_session_terminate_session(self.session, nghttp2.NGHTTP2_ENHANCE_YOUR_CALM)
         elif rv < 0:
             # A connection error (RFC 9113 5.4.1): nghttp2 has queued the GOAWAY with its code,
             # or the client never sent the preface. What is queued goes out, then the close.
@@ -334,6 +253,7 @@ cdef class H2Protocol:
     cdef _on_tick(self, double now):
         cdef H2Stream stream
         cdef ServerContext ctx = self.ctx
+        self.idle_frames = 0
         for stream in list(self.streams.values()):
             self._stream_timeouts(stream, now)
         if not self.streams and self.state != H2_CLOSED and (
@@ -412,6 +332,8 @@ cdef class H2Protocol:
 
     cdef _start(self, H2Stream stream):
         cdef ServerContext ctx = self.ctx
+        if not nghttp2.nghttp2_session_want_read(self.session):
+            return      # the connection is ending (a GOAWAY is queued): no new app runs
         if stream.err_status:
             stream._send_error(stream.err_status)
             return
