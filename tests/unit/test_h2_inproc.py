@@ -263,7 +263,7 @@ def test_client_reset_is_a_disconnect_for_the_app():
 
 
 @pytest.mark.parametrize("streaming", [False, True], ids=["before-start", "while-streaming"])
-def test_app_exception(streaming, caplog):
+def test_app_exception(streaming, error_log):
     async def app(scope, receive, send):
         if scope["path"] == "/ok":
             return await hello(scope, receive, send)
@@ -274,7 +274,7 @@ def test_app_exception(streaming, caplog):
 
     client = Client(app)
     stream = client.request()
-    assert "Exception in ASGI application" in caplog.text
+    assert "Exception in ASGI application\n" in error_log.messages()
     if streaming:
         assert client.reset(stream) == 2  # INTERNAL_ERROR: what was sent stays sent
     else:
