@@ -276,6 +276,12 @@ cdef class H2Protocol:
     cdef Buf scratch                # percent-decoding of paths
     cdef int idle_frames            # frames that advance no request, since the last tick
     cdef bint flooded               # more than H2_IDLE_FRAMES of them in a second
+    cdef unsigned int violation     # a connection error nghttp2 lets through: its GOAWAY code
+    cdef int max_frame_size         # our SETTINGS_MAX_FRAME_SIZE
+    # a client SETTINGS frame being processed: its INITIAL_WINDOW_SIZE before, and the largest
+    # window of a response stream then (RFC 9113 6.9.2, see _settings_received)
+    cdef long long initial_before
+    cdef long long window_before
 
     cdef inline int _set_state(self, H2State new) except -1
     cdef _flush(self)
@@ -286,6 +292,7 @@ cdef class H2Protocol:
     cdef int _begin_headers(self, int32_t stream_id) except -1
     cdef int _on_frame_recv(self, int type, int flags, int32_t stream_id, int cat) except -1
     cdef int _on_stream_close(self, int32_t stream_id, unsigned int error_code) except -1
+    cdef int _settings_received(self) except -1
     cdef _start(self, H2Stream stream)
 
 

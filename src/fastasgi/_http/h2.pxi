@@ -136,7 +136,7 @@ cdef class H2Protocol:
         iv[1].settings_id = nghttp2.NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE
         iv[1].value = settings[1]
         iv[2].settings_id = nghttp2.NGHTTP2_SETTINGS_MAX_FRAME_SIZE
-        iv[2].value = settings[3]
+        iv[2].value = self.max_frame_size = settings[3]
         iv[3].settings_id = nghttp2.NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE
         iv[3].value = settings[4]
         nghttp2.nghttp2_submit_settings(self.session, nghttp2.NGHTTP2_FLAG_NONE, iv, 4)
@@ -214,6 +214,10 @@ cdef class H2Protocol:
             self.exc = None
             error_log.error("Internal error on an HTTP/2 connection", exc_info=exc)
             nghttp2.nghttp2_session_terminate_session(self.session, nghttp2.NGHTTP2_INTERNAL_ERROR)
+        elif self.violation:
+            error_log.debug("HTTP/2 connection error %d from %s", self.violation,
+                            self.scope_template["client"])
+            nghttp2.nghttp2_session_terminate_session(self.session, self.violation)
         elif self.flooded:
             error_log.warning("HTTP/2 client %s sent more than %d frames a second that advance no"
                               " request; closing the connection (ENHANCE_YOUR_CALM)",
@@ -320,6 +324,16 @@ cdef class H2Protocol:
             self._start(stream)
         elif flags & nghttp2.NGHTTP2_FLAG_END_STREAM:
             stream._message_complete()
+        return 0
+
+    cdef int _settings_received(self) except -1:
+        """RFC 9113 6.9.2: a new SETTINGS_INITIAL_WINDOW_SIZE that takes a stream's window past
+        2^31-1 is a connection error (FLOW_CONTROL_ERROR); nghttp2 resets the stream only."""
+        cdef long long initial = nghttp2.nghttp2_session_get_remote_settings(
+            self.session, nghttp2.NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE)
+        if self.window_before + initial - self.initial_before > 0x7FFFFFFF:
+            self.violation = nghttp2.NGHTTP2_FLOW_CONTROL_ERROR
+            return nghttp2.NGHTTP2_ERR_CALLBACK_FAILURE
         return 0
 
     cdef int _on_stream_close(self, int32_t stream_id, unsigned int error_code) except -1:

@@ -8,8 +8,25 @@ cdef int h2_on_begin_frame(nghttp2.nghttp2_session* session, const nghttp2.nghtt
                            void* user_data) noexcept:
     cdef H2Protocol self = <H2Protocol>user_data
     cdef int t = hd.type
+    if hd.length > <size_t>self.max_frame_size:
+        # RFC 9113 4.2: larger than our SETTINGS_MAX_FRAME_SIZE. nghttp2 checks every frame
+        # type but CONTINUATION.
+        self.violation = nghttp2.NGHTTP2_FRAME_SIZE_ERROR
+        return nghttp2.NGHTTP2_ERR_CALLBACK_FAILURE
+    if t == nghttp2.NGHTTP2_HEADERS and hd.stream_id & 1 and \
+            hd.stream_id <= nghttp2.nghttp2_session_get_last_proc_stream_id(session) and \
+            nghttp2.nghttp2_session_get_stream_user_data(session, hd.stream_id) == NULL:
+        # RFC 9113 5.1.1: a new stream's identifier must be greater than every one the client
+        # used before; nghttp2 ignores a HEADERS that reuses or goes back, the RFC makes it a
+        # connection error (a stream that is still open is found above: trailers)
+        self.violation = nghttp2.NGHTTP2_PROTOCOL_ERROR
+        return nghttp2.NGHTTP2_ERR_CALLBACK_FAILURE
     if (t == nghttp2.NGHTTP2_PING or t == nghttp2.NGHTTP2_SETTINGS) and hd.flags & nghttp2.NGHTTP2_FLAG_ACK:
         return 0
+    if t == nghttp2.NGHTTP2_SETTINGS:
+        self.initial_before = nghttp2.nghttp2_session_get_remote_settings(
+            session, nghttp2.NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE)
+        self.window_before = max_send_window(self)
     if t == nghttp2.NGHTTP2_PING or t == nghttp2.NGHTTP2_SETTINGS or t == nghttp2.NGHTTP2_PRIORITY \
             or t == nghttp2.NGHTTP2_RST_STREAM or (t == nghttp2.NGHTTP2_DATA and hd.length == 0
                                                    and not (hd.flags & nghttp2.NGHTTP2_FLAG_END_STREAM)):
@@ -18,6 +35,16 @@ cdef int h2_on_begin_frame(nghttp2.nghttp2_session* session, const nghttp2.nghtt
             self.flooded = True
             return nghttp2.NGHTTP2_ERR_CALLBACK_FAILURE
     return 0
+
+
+cdef long long max_send_window(H2Protocol self) noexcept:
+    """The largest window the client has given one of the streams (what the server may send)."""
+    cdef long long largest = 0, window
+    for stream_id in self.streams:
+        window = nghttp2.nghttp2_session_get_stream_remote_window_size(self.session, stream_id)
+        if window > largest:
+            largest = window
+    return largest
 
 
 cdef int h2_on_begin_headers(nghttp2.nghttp2_session* session, const nghttp2.nghttp2_frame* frame,
@@ -52,6 +79,8 @@ cdef int h2_on_frame_recv(nghttp2.nghttp2_session* session, const nghttp2.nghttp
                           void* user_data) noexcept:
     cdef H2Protocol self = <H2Protocol>user_data
     cdef int cat = -1
+    if frame.hd.type == nghttp2.NGHTTP2_SETTINGS and not (frame.hd.flags & nghttp2.NGHTTP2_FLAG_ACK):
+        return self._settings_received()
     if frame.hd.type != nghttp2.NGHTTP2_HEADERS and frame.hd.type != nghttp2.NGHTTP2_DATA:
         return 0
     if frame.hd.type == nghttp2.NGHTTP2_HEADERS:

@@ -80,6 +80,10 @@ cdef class H2Stream:
             elif nl == 7 and memcmp(name, ":scheme", 7) == 0:
                 self.scheme = v
             elif nl == 10 and memcmp(name, ":authority", 10) == 0:
+                # RFC 9113 8.3.1: the authority of the target URI, no userinfo; the same
+                # syntax check as an HTTP/1.1 Host field (400)
+                if not valid_authority(value, vl):
+                    self.err_status = 400
                 self.authority = v
             return 0
         if memchr(name, c'_', nl) != NULL and ctx.header_map != HEADER_MAP_DANGEROUS:
@@ -94,7 +98,7 @@ cdef class H2Stream:
         if nl == 4 and memcmp(name, "host", 4) == 0:
             # RFC 9113 8.3.1: Host and :authority must name the same; the field is then the
             # one the app sees (no second one from :authority)
-            if self.authority and v != self.authority:
+            if (self.authority and v != self.authority) or not valid_authority(value, vl):
                 self.err_status = 400
             self.authority = EMPTY
         elif nl == 14 and memcmp(name, "content-length", 14) == 0 and ctx.max_body_size >= 0 \

@@ -324,6 +324,7 @@ cdef extern from "nghttp2/nghttp2.h":
     int nghttp2_session_want_write(nghttp2_session* session)
     int nghttp2_session_resume_data(nghttp2_session* session, int32_t stream_id)
     int32_t nghttp2_session_get_last_proc_stream_id(nghttp2_session* session)
+    uint32_t nghttp2_session_get_remote_settings(nghttp2_session* session, nghttp2_settings_id id)
 
     void* nghttp2_session_get_stream_user_data(nghttp2_session* session, int32_t stream_id)
     int nghttp2_session_set_stream_user_data(
