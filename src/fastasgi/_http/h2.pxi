@@ -85,6 +85,49 @@ cdef _h2_setup():
 _h2_setup()
 
 
+# --- response fields -------------------------------------------------------------------------------
+
+# the Date field, made from the shared Date line once per second
+cdef bytes h2_date_line = None
+cdef tuple h2_date = None
+
+
+cdef tuple h2_date_field():
+    global h2_date_line, h2_date
+    if date_line is not h2_date_line:
+        h2_date_line = date_line
+        h2_date = (b"date", date_line[6:PyBytes_GET_SIZE(date_line) - 2])
+    return h2_date
+
+
+cdef inline bint has_upper(const char* p, Py_ssize_t n) noexcept:
+    cdef Py_ssize_t i
+    for i in range(n):
+        if c'A' <= p[i] <= c'Z':
+            return True
+    return False
+
+
+cdef inline bint is_hop_field(const char* p, Py_ssize_t n) noexcept:
+    """RFC 9113 8.2.2: a connection-specific field an HTTP/2 response must not carry."""
+    return (n == 10 and (memcmp(p, "connection", 10) == 0 or memcmp(p, "keep-alive", 10) == 0)) \
+        or (n == 16 and memcmp(p, "proxy-connection", 16) == 0) \
+        or (n == 17 and memcmp(p, "transfer-encoding", 17) == 0) \
+        or (n == 7 and memcmp(p, "upgrade", 7) == 0)
+
+
+cdef bytes decimal(long long v):
+    cdef char digits[24]
+    cdef int i = 24
+    if v == 0:
+        return b"0"
+    while v:
+        i -= 1
+        digits[i] = <char>(c'0' + v % 10)
+        v //= 10
+    return PyBytes_FromStringAndSize(digits + i, 24 - i)
+
+
 @cython.final
 cdef class H2Protocol:
 
@@ -128,7 +171,8 @@ cdef class H2Protocol:
         self.idle_since = ctx._clock()
         self.scope_template = dict(template)
         self.scope_template["http_version"] = HTTP_2
-        self.scope_template["extensions"] = None
+        # one extensions dict for the connection's scopes (the scope copy shares it)
+        self.scope_template["extensions"] = {"http.response.trailers": {}}
         self.default_nv = [tuple(line.split(b": ", 1)) for line in ctx.extra_lines.split(b"\r\n")
                            if line]
         iv[0].settings_id = nghttp2.NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS

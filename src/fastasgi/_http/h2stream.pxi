@@ -14,15 +14,11 @@
 # connection-specific fields, pseudo-header rules, content-length against the DATA) and reset
 # violating streams with PROTOCOL_ERROR before they reach this layer.
 #
-# The response: the head waits for the first body message, as on HTTP/1.1, so that HEADERS
-# and the first DATA go out together. Connection-specific fields an app sends (connection,
-# keep-alive, proxy-connection, transfer-encoding, upgrade: RFC 9113 8.2.2 forbids them) are
-# left out; names are sent in lowercase. The http.response.trailers extension (gRPC) is
-# offered in the scope: with "trailers": True in the start message, the last body message does
-# not end the stream, the trailer fields do.
+# The response: the head waits for the first body message (as on HTTP/1.1) so that HEADERS
+# and the first DATA go out together; names go in lowercase, connection-specific fields are
+# left out (RFC 9113 8.2.2). The http.response.trailers extension (gRPC): with "trailers":
+# True in the start message the last body message does not end the stream, the trailers do.
 
-cdef frozenset H2_HOP_FIELDS = frozenset((b"connection", b"keep-alive", b"proxy-connection",
-                                          b"transfer-encoding", b"upgrade"))
 cdef tuple H2_STATUS = tuple(b"%d" % i for i in range(600))
 cdef dict H2_METHODS = {m.encode("ascii"): m for m in METHODS if m}
 cdef dict H2_METHOD_INDEX = {m.encode("ascii"): i for i, m in enumerate(METRIC_METHODS)}
@@ -121,7 +117,7 @@ cdef class H2Stream:
         if self.cookies is not None:
             headers.append((b"cookie", b"; ".join(self.cookies)))
             self.cookies = None
-        method = H2_METHODS.get(self.method)
+        method = "GET" if self.method == b"GET" else H2_METHODS.get(self.method)
         if method is None:
             method = (self.method or EMPTY).decode("latin-1")
         scope["method"] = method
@@ -130,7 +126,6 @@ cdef class H2Stream:
             scope["scheme"] = "https" if self.scheme == b"https" else "http"
         scope["headers"] = headers
         scope["state"] = PyDict_Copy(ctx.state)
-        scope["extensions"] = {"http.response.trailers": {}}
         path = self.path if self.path is not None else SLASH
         fill_target(scope, PyBytes_AS_STRING(path), PyBytes_GET_SIZE(path), ctx.root_path,
                     &conn.scratch)
@@ -314,25 +309,32 @@ cdef class H2Stream:
         cdef list fields = [(b":status", H2_STATUS[self.status])]
         cdef bint has_server = False, has_date = False, has_length = False
         cdef nghttp2.nghttp2_data_provider provider
-        for name, value in self.resp_headers:
+        cdef Py_ssize_t nl
+        cdef const char* np
+        for item in self.resp_headers:
+            name, value = item
             check_header(name, value)
-            name = name.lower()
-            if name in H2_HOP_FIELDS:
-                continue
-            if name == b"content-length":
+            nl = PyBytes_GET_SIZE(name)
+            if has_upper(PyBytes_AS_STRING(name), nl):
+                name = name.lower()
+                item = (name, value)
+            np = PyBytes_AS_STRING(name)
+            if nl == 14 and memcmp(np, "content-length", 14) == 0:
                 if not value.isdigit():
                     raise RuntimeError("Invalid Content-Length header: %r" % (value,))
                 self.expected_length = int(value)
                 has_length = True
-            elif name == b"server":
+            elif nl == 6 and memcmp(np, "server", 6) == 0:
                 has_server = True
-            elif name == b"date":
+            elif nl == 4 and memcmp(np, "date", 4) == 0:
                 has_date = True
-            fields.append((name, value))
+            elif is_hop_field(np, nl):
+                continue
+            fields.append(item)
         if ctx.server_line and not has_server:
             fields.append((b"server", b"fastasgi"))
         if ctx.date_header and not has_date:
-            fields.append((b"date", date_line[6:PyBytes_GET_SIZE(date_line) - 2]))
+            fields.append(h2_date_field())
         fields.extend(conn.default_nv)
         no_body = self.status < 200 or self.status == 204 or self.status == 304
         if no_body or self.is_head:
@@ -341,7 +343,7 @@ cdef class H2Stream:
                 (whole or not self.is_head):
             # the whole body came in one message: say its length (a HEAD's empty body says
             # nothing about GET's)
-            fields.append((b"content-length", b"%d" % whole))
+            fields.append((b"content-length", decimal(whole)))
         no_body = no_body or self.is_head
         self._set_response(RESP_STREAMING)
         if no_body or not (has_body or self.trailers):
@@ -423,7 +425,7 @@ cdef class H2Stream:
         self._set_response(RESP_DONE)
         self.sent_length = 0 if self.is_head else PyBytes_GET_SIZE(body)
         fields = [(b":status", H2_STATUS[status]), (b"content-type", H2_CONTENT_TYPE_TEXT),
-                  (b"content-length", b"%d" % PyBytes_GET_SIZE(body))]
+                  (b"content-length", decimal(PyBytes_GET_SIZE(body)))]
         if self.ctx.server_line:
             fields.append((b"server", b"fastasgi"))
         if self.is_head:
