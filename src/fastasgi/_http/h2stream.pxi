@@ -7,10 +7,9 @@
 # the stream is reset or the connection is gone; receive() says http.disconnect and send()
 # raises ClientDisconnected.
 #
-# The head becomes the scope as ASGI maps HTTP/2: :method, :scheme and :path become method,
-# scheme, path/raw_path/query_string; :authority becomes a `host` header unless the request
-# has one; cookie fields, which HTTP/2 may split, are joined with "; " into one (RFC 9113
-# 8.2.3). nghttp2 has checked the rest of RFC 9113 8.2-8.3 (lowercase names, no
+# The head becomes the scope as ASGI maps HTTP/2: :method, :scheme, :path as for HTTP/1.1;
+# :authority becomes a `host` header unless the request has one; cookie fields, which HTTP/2
+# may split, are joined with "; " into one (RFC 9113 8.2.3). nghttp2 has checked the rest of RFC 9113 8.2-8.3 (lowercase names, no
 # connection-specific fields, pseudo-header rules, content-length against the DATA) and reset
 # violating streams with PROTOCOL_ERROR before they reach this layer.
 #
@@ -22,7 +21,6 @@
 cdef tuple H2_STATUS = tuple(b"%d" % i for i in range(600))
 cdef dict H2_METHODS = {m.encode("ascii"): m for m in METHODS if m}
 cdef dict H2_METHOD_INDEX = {m.encode("ascii"): i for i, m in enumerate(METRIC_METHODS)}
-cdef str T_TRAILERS = "http.response.trailers"
 cdef bytes H2_CONTENT_TYPE_TEXT = b"text/plain; charset=utf-8"
 
 
