@@ -9,9 +9,9 @@
 #
 # The head becomes the scope as ASGI maps HTTP/2: :method, :scheme, :path as for HTTP/1.1;
 # :authority becomes a `host` header unless the request has one; cookie fields, which HTTP/2
-# may split, are joined with "; " into one (RFC 9113 8.2.3). nghttp2 has checked the rest of RFC 9113 8.2-8.3 (lowercase names, no
-# connection-specific fields, pseudo-header rules, content-length against the DATA) and reset
-# violating streams with PROTOCOL_ERROR before they reach this layer.
+# may split, are joined with "; " into one (RFC 9113 8.2.3). nghttp2 has checked the rest of
+# 8.2-8.3 (lowercase names, no connection-specific fields, pseudo-headers, content-length
+# against the DATA) and reset violating streams with PROTOCOL_ERROR before this layer.
 #
 # The response: the head waits for the first body message (as on HTTP/1.1) so that HEADERS
 # and the first DATA go out together; names go in lowercase, connection-specific fields are
