@@ -1,10 +1,12 @@
-"""h2load (from nghttp2) as an HTTP/1.1 load generator: finding it, its command line, and
-reading its output.
+"""h2load (from nghttp2) as a load generator: finding it, its command line, and reading
+its output.
 
-h2load runs with ``--h1`` (HTTP/1.1 over plain TCP) and ``-D`` (a timed run); ``-m N`` is,
-for HTTP/1.1, the number of requests kept in flight per connection (pipelining depth), so
-the pipelined scenario runs with ``-m 16``. Request bodies (the echo scenarios) are sent
-from a file with ``-d``.
+For the HTTP/1.1 scenarios h2load runs with ``--h1`` (HTTP/1.1 over plain TCP) and ``-D`` (a
+timed run); ``-m N`` is, for HTTP/1.1, the number of requests kept in flight per connection
+(pipelining depth), so the pipelined scenario runs with ``-m 16``. For the HTTP/2 scenarios
+it runs without ``--h1``: an ``http://`` URL is then HTTP/2 over cleartext with prior
+knowledge (h2c, RFC 9113 3.3), and ``-m N`` is the number of concurrent streams per
+connection. Request bodies (the echo scenarios) are sent from a file with ``-d``.
 
 Unlike wrk with benchmarks/lua/bench.lua, h2load cannot look at each response's bytes or
 headers. What it reports is checked instead, and any doubt makes the run count as erring,
@@ -21,9 +23,12 @@ never as a result:
   once, means requests were lost;
 * a run in which no request completed failed.
 
-A connection that the server closes cleanly after a complete response is not reported by
-h2load in a timed run at all (that client just stops); the Server and Date headers are
-checked by the runner's precheck only. Latency: h2load prints min / max / mean / sd per
+The same rules hold over HTTP/2: a stream reset by the server (RST_STREAM) or left
+unanswered by a GOAWAY is a failed request, and ``data`` counts DATA frame payload, the
+body bytes. A connection that the server closes cleanly after a complete response is not
+reported by h2load in a timed run at all (that client just stops); the Server and Date
+headers, and over HTTP/2 the exact body and that HTTP/2 was spoken, are checked by the
+runner's precheck only. Latency: h2load prints min / max / mean / sd per
 request, no percentiles, so p50 and p99 stay empty.
 """
 
@@ -35,7 +40,7 @@ from dataclasses import dataclass, field
 from benchmarks.wrk import find_generator, generator_version
 
 INSTALL_HINT = (
-    "h2load is needed for --generator h2load and was not found.\n"
+    "h2load is needed for --generator h2load and the HTTP/2 scenarios, and was not found.\n"
     "  Debian/Ubuntu: sudo apt-get install nghttp2-client\n"
     "  Fedora:        sudo dnf install nghttp2\n"
     "  macOS:         brew install nghttp2\n"
@@ -59,13 +64,15 @@ def command(
     duration: float,
     pipeline: int = 1,
     body_file: str | None = None,
+    h1: bool = True,
 ) -> list[str]:
-    """The h2load argv (without the taskset prefix): HTTP/1.1, a timed run of ``duration``
-    seconds (millisecond resolution), ``pipeline`` requests in flight per connection."""
+    """The h2load argv (without the taskset prefix): HTTP/1.1 (``h1``) or h2c, a timed run
+    of ``duration`` seconds (millisecond resolution), ``pipeline`` requests in flight per
+    connection (HTTP/2: concurrent streams)."""
     millis = max(1, round(duration * 1000))
     argv = [
         h2load,
-        "--h1",
+        *(["--h1"] if h1 else []),
         f"-t{max(1, min(threads, connections))}",
         f"-c{connections}",
         f"-m{max(1, pipeline)}",

@@ -131,6 +131,32 @@ def subject_line(sr: ScenarioResult) -> str:
     return ", ".join(parts)
 
 
+def peer_ratios(sr: ScenarioResult) -> list[tuple[str, float, float | None]]:
+    """The subject against each peer that passed, fastest peer first: (peer, subject's
+    rate / peer's rate, subject's server CPU per request / peer's)."""
+    s = sr.cells.get(sr.subject)
+    if s is None or not s.usable:
+        return []
+    out = []
+    for c in sr.ranking():
+        if c.server == sr.subject or not c.usable:
+            continue
+        cpu = None
+        if s.server_cpu_us_per_req and c.server_cpu_us_per_req:
+            cpu = s.server_cpu_us_per_req / c.server_cpu_us_per_req
+        out.append((c.server, s.rate / c.rate, cpu))
+    return out
+
+
+def peer_line(sr: ScenarioResult) -> str:
+    pairs = peer_ratios(sr)
+    if not pairs:
+        return ""
+    return f"{sr.subject} vs each peer (req/s, CPU us/req): " + ", ".join(
+        f"{peer} {fmt_ratio(rate)} / {fmt_ratio(cpu)}" for peer, rate, cpu in pairs
+    )
+
+
 def ratio_lines(results: list[ScenarioResult]) -> str:
     lines = []
     for sr in results:
@@ -139,6 +165,8 @@ def ratio_lines(results: list[ScenarioResult]) -> str:
         )
         lines.append(f"{sr.name:<11} x {sr.baseline}: {ratios or '-'}")
         lines.append(f"{'':<11} {subject_line(sr)}")
+        if peer_line(sr):
+            lines.append(f"{'':<11} {peer_line(sr)}")
     return "\n".join(lines)
 
 
@@ -172,11 +200,16 @@ def markdown(
     generator: str | None = None,
 ) -> str:
     gen = generator or (results[0].generator if results else "wrk")
+    # e.g. HTTP/2 scenarios (h2load over h2c) in a run whose HTTP/1.1 generator is wrk
+    others = sorted({sr.generator for sr in results} - {gen, "wsload"})
+    gens = "; ".join(
+        [gen] + [f"{o} for {', '.join(sr.name for sr in results if sr.generator == o)}" for o in others]
+    )
     lines = [
         (
             f"Requests/s (websocket: messages/s), median of {rounds} round(s). "
             f"{machine.get('cpu_model')}, server pinned to CPU {machine.get('server_cpus')}, load "
-            f"generator ({gen}; websocket: wsload) to CPU {machine.get('client_cpus')}; "
+            f"generator ({gens}; websocket: wsload) to CPU {machine.get('client_cpus')}; "
             f"{machine.get('kernel')}, Python {machine.get('python')}."
         ),
         "",
@@ -227,6 +260,20 @@ def markdown(
             else:
                 row.append(fmt_us(c.server_cpu_us_per_req))
         lines.append("| " + " | ".join(row) + " |")
+    peer_rows = [(sr.name, peer_ratios(sr)) for sr in results]
+    if any(pairs for _, pairs in peer_rows):
+        subject = results[0].subject
+        lines += [
+            "",
+            f"{subject} against each peer that passed: its requests/s over the peer's, and its "
+            "server CPU us/req over the peer's (req/s above 1x: faster; CPU below 1x: cheaper):",
+            "",
+            "| scenario | peer | req/s ratio | CPU us/req ratio |",
+            "|---|---|---:|---:|",
+        ]
+        for name, pairs in peer_rows:
+            for peer, rate, cpu in pairs:
+                lines.append(f"| {name} | {peer} | {fmt_ratio(rate)} | {fmt_ratio(cpu)} |")
     lines += ["", "Details (p50 / p99 latency in ms, peak RSS of the server's processes in MiB):", ""]
     lines.append(
         "| scenario | generator | server | rate | server CPU us/req | spread | p50 | p99 | RSS | errors |"

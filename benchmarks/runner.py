@@ -6,6 +6,10 @@ on a free port, wait until it answers, check one answer in full, warm up, measur
 load generator pinned to the other CPUs, read the server tree's CPU time and peak RSS, stop
 it. A server that fails any check is reported as failing with the reason, and never ranked.
 Every step has a time limit, and every process started is stopped, also on Ctrl-C.
+
+HTTP/1.1 scenarios run under the chosen generator (wrk, or h2load --h1); the HTTP/2 ones
+always under h2load over h2c, with each server's h2c arguments; a server without HTTP/2 is
+skipped for them as not applicable.
 """
 
 from __future__ import annotations
@@ -49,8 +53,10 @@ from benchmarks.servers import BASELINE, SERVERS, SUBJECT, Probe, ServerSpec, pr
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_OUT = os.path.join(REPO, "benchmarks", "results")
-#: the HTTP load generators; the websocket scenario always uses wsload
+#: the HTTP/1.1 load generators; the websocket scenario always uses wsload, and the HTTP/2
+#: scenarios h2load over h2c (H2_GENERATOR)
 GENERATORS = ("wrk", "h2load")
+H2_GENERATOR = "h2load h2c"
 
 
 @dataclass
@@ -64,7 +70,8 @@ class Options:
     client_cpus: str | None = "1"
     host: str = "127.0.0.1"
     wrk: str | None = None
-    #: the HTTP load generator: "wrk" (every response checked by bench.lua) or "h2load"
+    #: the HTTP/1.1 load generator: "wrk" (every response checked by bench.lua) or "h2load"
+    #: (--h1); the HTTP/2 scenarios always use h2load over h2c
     generator: str = "wrk"
     h2load: str | None = None
     startup_timeout: float = 30.0
@@ -163,6 +170,7 @@ class Runner:
         self._body_files: dict[int, str] = {}
         self.wsload: str | None = None
         self.wsload_missing: str | None = None
+        self.h2_client: str | None = None  # the precheck's HTTP/2 client (httpcheck)
         self.client_threads = max(1, len(parse_cpus(opts.client_cpus)) or 1)
         self.log_dir = opts.log_dir
         self.pinned_cpus = sorted(set(parse_cpus(opts.server_cpus) + parse_cpus(opts.client_cpus)))
@@ -197,11 +205,14 @@ class Runner:
             raise ValueError(
                 f"unknown generator {self.opts.generator!r}; choose from {', '.join(GENERATORS)}"
             )
-        if any(s.kind == "http" for s in scenarios):
-            if self.opts.generator == "h2load":
-                self.h2load_path = h2load.find_h2load(self.opts.h2load)
-            else:
-                self.wrk_path = wrk.find_wrk(self.opts.wrk)
+        h1 = [s for s in scenarios if s.kind == "http" and not s.http2]
+        h2 = [s for s in scenarios if s.kind == "http" and s.http2]
+        if h2 or (h1 and self.opts.generator == "h2load"):
+            self.h2load_path = h2load.find_h2load(self.opts.h2load)
+        if h1 and self.opts.generator == "wrk":
+            self.wrk_path = wrk.find_wrk(self.opts.wrk)
+        if h2:
+            self.h2_client = httpcheck.h2_client()
         if any(s.kind == "websocket" for s in scenarios):
             try:
                 self.wsload = wsclient.ensure_built()
@@ -224,7 +235,9 @@ class Runner:
         o = self.opts
         sample = Sample(scenario.name, spec.name, rnd, FAILED)
         port = free_port(o.host)
-        argv = pin_prefix(o.server_cpus) + spec.command(scenario.app, o.host, port, o.python)
+        argv = pin_prefix(o.server_cpus) + spec.command(
+            scenario.app, o.host, port, o.python, http2=scenario.http2
+        )
         log_path = os.path.join(self.log_dir, f"{scenario.name}-{spec.name}-r{rnd}.log")
         with open(log_path, "wb") as log:
             log.write(("$ " + shlex.join(argv) + "\n").encode())
@@ -233,7 +246,7 @@ class Runner:
         try:
             try:
                 sample.startup_s = httpcheck.wait_ready(
-                    o.host, port, proc, o.startup_timeout, path=scenario.path
+                    o.host, port, proc, o.startup_timeout, path=scenario.path, http2=scenario.http2
                 )
             except httpcheck.ServerFailed as exc:
                 sample.detail = f"not ready: {exc}{log_tail(log_path)}"
@@ -251,7 +264,7 @@ class Runner:
                 sample.generator = "wsload"
                 self._measure_ws(proc, spec, scenario, port, sample)
             else:
-                sample.generator = o.generator
+                sample.generator = self.generator_of(scenario)
                 self._measure_http(proc, spec, scenario, port, sample)
             if proc.poll() is not None:
                 sample.status = FAILED
@@ -331,6 +344,7 @@ class Runner:
             duration=seconds,
             pipeline=scenario.pipeline,
             body_file=self._body_file(scenario.body_bytes) if scenario.body_bytes else None,
+            h1=not scenario.http2,
         )
 
     def _run_h2load(self, scenario: Scenario, port: int, seconds: float):
@@ -354,8 +368,16 @@ class Runner:
             return fin, None, f"h2load failed (exit {fin.returncode}): {why}"
         return fin, res, None
 
+    def generator_of(self, scenario: Scenario) -> str:
+        """The load generator that drives ``scenario``, as the reports name it."""
+        if scenario.kind == "websocket":
+            return "wsload"
+        if scenario.http2:
+            return H2_GENERATOR
+        return self.opts.generator
+
     def _run_http(self, scenario: Scenario, port: int, seconds: float):
-        if self.opts.generator == "h2load":
+        if scenario.http2 or self.opts.generator == "h2load":
             return self._run_h2load(scenario, port, seconds)
         return self._run_wrk(scenario, port, seconds)
 
@@ -495,6 +517,12 @@ class Runner:
                 return self.wsload_missing or "no websocket load generator"
             if ":" in self.opts.host:
                 return "the websocket load generator speaks IPv4 only"
+        elif scenario.http2:
+            if not spec.serves_h2c:
+                return f"not applicable: {spec.h2c}"
+            if self.h2_client is None:
+                return httpcheck.H2_CLIENT_MISSING
+            return self.h2load_misfit(scenario)
         elif self.opts.generator == "h2load":
             return self.h2load_misfit(scenario)
         return None
@@ -521,6 +549,8 @@ class Runner:
         tools = {"wrk": wrk.wrk_version(self.wrk_path) if self.wrk_path else "not used"}
         if self.h2load_path:
             tools["h2load"] = h2load.h2load_version(self.h2load_path)
+        if self.h2_client:
+            tools["h2 precheck"] = self.h2_client
         if self.wsload:
             tools["wsload"] = os.path.basename(self.wsload)
         record = machine.record(
@@ -593,7 +623,7 @@ class Runner:
                 cells,
                 BASELINE,
                 SUBJECT,
-                generator="wsload" if sc.kind == "websocket" else o.generator,
+                generator=self.generator_of(sc),
             )
             sr.compute_ratios()
             results.append(sr)
@@ -639,7 +669,14 @@ class Runner:
                 "client_cpus": o.client_cpus,
                 "host": o.host,
                 "servers": {
-                    s: {"argv": list(o.server_table[s].argv), "notes": o.server_table[s].notes}
+                    s: {
+                        "argv": list(o.server_table[s].argv),
+                        # HTTP/2 scenarios: appended to argv, or why they do not apply
+                        "h2c": o.server_table[s].h2c
+                        if isinstance(o.server_table[s].h2c, str)
+                        else list(o.server_table[s].h2c),
+                        "notes": o.server_table[s].notes,
+                    }
                     for s in servers
                 },
                 "scenarios": {
@@ -729,9 +766,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--generator",
         choices=GENERATORS,
         default="wrk",
-        help="HTTP load generator: wrk (default; every response's status, body and "
+        help="HTTP/1.1 load generator: wrk (default; every response's status, body and "
         "headers checked by benchmarks/lua/bench.lua) or h2load (nghttp2-client, "
-        "run with --h1; statuses, errors and body byte counts checked)",
+        "run with --h1; statuses, errors and body byte counts checked). The HTTP/2 "
+        "scenarios (h2-*) always run under h2load over h2c",
     )
     p.add_argument("--wrk", help="path of the wrk binary (default: wrk on PATH)")
     p.add_argument("--h2load", help="path of the h2load binary (default: h2load on PATH)")

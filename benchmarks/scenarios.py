@@ -1,9 +1,11 @@
 """The scenarios: what each server is asked to do, and what a correct answer is.
 
-Every scenario names one app (``module:attr``) that all servers serve unchanged. HTTP
+Every scenario names one app (``module:attr``) that all servers serve unchanged. HTTP/1.1
 scenarios are driven by wrk with benchmarks/lua/bench.lua, which checks every response
-(status, body, and for the TechEmpower-style ones the Server and Date headers); the
-websocket scenario is driven by the C client in benchmarks/wsload/.
+(status, body, and for the TechEmpower-style ones the Server and Date headers), or by h2load
+``--h1``; the HTTP/2 scenarios (``h2-*``, ``http2=True``) by h2load over cleartext with
+prior knowledge (h2c, RFC 9113 3.3), whatever the HTTP/1.1 generator; the websocket scenario
+by the C client in benchmarks/wsload/.
 """
 
 from __future__ import annotations
@@ -21,12 +23,15 @@ class Scenario:
     name: str
     description: str
     app: str
-    kind: str = "http"  # "http" (wrk) or "websocket" (wsload)
+    kind: str = "http"  # "http" (wrk or h2load) or "websocket" (wsload)
+    #: HTTP/2 over cleartext with prior knowledge (h2c), driven by h2load without --h1;
+    #: ``pipeline`` is then the streams in flight per connection (h2load -m)
+    http2: bool = False
     method: str = "GET"
     path: str = "/"
     body_bytes: int = 0  # request body size (a repeating 16-byte pattern)
     connections: int = 64
-    pipeline: int = 1  # requests written back to back on a connection
+    pipeline: int = 1  # requests written back to back on a connection (h2: concurrent streams)
     #: how bench.lua checks each body: "eq" (== expected), "len", "echo", "none"
     check: str = "eq"
     expected: bytes = b""
@@ -140,6 +145,34 @@ SCENARIOS: dict[str, Scenario] = {
             app="benchmarks.apps.starlette_app:app",
             path="/json",
             expected=FRAMEWORK_JSON,
+        ),
+        # HTTP/2: the same apps as plaintext and echo-64k, over h2c.
+        Scenario(
+            name="h2-plaintext-m16",
+            description="HTTP/2 (h2c): GET, 13-byte text/plain answer, 64 connections x 16 "
+            "concurrent streams",
+            app="benchmarks.apps.raw:plaintext",
+            http2=True,
+            pipeline=16,
+            expected=raw.PLAINTEXT,
+        ),
+        Scenario(
+            name="h2-plaintext-m1",
+            description="HTTP/2 (h2c): GET, 13-byte text/plain answer, 64 connections x 1 stream",
+            app="benchmarks.apps.raw:plaintext",
+            http2=True,
+            expected=raw.PLAINTEXT,
+        ),
+        Scenario(
+            name="h2-echo-64k",
+            description="HTTP/2 (h2c): POST of a 64 KiB body, echoed back, 32 connections x 1 stream",
+            app="benchmarks.apps.raw:echo",
+            http2=True,
+            method="POST",
+            path="/echo",
+            body_bytes=64 * 1024,
+            connections=32,
+            check="echo",
         ),
     )
 }

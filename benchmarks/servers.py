@@ -7,7 +7,9 @@ with its uvloop worker). The harness adds ``taskset`` in front; nothing here pin
 
 To add a server: append a ``ServerSpec`` to ``SERVERS``. ``module`` is imported (with
 ``requires``) to decide whether it is installed and which version it is; ``websocket`` is
-True, or the reason the websocket scenario is skipped for it.
+True, or the reason the websocket scenario is skipped for it; ``h2c`` is the arguments
+added for the HTTP/2 scenarios (cleartext, prior knowledge: RFC 9113 3.3), or the reason
+they do not apply to it.
 """
 
 from __future__ import annotations
@@ -31,11 +33,23 @@ class ServerSpec:
     requires: tuple[str, ...] = ()
     #: True, or why the websocket scenario does not apply
     websocket: bool | str = True
+    #: arguments appended to ``argv`` for the HTTP/2 scenarios (h2c with prior knowledge;
+    #: empty: the server does it by default), or why those scenarios do not apply
+    h2c: tuple[str, ...] | str = ()
     notes: str = ""
 
-    def command(self, app: str, host: str, port: int, python: str = sys.executable) -> list[str]:
+    @property
+    def serves_h2c(self) -> bool:
+        return not isinstance(self.h2c, str)
+
+    def command(
+        self, app: str, host: str, port: int, python: str = sys.executable, http2: bool = False
+    ) -> list[str]:
+        if http2 and not self.serves_h2c:
+            raise ValueError(f"{self.name} serves no HTTP/2: {self.h2c}")
         values = {"python": python, "app": app, "host": host, "port": str(port)}
-        return [part.format(**values) for part in self.argv]
+        argv = self.argv + (self.h2c if http2 else ())
+        return [part.format(**values) for part in argv]
 
 
 SERVERS: dict[str, ServerSpec] = {
@@ -58,7 +72,7 @@ SERVERS: dict[str, ServerSpec] = {
                 "--log-level",
                 "warning",
             ),
-            notes="defaults (uvloop when installed)",
+            notes="defaults (uvloop when installed; h2c by the connection preface)",
         ),
         ServerSpec(
             name="uvicorn",
@@ -81,6 +95,7 @@ SERVERS: dict[str, ServerSpec] = {
                 "--log-level",
                 "warning",
             ),
+            h2c="uvicorn has no HTTP/2",
             notes="--http httptools --loop uvloop",
         ),
         ServerSpec(
@@ -103,7 +118,9 @@ SERVERS: dict[str, ServerSpec] = {
                 "warning",
                 "{app}",
             ),
-            notes="--interface asgi --workers 1 (app runs in a worker process)",
+            # --http auto (the default) also answers h2c prior knowledge; 2 serves HTTP/2 only
+            h2c=("--http", "2"),
+            notes="--interface asgi --workers 1 (app runs in a worker process); h2: --http 2",
         ),
         ServerSpec(
             name="hypercorn",
@@ -121,7 +138,7 @@ SERVERS: dict[str, ServerSpec] = {
                 "warning",
                 "{app}",
             ),
-            notes="--worker-class uvloop",
+            notes="--worker-class uvloop; h2c prior knowledge on a plain bind by default",
         ),
         ServerSpec(
             name="h2corn",
@@ -139,7 +156,8 @@ SERVERS: dict[str, ServerSpec] = {
                 "--server-header",
                 "on",
             ),
-            notes="--server-header on (off by default; TechEmpower rules want it)",
+            notes="--server-header on (off by default; TechEmpower rules want it); h2c by "
+            "default next to HTTP/1.1",
         ),
         ServerSpec(
             name="fastpysgi",
@@ -155,6 +173,7 @@ SERVERS: dict[str, ServerSpec] = {
                 "{port}",
             ),
             websocket="fastpysgi has no WebSocket support",
+            h2c="fastpysgi has no HTTP/2",
             notes="its console script, run through the interpreter; 0.6 breaks every later "
             "connection after one 'Connection: close' request, so the harness sends none",
         ),
@@ -162,6 +181,7 @@ SERVERS: dict[str, ServerSpec] = {
             name="daphne",
             module="daphne",
             argv=(PY, "-m", "daphne", "--bind", "{host}", "--port", "{port}", "-v", "0", "{app}"),
+            h2c="daphne serves HTTP/2 only over TLS (ALPN), no h2c",
             notes="-v 0 (no access log); sends no Date header",
         ),
     )

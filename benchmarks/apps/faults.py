@@ -1,4 +1,4 @@
-"""Deliberately broken apps for the harness's own tests (tests/test_bench_runner.py).
+"""Deliberately broken apps for the harness's own tests (tests/e2e/test_bench_*.py).
 
 They prove that a server whose responses fail is reported as failing, not as fast.
 """
@@ -35,6 +35,38 @@ async def flaky_500(scope, receive, send):
         _count += 1
         await send(_start(500 if _count % 50 == 0 else 200))
         await send(_BODY)
+    elif scope["type"] == "lifespan":
+        await _lifespan(receive, send)
+
+
+async def wrong_body(scope, receive, send):
+    """200 with a body of the right length and the wrong bytes: only a check of the exact
+    body (the precheck; wrk's bench.lua) catches it, not a count of bytes."""
+    if scope["type"] == "http":
+        await send(_start(200))
+        await send({"type": "http.response.body", "body": b"Hello, Wxrld!"})
+    elif scope["type"] == "lifespan":
+        await _lifespan(receive, send)
+
+
+async def flaky_short_body(scope, receive, send):
+    """200 with the right body, but every 50th answer one byte short (Content-Length 12):
+    the precheck passes, the load generator's byte count catches the rest."""
+    global _count
+    if scope["type"] == "http":
+        _count += 1
+        if _count % 50 == 0:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"text/plain"), (b"content-length", b"12")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b"Hello, World"})
+        else:
+            await send(_start(200))
+            await send(_BODY)
     elif scope["type"] == "lifespan":
         await _lifespan(receive, send)
 
