@@ -151,6 +151,7 @@ def test_httpx_scope_and_bodies_both_ways(serve, pki, transport):
         assert results == [200] * 20
 
 
+@pytest.mark.skipif(CURL is None, reason="curl is not installed")
 def test_trailers_reach_an_http2_client(serve):
     server = serve("h2_app:app")
     out = subprocess.run(
