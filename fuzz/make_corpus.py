@@ -6,6 +6,9 @@ pipelined pair of requests, and the connection events (half-close, reset, pause_
 ticks, shutdown, abort, a body past the read high-water mark).
 fuzz_target: the request line and Host cases of tests/e2e/test_conformance.py (REFUSED,
 GOOD_HOSTS, the absolute-form ones) taken apart into method, target, version and Host.
+fuzz_h2: HTTP/2 exchanges by hand (h2_seeds): requests with and without bodies, trailers,
+several streams, resets, invalid HPACK blocks, CONTINUATION chains, floods, odd SETTINGS and
+WINDOW_UPDATEs, every app behaviour, the connection events.
 
 Each seed is encoded with fuzz._fdp.Encoder and checked to decode back to what was meant.
 Cases over MAX_SEED bytes are left out (libFuzzer's -max_len in fuzz/run.sh). Run from the
@@ -23,6 +26,7 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
+from fuzz import fuzz_h2 as H2  # noqa: E402
 from fuzz import fuzz_http as H  # noqa: E402
 from fuzz import fuzz_target as T  # noqa: E402
 from fuzz._common import FuzzedDataProvider  # noqa: E402
@@ -216,6 +220,220 @@ def target_seeds():
     yield "limit-431", case(hosts=(b"h" * 300,), limits=1)
 
 
+def h2_seeds():
+    B, P = H2.Behaviour, H2.Plan
+    END_STREAM, PRIORITY, PADDED, OPEN = 1, 2, 4, 8
+
+    def get(sel="new", flags=END_STREAM, kind="get", continuations=0):
+        return ("headers", sel, kind, flags, continuations)
+
+    def data(size, flags=1, sel="last"):
+        return ("data", sel, size, flags)
+
+    ack = ("settings", 1, ())
+    yield "get", P(0, 0, (), (get(), ack))
+    yield "get-bytewise", P(0, 1, (), (get(), *[("deliver", 1)] * 80))
+    yield "post-body", P(0, 0, (B("read_respond", 200, 2, 1, 7),), (get(kind="post", flags=0), data(1000)))
+    yield (
+        "post-flow-control",
+        P(0, 1, (B("read_respond", reads=3),), (get(kind="post", flags=0), data(70000), ("timers",))),
+    )
+    yield "trailers", P(0, 0, (B("trailers", 200, 1, 2, 7, 0, 0.1),), (get(kind="te_trailers"), ("timers",)))
+    yield (
+        "client-trailers",
+        P(
+            0,
+            0,
+            (B("read_respond"),),
+            (get(kind="post", flags=0), data(7, 0), get("last", END_STREAM, "trailers")),
+        ),
+    )
+    yield (
+        "several-streams",
+        P(
+            0,
+            0,
+            (
+                B("stream", 200, 0, 2, 1000, 0, 0.1),
+                B("respond", 404, 1),
+                B("read_respond", 200, 2),
+                B("trailers"),
+            ),
+            (get(), get(), get(kind="post", flags=0), data(100), get(kind="head"), ("timers",), get()),
+        ),
+    )
+    yield (
+        "max-streams",
+        P(1, 0, (B(wait=3.0),) * 3, (get(), get(), get(), ack, get(), ("timers",))),
+    )
+    yield (
+        "reset",
+        P(0, 0, (B("read_respond"),), (get(kind="post", flags=0), ("deliver", 0), ("rst", "last", 8))),
+    )
+    yield "rapid-reset", P(0, 0, (B(wait=3.0),), (("burst", 100), ("burst", 100)))
+    for kind in ("hpack_overflow", "hpack_bad_huffman"):
+        yield f"bad-{kind}", P(0, 0, (), (get(kind=kind), get()))
+    yield (
+        "continuation-chain",
+        P(0, 0, (), (get(continuations=3), get(flags=END_STREAM | PRIORITY | PADDED, continuations=1))),
+    )
+    yield (
+        "continuation-flood",
+        P(0, 0, (), (get(flags=OPEN), ("continuation", "last", "empty", 0), ("repeat", 10))),
+    )
+    yield "ping-flood", P(0, 0, (), (("ping", 0), ("repeat", 1001), get()))
+    yield (
+        "settings-odd",
+        P(
+            0,
+            3,
+            (),
+            (
+                ("settings", 0, ((4, 2**31), (5, 16777216), (3, 0))),
+                ("settings", 0, ((0x99, 1), (1, 0), (5, 16777215))),
+                get(),
+            ),
+        ),
+    )
+    yield (
+        "settings-window-overflow",
+        P(
+            0,
+            2,
+            (B("stream", 200, 0, 1, 20000),),
+            (
+                get(),
+                ("deliver", 0),
+                ("window", "last", H2.MAX_STREAM - 65535),
+                ("settings", 0, ((4, H2.MAX_STREAM),)),
+            ),
+        ),
+    )
+    yield (
+        "window-zero",
+        P(0, 0, (B("stream", 200, 0, 1, 20000),), (get(), ("window", 0, 0), ("window", "last", 0))),
+    )
+    yield "window-huge", P(0, 0, (), (("window", 0, H2.MAX_STREAM), get(), ("window", "last", H2.MAX_STREAM)))
+    yield (
+        "zero-window-stall",
+        P(
+            0,
+            2,
+            (B("respond", 200, 0, 0, 20000),),
+            (get(), ("deliver", 0), ("tick", 31.0), ("window", "last", 1000), ("tick", 61.0)),
+        ),
+    )
+    yield (
+        "priority",
+        P(
+            0,
+            0,
+            (),
+            (
+                ("priority", "new", "last", 16, 1),
+                ("priority", 3, 0, 256, 0),
+                get(flags=END_STREAM | PRIORITY),
+                ("priority", "last", "last", 1, 0),
+            ),
+        ),
+    )
+    yield "goaway-from-client", P(0, 0, (B(wait=3.0),), (get(), ("goaway", "last", 0), get(), ("timers",)))
+    yield (
+        "unknown-frames",
+        P(0, 0, (), (("unknown", 0x42, 0xFF, 0, 8), get(), ("unknown", 0xF0, 0, "last", 100))),
+    )
+    yield (
+        "raw-garbage",
+        P(
+            0,
+            0,
+            (),
+            (("raw", b"\x00\x00\x04\x08\x00\x00\x00\x00\x00\x00\x00\x00\x00"), get(), ("raw", b"garbage")),
+        ),
+    )
+    yield (
+        "stream-ids",
+        P(0, 0, (), (get("reserved"), ("window", "reserved", 1), get(2), data(1, 1, 0), get(H2.MAX_STREAM))),
+    )
+    yield "reused-stream", P(0, 0, (), (get(), get(), get("prev")))
+    yield (
+        "malformed",
+        P(
+            3,
+            0,
+            (),
+            tuple(
+                get(kind=k)
+                for k in (
+                    "uppercase",
+                    "connection",
+                    "no_path",
+                    "connect",
+                    "bad_authority",
+                    "host_differs",
+                    "options_star",
+                    "pseudo_after",
+                    "underscore",
+                    "empty",
+                )
+            ),
+        ),
+    )
+    yield (
+        "limits",
+        P(1, 0, (), (get(kind="big_field"), get(kind="many_fields"), ack, get(kind="cookies_host"))),
+    )
+    yield (
+        "body-limit",
+        P(
+            2,
+            0,
+            (B("read_respond"),) * 2,
+            (get(kind="huge_length", flags=0), get(kind="post", flags=0), data(1000)),
+        ),
+    )
+    modes = H2.MODES
+    for i in range(0, len(modes), 8):
+        group = tuple(B(m, 200, i % H2.HEADER_SETS, 1, 1000, 1, 0.1) for m in modes[i : i + 8])
+        yield f"modes-{i // 8}", P(0, 0, group, (*[get() for _ in group], ("timers",), ("tick", 31.0)))
+    yield (
+        "head-and-204",
+        P(
+            0,
+            0,
+            (B("stream", 204, 2, 1, 1000), B("trailers", 200, 0, 1, 1000)),
+            (get(kind="head"), get(kind="head")),
+        ),
+    )
+    yield (
+        "pause-writing",
+        P(
+            0,
+            0,
+            (B("stream", 200, 0, 3, 20000),),
+            (("pause_writing",), get(), ("deliver", 0), ("idle",), ("resume_writing",), ("idle",)),
+        ),
+    )
+    yield "eof-mid-body", P(0, 0, (B("read_respond"),), (get(kind="post", flags=0), data(7, 0), ("eof",)))
+    yield (
+        "lose-mid-response",
+        P(0, 0, (B("stream", 200, 0, 3, 1000, 0, 3.0),), (get(), ("deliver", 0), ("timers",), ("lose",))),
+    )
+    yield "shutdown-busy", P(0, 0, (B(wait=3.0),), (get(), ("deliver", 0), ("shutdown",), get(), ("timers",)))
+    yield "abort-busy", P(0, 0, (B(wait=3.0),), (get(), ("deliver", 0), ("abort",), ("idle",)))
+    yield (
+        "timeouts",
+        P(
+            2,
+            0,
+            (B("read_respond"), B(wait=45.0)),
+            (get(kind="post", flags=0), data(7, 0), ("tick", 5.0), ("tick", 5.0), get(), ("tick", 31.0)),
+        ),
+    )
+    yield "limit-concurrency", P(2, 0, (B(wait=3.0),), (get(), get(), ("timers",)))
+    yield "long-poll", P(0, 0, (B("disconnect_then_send"),), (get(), ("tick", 61.0)))
+
+
 def safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:80]
 
@@ -250,7 +468,10 @@ def write(harness: str, seeds, encode, decode) -> int:
 def main() -> None:
     n = write("fuzz_http", http_seeds(), H.encode, H.decode)
     m = write("fuzz_target", target_seeds(), T.encode, T.decode)
-    print(f"fuzz/corpus/fuzz_http: {n} seeds; fuzz/corpus/fuzz_target: {m} seeds")
+    k = write("fuzz_h2", h2_seeds(), H2.encode, H2.decode)
+    print(
+        f"fuzz/corpus/fuzz_http: {n} seeds; fuzz/corpus/fuzz_target: {m} seeds; fuzz/corpus/fuzz_h2: {k} seeds"
+    )
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@ in-process harness, and the replay of their corpora with the normal build.
 
 A finding the core does not fix yet is marked xfail(strict=True) with the place to fix it
 (and named in fuzz/_common.KNOWN); once fixed the test passes, strict turns that into a
-failure, and the marker and the name go. The three below were fixed in the core (commit
-93269c0, "fixes found by the unit suite and the fuzzer") and stay as regression tests.
+failure, and the marker and the name go. The three HTTP/1.1 ones below were fixed in the
+core (commit 93269c0, "fixes found by the unit suite and the fuzzer") and stay as regression
+tests, as do the three HTTP/2 ones fuzz_h2 found (fixed in _http/h2.pxi).
 """
 
 from __future__ import annotations
@@ -102,6 +103,99 @@ def test_abort_before_the_task_of_a_suspended_app_ran(loop):
     assert seen == ["CancelledError"]
 
 
+# --------------------------------------------------------------------------- HTTP/2 findings
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def h2_get(stream: int = 1, flags=("END_STREAM", "END_HEADERS")) -> bytes:
+    from hpack import Encoder
+    from hyperframe.frame import HeadersFrame
+
+    block = Encoder().encode([(":method", "GET"), (":scheme", "http"), (":authority", "t"), (":path", "/")])
+    return HeadersFrame(stream, block, flags=list(flags)).serialize()
+
+
+def h2_settings(initial_window_size: int | None = None) -> bytes:
+    from hyperframe.frame import SettingsFrame
+
+    settings = {} if initial_window_size is None else {SettingsFrame.INITIAL_WINDOW_SIZE: initial_window_size}
+    return SettingsFrame(0, settings=settings).serialize()
+
+
+@pytest.mark.parametrize("cut", ["no_end_headers", "frame_cut_short"])
+def test_h2_field_block_left_open_is_timed_out(loop, cut):
+    """fuzz_h2 h2-open-head: (fixed) a HEADERS frame without END_HEADERS (and no CONTINUATION), or cut
+    short, starts a stream (nghttp2's on_begin_headers) that no timeout ever ends: not
+    timeout_request_head (HTTP/1.1 only), not keep_alive_timeout (streams are open), not the
+    stream timeouts (no app runs). A client holds the connection, and its memory, for ever
+    with one frame (slowloris); the server should end the connection once
+    timeout_request_head has passed (GOAWAY: the HPACK state cannot be resumed)."""
+    ctx = make_ctx(answer_ok, loop)
+    proto, transport = connect(ctx)
+    frame = h2_get(flags=["END_STREAM"]) if cut == "no_end_headers" else h2_get()[:-2]
+    feed(proto, H2_PREFACE + h2_settings() + frame)
+    assert type(transport.get_protocol()).__name__ == "H2Protocol"
+    for _ in range(4):
+        advance(loop, ctx, 31.0)
+    assert transport.closed, f"still open after 124 s: {transport.get_protocol().state_name}"
+
+
+def test_h2_app_waiting_in_send_ends_when_the_connection_is_lost(loop):
+    """fuzz_h2 h2-lost-sender: (fixed) an app waiting in send() (writing paused here; the same with
+    more than HIGH_WATER buffered against a closed window) is never woken when the client
+    goes away: connection_lost empties the streams, then releases the senders of none. The
+    app's Task stays pending for ever, in ctx.tasks, counted in active_requests."""
+    seen = []
+
+    async def app(scope, receive, send):
+        await asyncio.sleep(1.0)
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"part", "more_body": True})
+            await send({"type": "http.response.body", "body": b"end"})
+        except BaseException as exc:
+            seen.append(type(exc).__name__)
+            raise
+
+    ctx = make_ctx(app, loop)
+    proto, transport = connect(ctx)
+    feed(proto, H2_PREFACE + h2_settings() + h2_get())
+    transport.set_write_paused(True)  # the client stops reading for a while
+    run_timers(loop, 2.0)
+    assert ctx.active_requests == 1 and ctx.tasks  # the app waits in its second send()
+    transport.peer_lost(None)
+    run_until_idle(loop)
+    run_timers(loop)
+    assert seen == ["ClientDisconnected"], seen
+    assert not ctx.tasks, ctx.tasks
+    assert ctx.active_requests == 0
+
+
+def test_h2_end_stream_held_back_by_a_closed_window_is_timed_out(loop):
+    """fuzz_h2 h2-empty-end-stall: (fixed) the app streams "hello" and then the usual empty last
+    message; the client's window (5) is used up and it never opens it. nghttp2 defers even
+    an empty DATA frame while the window is 0, so the END_STREAM never goes out; the stall
+    timeout (which resets a stream whose window stays closed) looks only at out_len, which
+    is 0. The stream, and so the connection, stays for ever."""
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"hello", "more_body": True})
+        await asyncio.sleep(0.5)
+        await send({"type": "http.response.body", "body": b""})
+
+    ctx = make_ctx(app, loop)
+    proto, transport = connect(ctx)
+    feed(proto, H2_PREFACE + h2_settings(initial_window_size=5) + h2_get())
+    run_timers(loop, 1.0)
+    # DATA "hello" without END_STREAM, and nothing after it
+    assert transport.output().endswith(b"\x00\x00\x05\x00\x00\x00\x00\x00\x01hello")
+    for _ in range(4):
+        advance(loop, ctx, 61.0)
+    assert transport.closed, f"still open after 244 s: {transport.get_protocol().state_name}"
+
+
 # --------------------------------------------------------------------------- the corpora
 
 
@@ -109,7 +203,7 @@ def _fuzz(module: str):
     return pytest.importorskip(f"fuzz.{module}", reason="fuzz/ is not in this tree (an sdist)")
 
 
-@pytest.mark.parametrize("harness", ["fuzz_http", "fuzz_target"])
+@pytest.mark.parametrize("harness", ["fuzz_http", "fuzz_target", "fuzz_h2"])
 def test_corpus_replays(harness, monkeypatch):
     """Every input in fuzz/corpus/<harness>/ through the harness's one-input function, with
     the build the suite runs (no atheris, no sanitizers): the invariants hold. Findings not

@@ -207,12 +207,10 @@ cdef class H2Protocol:
             M.connections_closed += 1
             M.open_http2 -= 1
         self.ctx.connections.discard(self)
-        for stream in list(self.streams.values()):
-            stream.disconnected = True
-            stream._wake()
-        self.streams.clear()
         self.transport = None
-        self._release_senders()
+        for stream in list(self.streams.values()):
+            stream._closed(nghttp2.NGHTTP2_CANCEL)  # receive() and a waiting send() end
+        self.streams.clear()
 
     def eof_received(self):
         # The client will send nothing more: no stream can complete its request, and no
@@ -314,6 +312,16 @@ cdef class H2Protocol:
         """The timeouts of one stream, applied once a second by _on_tick."""
         cdef ServerContext ctx = self.ctx
         cdef double stall_limit
+        if stream.scope is None:
+            # A field block that never ends holds the whole connection (RFC 9113 6.10: nothing
+            # else may come meanwhile): the slowloris of HTTP/2, bounded as HTTP/1.1's head.
+            if ctx.timeout_request_head and now - stream.started > ctx.timeout_request_head:
+                error_log.info("HTTP/2 client %s left a request head unfinished for %.0f s; closing",
+                               self.scope_template["client"], now - stream.started)
+                nghttp2.nghttp2_session_terminate_session(self.session,
+                                                          nghttp2.NGHTTP2_ENHANCE_YOUR_CALM)
+                self._flush()
+            return
         if ctx.timeout_request and stream.app_state == APP_RUNNING and \
                 now - stream.started > ctx.timeout_request:
             error_log.warning('Request timed out after %.1f s: "%s %s"; the app is cancelled',
@@ -334,7 +342,7 @@ cdef class H2Protocol:
         # A response the client's flow-control window holds back: a client that never opens
         # it would hold the stream (and the app's memory) forever. The same bound as a body
         # that stops coming (nginx's send_timeout plays this part for writes).
-        if stream.out is not None and stream.out_len > 0 and (
+        if stream.out is not None and (stream.out_len > 0 or stream.out_eof) and (
                 nghttp2.nghttp2_session_get_stream_remote_window_size(self.session, stream.stream_id) <= 0
                 or nghttp2.nghttp2_session_get_remote_window_size(self.session) <= 0):
             stall_limit = ctx.timeout_request_body or ctx.keep_alive_timeout

@@ -30,6 +30,7 @@ cdef H2Stream new_h2_stream(H2Protocol conn, int32_t stream_id):
     stream.ctx = conn.ctx
     stream.loop = conn.loop
     stream.stream_id = stream_id
+    stream.started = conn.ctx.now
     stream.headers = []
     stream.expected_length = -1
     return stream
@@ -85,9 +86,7 @@ cdef class H2Stream:
                 self.err_status = 400
             return 0
         if nl == 6 and memcmp(name, "cookie", 6) == 0:
-            if self.cookies is None:
-                self.cookies = []
-            self.cookies.append(v)
+            self.cookies = [v] if self.cookies is None else self.cookies + [v]
             return 0
         if nl == 4 and memcmp(name, "host", 4) == 0:
             # RFC 9113 8.3.1: Host and :authority must name the same; the field is then the
