@@ -8,6 +8,7 @@ and keeps the input of.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -173,6 +174,23 @@ def settle(loop: ClockLoop, limit: int = 20000) -> None:
         check(n <= limit, "the loop is still busy after %d iterations", limit)
         loop.call_soon(loop.stop)
         loop.run_forever()
+
+
+def advance(loop: ClockLoop, ctx: Any, seconds: float) -> None:
+    """The clock moves on: timers now due run, then the server's ctx.tick()."""
+    loop.now += seconds
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    settle(loop)
+    in_loop(loop, ctx.tick)
+    settle(loop)
+
+
+def close_loop(loop: ClockLoop) -> None:
+    for task in asyncio.all_tasks(loop):
+        task.cancel()
+    settle(loop)
+    loop.close()
 
 
 def run_timers(loop: ClockLoop, limit: float) -> None:

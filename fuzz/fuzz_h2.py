@@ -82,7 +82,9 @@ from fuzz._common import (  # noqa: E402
     FuzzAppError,
     FuzzedDataProvider,
     Violation,
+    advance,
     check,
+    close_loop,
     in_loop,
     new_loop,
     run_timers,
@@ -819,23 +821,6 @@ class App:
 
 
 # --------------------------------------------------------------------------- running a plan
-
-
-def advance(loop, ctx, seconds: float) -> None:
-    """The clock moves on: timers now due run, then the server's ctx.tick()."""
-    loop.now += seconds
-    loop.call_soon(loop.stop)
-    loop.run_forever()
-    settle(loop)
-    in_loop(loop, ctx.tick)
-    settle(loop)
-
-
-def close_loop(loop) -> None:
-    for task in asyncio.all_tasks(loop):
-        task.cancel()
-    settle(loop)
-    loop.close()
 
 
 def run(plan: Plan) -> None:

@@ -44,7 +44,9 @@ from fuzz._common import (  # noqa: E402
     WATCH,
     FuzzAppError,
     FuzzedDataProvider,
+    advance,
     check,
+    close_loop,
     in_loop,
     new_loop,
     parse_responses,
@@ -332,23 +334,6 @@ class App:
 # --------------------------------------------------------------------------- running a plan
 
 SERVER_ERRORS = (400, 408, 413, 414, 431, 501, 503, 505)
-
-
-def advance(loop, ctx, seconds: float) -> None:
-    """The clock moves on: timers now due run, then the server's ctx.tick()."""
-    loop.now += seconds
-    loop.call_soon(loop.stop)
-    loop.run_forever()
-    settle(loop)
-    in_loop(loop, ctx.tick)
-    settle(loop)
-
-
-def close_loop(loop) -> None:
-    for task in asyncio.all_tasks(loop):
-        task.cancel()
-    settle(loop)
-    loop.close()
 
 
 def run(plan: Plan) -> None:
