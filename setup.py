@@ -56,6 +56,8 @@ def extensions():
         ],
         include_dirs=[os.path.join(LLHTTP, "include"), os.path.join(NGHTTP2, "includes"), "csrc"],
         define_macros=[*NGHTTP2_MACROS, *debug_macros],
+        # zlib for WebSocket permessage-deflate (_http/wsdeflate.pxi)
+        libraries=["z"],
         # -fvisibility=hidden: the module exports PyInit__core only (CPython marks it visible).
         # The vendored C stays private to it: a libnghttp2 the process already has (libcurl's)
         # cannot take the place of ours, nor ours of it.

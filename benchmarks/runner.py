@@ -457,6 +457,8 @@ class Runner:
             connections=scenario.connections,
             window=scenario.ws_window,
             size=scenario.ws_size,
+            binary_messages=scenario.ws_binary,
+            deflate=scenario.ws_deflate,
             warmup=warmup,
             duration=duration,
         )

@@ -40,6 +40,9 @@ class Scenario:
     #: websocket scenario: messages in flight per connection, and message size
     ws_window: int = 8
     ws_size: int = 32
+    #: binary messages instead of text; permessage-deflate negotiated (RFC 7692)
+    ws_binary: bool = False
+    ws_deflate: bool = False
     #: pipelined latency from wrk is per batch, not per request: not reported
     latency_meaningful: bool = True
 
@@ -131,6 +134,30 @@ SCENARIOS: dict[str, Scenario] = {
             connections=8,
             ws_window=8,
             ws_size=32,
+        ),
+        Scenario(
+            name="websocket-64k",
+            description="websocket echo: 8 connections x 2 messages in flight, 64 KiB binary "
+            "messages (msgs/s)",
+            app="benchmarks.apps.raw:ws_echo",
+            kind="websocket",
+            path="/ws",
+            connections=8,
+            ws_window=2,
+            ws_size=65536,
+            ws_binary=True,
+        ),
+        Scenario(
+            name="websocket-deflate",
+            description="websocket echo with permessage-deflate: 8 connections x 8 messages in "
+            "flight, 1 KiB text messages (msgs/s)",
+            app="benchmarks.apps.raw:ws_echo",
+            kind="websocket",
+            path="/ws",
+            connections=8,
+            ws_window=8,
+            ws_size=1024,
+            ws_deflate=True,
         ),
         Scenario(
             name="fastapi",

@@ -49,7 +49,7 @@ def ensure_built(cc: str | None = None) -> str:
     os.close(fd)
     try:
         done = subprocess.run(
-            [*compiler.split(), "-O2", "-o", tmp, SOURCE],
+            [*compiler.split(), "-O2", "-o", tmp, SOURCE, "-lz"],
             capture_output=True,
             text=True,
             timeout=120,
@@ -77,6 +77,8 @@ def command(
     warmup: float,
     duration: float,
     timeout: float = 5.0,
+    binary_messages: bool = False,
+    deflate: bool = False,
 ) -> list[str]:
     return [
         binary,
@@ -98,6 +100,10 @@ def command(
         f"{duration:g}",
         "--timeout",
         f"{timeout:g}",
+        "--binary",
+        "1" if binary_messages else "0",
+        "--deflate",
+        "1" if deflate else "0",
     ]
 
 

@@ -11,9 +11,11 @@
  * then counts for --duration seconds and prints one JSON object on stdout:
  *   {"messages": N, "msgs_per_sec": R, "p50_us": ..., "p99_us": ..., "errors": E, ...}
  * A wrong echo, a close frame, a reset or a stall (no echo for --timeout s) is an error.
+ * --binary 1 sends binary messages instead of text; --deflate 1 negotiates permessage-deflate
+ * (RFC 7692, context takeover both ways), compresses every message and inflates every echo.
  * The exit status is 0 when the JSON was printed, 2 for bad arguments.
  *
- * Build: cc -O2 -o wsload wsload.c   (the harness does this itself, see benchmarks/wsclient.py)
+ * Build: cc -O2 -o wsload wsload.c -lz   (the harness does this itself, see benchmarks/wsclient.py)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -30,6 +32,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define HIST_MAX_US 1000000 /* latency histogram: 1 us buckets up to 1 s, then one overflow */
 #define MIN_SIZE 16         /* a message starts with its sequence number, 16 hex digits */
@@ -50,6 +53,9 @@ typedef struct {
     unsigned char *out;
     size_t out_len, out_off, out_cap;
     int want_out; /* EPOLLOUT armed */
+    z_stream zin, zout; /* --deflate: raw DEFLATE both ways (RFC 7692 7.2) */
+    unsigned char *z; /* inflated echo or deflated message */
+    size_t z_cap;
 } conn_t;
 
 static const char *opt_host = "127.0.0.1";
@@ -61,6 +67,8 @@ static int opt_size = 32;
 static double opt_warmup = 1.0;
 static double opt_duration = 5.0;
 static double opt_timeout = 5.0;
+static int opt_binary = 0;
+static int opt_deflate = 0;
 
 static uint32_t hist[HIST_MAX_US + 1];
 static uint64_t count_measured, count_warmup, errors, max_us;
@@ -134,12 +142,37 @@ static void queue_frame(conn_t *c, unsigned opcode, const unsigned char *data, s
     c->out_len += h + len;
 }
 
+/* Run zlib over len bytes into c->z with a sync flush (RFC 7692 7.2.1); the output size. */
+static size_t zrun(conn_t *c, z_stream *z, int inflating, const unsigned char *data, size_t len) {
+    size_t out = 0;
+    z->next_in = (unsigned char *)data;
+    z->avail_in = (unsigned)len;
+    for (;;) {
+        if (c->z_cap - out < 65536) {
+            c->z_cap = c->z_cap * 2 + 131072;
+            c->z = xrealloc(c->z, c->z_cap);
+        }
+        z->next_out = c->z + out;
+        z->avail_out = (unsigned)(c->z_cap - out);
+        int rc = inflating ? inflate(z, Z_SYNC_FLUSH) : deflate(z, Z_SYNC_FLUSH);
+        out = c->z_cap - z->avail_out;
+        if (rc != Z_OK && rc != Z_BUF_ERROR) return (size_t)-1;
+        if (z->avail_out != 0) return out;
+    }
+}
+
 static void queue_message(conn_t *c, double t) {
     static unsigned char buf[1 << 20];
+    unsigned opcode = opt_binary ? 0x2 : 0x1;
     payload_for(c->send_seq, buf);
     c->sent_at[c->send_seq % (uint64_t)opt_window] = t;
     c->send_seq++;
-    queue_frame(c, 0x1, buf, (size_t)opt_size);
+    if (opt_deflate) { /* RSV1: a compressed message, its sync-flush tail left off (7.2.1) */
+        size_t n = zrun(c, &c->zout, 0, buf, (size_t)opt_size);
+        queue_frame(c, 0x40 | opcode, c->z, n - 4);
+    } else {
+        queue_frame(c, opcode, buf, (size_t)opt_size);
+    }
 }
 
 static void flush(conn_t *c) {
@@ -202,6 +235,7 @@ static void parse_frames(conn_t *c, double t, int keep_sending) {
             return;
         }
         if (avail < h + len) break;
+        uint64_t wire_len = len;
         unsigned opcode = p[0] & 0x0f;
         int fin = (p[0] & 0x80) != 0;
         unsigned char *data = p + h;
@@ -210,9 +244,30 @@ static void parse_frames(conn_t *c, double t, int keep_sending) {
                 error_at(c, "echo arrived fragmented (client does not reassemble)");
                 return;
             }
-            if (opcode != 0x1) {
-                error_at(c, "echo of a text message came back as binary");
+            if (opcode != (opt_binary ? 0x2u : 0x1u)) {
+                error_at(c, "echo came back with the other data opcode");
                 return;
+            }
+            if (p[0] & 0x40) {
+                if (!opt_deflate) {
+                    error_at(c, "compressed echo without permessage-deflate");
+                    return;
+                }
+                /* the tail the server left off goes back on (RFC 7692 7.2.2) */
+                static unsigned char zbuf[(1 << 24) + 4];
+                memcpy(zbuf, data, (size_t)len);
+                memcpy(zbuf + len, "\x00\x00\xff\xff", 4);
+                size_t n = zrun(c, &c->zin, 1, zbuf, (size_t)len + 4);
+                if (n == (size_t)-1) {
+                    error_at(c, "echo does not inflate");
+                    return;
+                }
+                data = c->z;
+                if (n != (size_t)opt_size) {
+                    error_at(c, "echo has the wrong length");
+                    return;
+                }
+                len = n;
             }
             if (len != (uint64_t)opt_size) {
                 error_at(c, "echo has the wrong length");
@@ -247,7 +302,7 @@ static void parse_frames(conn_t *c, double t, int keep_sending) {
             error_at(c, "server sent an unknown opcode");
             return;
         }
-        pos += h + (size_t)len;
+        pos += h + (size_t)wire_len;
     }
     if (c->dead) return;
     if (pos) {
@@ -306,8 +361,9 @@ static int open_conn(conn_t *c) {
     char req[1024];
     int n = snprintf(req, sizeof req,
                      "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                     "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                     opt_path, opt_host, opt_port, WS_KEY);
+                     "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s\r\n",
+                     opt_path, opt_host, opt_port, WS_KEY,
+                     opt_deflate ? "Sec-WebSocket-Extensions: permessage-deflate\r\n" : "");
     if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
         close(fd);
         error_at(NULL, "sending the handshake failed");
@@ -354,6 +410,20 @@ static int open_conn(conn_t *c) {
         error_at(NULL, "wrong Sec-WebSocket-Accept");
         return -1;
     }
+    if (opt_deflate) {
+        if (!strstr(lower, "\r\nsec-websocket-extensions: permessage-deflate")) {
+            close(fd);
+            error_at(NULL, "permessage-deflate not negotiated");
+            return -1;
+        }
+        /* the server's window may be up to 15 bits; ours is 15 too (no parameters offered) */
+        if (inflateInit2(&c->zin, -15) != Z_OK ||
+            deflateInit2(&c->zout, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+            close(fd);
+            error_at(NULL, "zlib init failed");
+            return -1;
+        }
+    }
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     c->fd = fd;
     c->in_cap = 131072;
@@ -381,7 +451,8 @@ static uint64_t percentile(uint64_t total, double q) {
 static void usage(void) {
     fprintf(stderr,
             "usage: wsload --port N [--host 127.0.0.1] [--path /] [--conns 8] [--window 8]\n"
-            "              [--size 32] [--warmup 1] [--duration 5] [--timeout 5]\n");
+            "              [--size 32] [--warmup 1] [--duration 5] [--timeout 5]\n"
+            "              [--binary 0|1] [--deflate 0|1]\n");
     exit(2);
 }
 
@@ -399,6 +470,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--warmup")) opt_warmup = atof(v);
         else if (!strcmp(a, "--duration")) opt_duration = atof(v);
         else if (!strcmp(a, "--timeout")) opt_timeout = atof(v);
+        else if (!strcmp(a, "--binary")) opt_binary = atoi(v);
+        else if (!strcmp(a, "--deflate")) opt_deflate = atoi(v);
         else usage();
     }
     if (opt_port <= 0 || opt_port > 65535 || opt_conns < 1 || opt_window < 1 || opt_size < MIN_SIZE ||

@@ -383,7 +383,10 @@ class Config:
         # RFC 9113 6.5.2 and 6.9.1: the windows are at most 2^31-1; frames 2^14 to 2^24-1
         _check_int("http2_initial_stream_window_size", self.http2_initial_stream_window_size, 1, 2**31 - 1)
         _check_int(
-            "http2_initial_connection_window_size", self.http2_initial_connection_window_size, 65535, 2**31 - 1
+            "http2_initial_connection_window_size",
+            self.http2_initial_connection_window_size,
+            65535,
+            2**31 - 1,
         )
         _check_int("http2_max_frame_size", self.http2_max_frame_size, 16384, 2**24 - 1)
         _check_int("http2_max_headers_size", self.http2_max_headers_size, 1, 2**31 - 1, optional=True)

@@ -3,14 +3,15 @@
 The compiled HTTP protocol parses the upgrade request, builds its ``http`` scope, and hands the
 connection over by calling the function that :func:`create_ws_upgrade` returns. From there
 :class:`WebSocketProtocol` owns the socket: it completes (or refuses) the opening handshake on
-the app's word, and runs the frames through the sans-I/O ``ServerProtocol`` of the
-``websockets`` package, which does framing, masking (with its C speed-ups), fragmentation
-limits, control frames, close codes and permessage-deflate (RFC 7692).
+the app's word, and runs the frames through the compiled ``WsCodec`` (``_http/ws.pxi``),
+which does framing, unmasking, UTF-8 validation, fragmentation limits, control-frame rules,
+close codes and permessage-deflate (RFC 7692). The codec decides nothing about the
+connection: answering pings and closes, failing the connection, and when, are decided here.
 
-The handshake itself is checked with ``ServerProtocol.process_request`` (key, version,
-extension negotiation) but the HTTP responses (101, 403, 500, the denial response) are
-written here, so that they carry the server's default headers and the app's headers,
-validated the same way as on plain HTTP responses.
+The handshake itself is checked with ``ServerProtocol.process_request`` of the ``websockets``
+package (key, version, extension negotiation) but the HTTP responses (101, 403, 500, the
+denial response) are written here, so that they carry the server's default headers and the
+app's headers, validated the same way as on plain HTTP responses.
 
 Specifications followed: the ASGI HTTP & WebSocket spec (asgiref ``specs/www.rst``, websocket
 spec version 2.4), its "WebSocket Denial Response" extension (``specs/extensions.rst``),
@@ -23,21 +24,24 @@ import asyncio
 import collections
 import logging
 import os
-import struct
 from collections.abc import Callable
 from typing import Any
 
 from websockets.datastructures import Headers
 from websockets.exceptions import InvalidHandshake, InvalidHeaderValue
 from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
-from websockets.frames import Opcode
 from websockets.http11 import Request
 from websockets.protocol import OPEN as _WS_OPEN
 from websockets.server import ServerProtocol
 
 from fastasgi._http._core import (
+    WS_CLOSE,
+    WS_ERROR,
+    WS_PING,
+    WS_PONG,
     ClientDisconnected,
     Framing,
+    WsCodec,
     check_header,
     default_lines,
     error_response,
@@ -63,17 +67,11 @@ CLOSE_TIMEOUT = 5.0
 #: after the upgrade request); beyond this, reading pauses until the app accepts.
 EARLY_DATA_LIMIT = 65536
 
+#: Seconds a pending failure waits for the app to read the messages before it (see the states).
+FAIL_DELAY = CLOSE_TIMEOUT
+
 #: Outgoing frame bytes gathered before one transport.write (see WebSocketProtocol._write).
 WRITE_BATCH = 65536
-
-_HEAD16 = struct.Struct("!BBH")
-_HEAD64 = struct.Struct("!BBQ")
-
-_TEXT = Opcode.TEXT
-_BINARY = Opcode.BINARY
-_CONT = Opcode.CONT
-_PONG = Opcode.PONG
-_CLOSE = Opcode.CLOSE
 
 _HANDSHAKE_HEADERS = frozenset(
     (
@@ -92,6 +90,12 @@ _HANDSHAKE_HEADERS = frozenset(
 # - RESPONSE: the app is sending a denial response (websocket.http.response.*); the
 #   connection closes when its last body message is written.
 # - OPEN: the 101 went out; frames flow both ways.
+# - OPEN with a close pending: the peer sent a close frame, or broke a rule (the codec reported
+#   WS_ERROR), after messages the app has not finished with; the close frame (the echo of the
+#   peer's, or the failure's) goes out and the state becomes CLOSING when the app next waits
+#   in receive(), so every message that arrived before reaches the app and its answers go out
+#   before the close (RFC 6455 5.5.1: an endpoint may delay its close frame until its current
+#   message is sent). FAIL_DELAY bounds the wait for an app that never reads.
 # - CLOSING: a close frame was sent or received (by the app, the peer, a protocol error, a ping
 #   timeout or server shutdown); no message reaches the app any more, reading goes on only to
 #   see the peer's close frame or EOF, and a timer aborts the transport if neither comes.
@@ -188,9 +192,9 @@ class WebSocketProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.state = HANDSHAKE
 
-        # The frame layer starts OPEN: the handshake request was parsed by the HTTP protocol,
-        # and the responses are written here (see the module docstring).
-        self.conn = ServerProtocol(
+        # Used for the handshake checks only; it starts OPEN: the handshake request was parsed
+        # by the HTTP protocol, and the responses are written here (see the module docstring).
+        conn = ServerProtocol(
             state=_WS_OPEN,
             extensions=settings.extensions,
             max_size=settings.max_size,
@@ -230,7 +234,7 @@ class WebSocketProtocol(asyncio.Protocol):
             headers=Headers((k.decode("latin-1"), v.decode("latin-1")) for k, v in headers),
         )
         try:
-            accept_key, extensions_header, _ = self.conn.process_request(request)
+            accept_key, extensions_header, _ = conn.process_request(request)
         except InvalidHeaderValue as exc:
             extra = b""
             if exc.name == "Sec-WebSocket-Version":
@@ -247,6 +251,20 @@ class WebSocketProtocol(asyncio.Protocol):
             if extensions_header is not None:
                 accept += b"sec-websocket-extensions: " + extensions_header.encode("ascii") + b"\r\n"
             self._accept_headers = accept
+        deflate = None
+        if conn.extensions:
+            # the one extension offered is permessage-deflate (_Settings): its negotiated
+            # parameters, for the client's side then ours (RFC 7692 7.1)
+            ext: Any = conn.extensions[0]
+            deflate = (
+                ext.remote_no_context_takeover,
+                ext.local_no_context_takeover,
+                ext.remote_max_window_bits,
+                ext.local_max_window_bits,
+                ext.compress_settings.get("level", -1),
+                ext.compress_settings.get("memLevel", 8),
+            )
+        self.codec = WsCodec(settings.max_size, deflate)
 
         # Messages for the app. receive() parks one waiter when the deque is empty.
         self._queue: collections.deque[dict[str, Any]] = collections.deque()
@@ -255,8 +273,14 @@ class WebSocketProtocol(asyncio.Protocol):
         self._read_paused = False
         self._early: list[bytes] = []
         self._early_size = 0
-        self._fragments: list[bytes] | None = None
-        self._fragments_text = False
+        # The app holds a message it has not answered yet: set when one is handed over, cleared
+        # when the app waits in receive() again.
+        self._app_busy = False
+        # A peer close (True) or protocol error (False) waiting for the app to finish with the
+        # messages before it: (peer_closed, code, reason).
+        self._failure: tuple[bool, int, str] | None = None
+        self._fail_handle: asyncio.TimerHandle | None = None
+        self._close_rcvd = False
 
         # Write flow control: send() waits on this while the transport is paused.
         self._write_paused = False
@@ -264,8 +288,9 @@ class WebSocketProtocol(asyncio.Protocol):
         self._pending: list[bytes] = []
         self._pending_size = 0
         self._write_scheduled = False
-        # Set at accept: data frames are built here when no extension (deflate) is in use.
-        self._plain_frames = False
+        # messages in and out not counted into the metrics yet (see data_received, _write_pending)
+        self._in_count = 0
+        self._out_count = 0
 
         self._task: asyncio.Task | None = None
         self._lost = False
@@ -308,16 +333,17 @@ class WebSocketProtocol(asyncio.Protocol):
             transport.resume_reading()  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
-        metrics_ws(bytes_in=len(data))
         state = self.state
         if state in (OPEN, CLOSING):
-            conn = self.conn
-            conn.receive_data(data)
-            events = conn.events_received()
+            events = self.codec.feed(data)
             if events:
                 self._handle_events(events)
-            self._flush()
-        elif state == HANDSHAKE:
+            # counted once per read, not per message: the counters are C, the call is not
+            metrics_ws(messages_in=self._in_count, bytes_in=len(data))
+            self._in_count = 0
+            return
+        metrics_ws(bytes_in=len(data))
+        if state == HANDSHAKE:
             self._early.append(data)
             self._early_size += len(data)
             if self._early_size > EARLY_DATA_LIMIT:
@@ -382,47 +408,37 @@ class WebSocketProtocol(asyncio.Protocol):
     # Incoming frames
 
     def _handle_events(self, events: list) -> None:
-        for frame in events:
-            opcode = frame.opcode
-            if opcode is _TEXT or opcode is _BINARY:
-                if frame.fin:
-                    self._message(opcode is _TEXT, frame.data)
-                else:
-                    self._fragments = [frame.data]
-                    self._fragments_text = opcode is _TEXT
-            elif opcode is _CONT:
-                # The frame layer rejects a continuation without a first frame (1002) and
-                # counts the whole message against max_size (1009).
-                fragments = self._fragments
-                fragments.append(frame.data)  # type: ignore[union-attr]
-                if frame.fin:
-                    self._fragments = None
-                    self._message(self._fragments_text, b"".join(fragments))  # type: ignore[arg-type]
-            elif opcode is _PONG:
-                if self._ping_payload is not None and frame.data == self._ping_payload:
-                    self._ping_payload = None
-                    if self._pong_handle is not None:
-                        self._pong_handle.cancel()
-                        self._pong_handle = None
-            elif opcode is _CLOSE:
-                self._close_received()
-            # PING: the frame layer has queued the pong already (RFC 6455 5.5.2).
+        """What WsCodec.feed returned, in wire order (see _http/ws.pxi)."""
+        for event in events:
+            kind = type(event)
+            if kind is str:
+                self._message({"type": "websocket.receive", "text": event})
+            elif kind is bytes:
+                self._message({"type": "websocket.receive", "bytes": event})
+            else:
+                opcode = event[0]
+                if opcode == WS_PING:
+                    # RFC 6455 5.5.2: answer with a pong carrying the ping's payload; after our
+                    # close frame nothing more is sent (5.5.1).
+                    if self.state == OPEN:
+                        self._write(self.codec.control(WS_PONG, event[1]))
+                elif opcode == WS_PONG:
+                    if self._ping_payload is not None and event[1] == self._ping_payload:
+                        self._ping_payload = None
+                        if self._pong_handle is not None:
+                            self._pong_handle.cancel()
+                            self._pong_handle = None
+                elif opcode == WS_CLOSE:
+                    self._close_received(event[1], event[2])
+                elif opcode == WS_ERROR:
+                    self._protocol_error(event[1], event[2])
 
-    def _message(self, is_text: bool, data: bytes) -> None:
+    def _message(self, message: dict[str, Any]) -> None:
         if self.state != OPEN:
             # After a close frame went out, data frames are discarded (RFC 6455 1.4).
             return
-        if is_text:
-            try:
-                message: dict[str, Any] = {"type": "websocket.receive", "text": data.decode()}
-            except UnicodeDecodeError as exc:
-                # RFC 6455 8.1: a text message that is not valid UTF-8 fails the connection,
-                # and 7.4.1 gives 1007 for data inconsistent with the message type.
-                self._fail(1007, f"invalid UTF-8 at position {exc.start}")
-                return
-        else:
-            message = {"type": "websocket.receive", "bytes": data}
-        metrics_ws(messages_in=1)
+        self._in_count += 1
+        self._app_busy = True
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
@@ -434,45 +450,67 @@ class WebSocketProtocol(asyncio.Protocol):
         if len(queue) >= self.settings.max_queue and not self._read_paused:
             self._pause_reading()
 
-    def _close_received(self) -> None:
-        close = self.conn.close_rcvd
+    def _close_received(self, code: int, reason: str) -> None:
+        self._close_rcvd = True
+        if self.state == OPEN and (self._app_busy or self._queue):
+            self._defer(True, code, reason)
+            return
+        self._answer_close(code, reason)
+
+    def _answer_close(self, code: int, reason: str) -> None:
         if self.state == OPEN:
-            # The peer started the closing handshake; the frame layer echoed its close frame
-            # (RFC 6455 5.5.1) and asked for the TCP connection to be closed.
+            # The peer started the closing handshake: echo its code (RFC 6455 5.5.1; an empty
+            # close frame for one without a code), then close the TCP connection (7.1.1).
             self.state = CLOSING
             self._stop_keepalive()
-            self._resume_reading()
-        if close is not None:
-            self._queue_disconnect(close.code, close.reason)
+            self._cancel_failure()
+            self._write(self.codec.close_frame(code))
+            self._queue_disconnect(code, reason)
+        self._write_pending()
+        self._close_transport()
+
+    def _protocol_error(self, code: int, reason: str) -> None:
+        """The peer broke a rule (1002), sent invalid UTF-8 (1007) or too big a message (1009)."""
+        if self.state != OPEN:
+            self._close_transport()
+        elif self._app_busy or self._queue:
+            self._defer(False, code, reason)
+        else:
+            self._fail(code, reason)
+
+    def _defer(self, peer_closed: bool, code: int, reason: str) -> None:
+        """Messages before this close are still with the app: close once it is done."""
+        self._failure = (peer_closed, code, reason)
+        self._pause_reading()
+        self._fail_handle = self.loop.call_later(FAIL_DELAY, self._close_deferred)
+
+    def _close_deferred(self) -> None:
+        self._fail_handle = None
+        failure = self._failure
+        if failure is not None and self.state == OPEN:
+            peer_closed, code, reason = failure
+            if peer_closed:
+                self._answer_close(code, reason)
+            else:
+                self._fail(code, reason)
+
+    def _cancel_failure(self) -> None:
+        self._failure = None
+        if self._fail_handle is not None:
+            self._fail_handle.cancel()
+            self._fail_handle = None
 
     def _fail(self, code: int, reason: str) -> None:
         """Fail the connection (RFC 6455 7.1.7) with ``code``; the app sees it as its disconnect."""
-        self.conn.fail(code, reason)
+        self._cancel_failure()
         self.state = CLOSING
         self._stop_keepalive()
+        self._write(self.codec.close_frame(code, reason))
         self._queue_disconnect(code, reason)
+        self._write_pending()
+        self._close_transport()
 
     # Outgoing data
-
-    def _flush(self) -> None:
-        """Write what the frame layer produced; an empty chunk means "close the TCP side"."""
-        conn = self.conn
-        if conn.parser_exc is not None and self.state == OPEN:
-            # The frame layer failed the connection on a protocol error (1002), a message over
-            # max_size (1009), a bad close reason (1007) or a peer EOF mid-frame.
-            self.state = CLOSING
-            self._stop_keepalive()
-            sent = conn.close_sent
-            if sent is not None:
-                self._queue_disconnect(sent.code, sent.reason)
-            else:
-                self._queue_disconnect(1006, "")
-        for chunk in conn.data_to_send():
-            if chunk:
-                self._write(chunk)
-            else:
-                self._write_pending()
-                self._close_transport()
 
     def _write(self, data: bytes) -> None:
         """Queue frame bytes; they go out in one ``transport.write`` per loop iteration (an
@@ -499,14 +537,15 @@ class WebSocketProtocol(asyncio.Protocol):
             self._pending_size = 0
             transport = self.transport
             if transport is not None and not transport.is_closing():
-                metrics_ws(bytes_out=len(data))
+                metrics_ws(messages_out=self._out_count, bytes_out=len(data))
                 transport.write(data)
+            self._out_count = 0
 
     def _close_transport(self) -> None:
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        if self.conn.close_rcvd is not None:
+        if self._close_rcvd:
             # Both close frames have been exchanged: RFC 6455 7.1.1 has the server close the
             # TCP connection first. The peer sends nothing after its close frame, so there is
             # no unread data that would turn the close into a reset.
@@ -538,11 +577,15 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def _start_close(self, code: int, reason: str) -> None:
         """Send a close frame from OPEN and wait for the peer's (RFC 6455 7.1.2)."""
-        self.conn.send_close(code, reason)
+        if self._failure is not None:
+            # the app closes before the pending close was carried out: that one goes out
+            self._close_deferred()
+            return
         self.state = CLOSING
         self._stop_keepalive()
+        self._write(self.codec.close_frame(code, reason))
         self._queue_disconnect(code, reason)
-        self._flush()
+        self._write_pending()
         self._resume_reading()
         self._arm_close_timer()
 
@@ -576,8 +619,7 @@ class WebSocketProtocol(asyncio.Protocol):
         if self._ping_payload is None or settings.ping_timeout is None:
             payload = os.urandom(4)
             self._ping_payload = payload
-            self.conn.send_ping(payload)
-            self._flush()
+            self._write(self.codec.control(WS_PING, payload))
             if settings.ping_timeout is not None:
                 self._pong_handle = self.loop.call_later(settings.ping_timeout, self._ping_timed_out)
         self._ping_handle = self.loop.call_later(settings.ping_interval, self._send_ping)  # type: ignore[arg-type]
@@ -589,7 +631,6 @@ class WebSocketProtocol(asyncio.Protocol):
         logger.info('%s - "WebSocket %s" keepalive ping timeout', *self._describe())
         # RFC 6455 7.4.1: 1011, the server cannot go on with this connection.
         self._fail(1011, "keepalive ping timeout")
-        self._flush()
 
     def _stop_keepalive(self) -> None:
         if self._ping_handle is not None:
@@ -604,6 +645,7 @@ class WebSocketProtocol(asyncio.Protocol):
         if self._close_handle is not None:
             self._close_handle.cancel()
             self._close_handle = None
+        self._cancel_failure()
 
     # The ASGI side
 
@@ -659,6 +701,11 @@ class WebSocketProtocol(asyncio.Protocol):
 
     async def receive(self) -> dict[str, Any]:
         queue = self._queue
+        if not queue:
+            # The app is done with what it was handed.
+            self._app_busy = False
+            if self._failure is not None:
+                self._close_deferred()
         if queue:
             message = queue.popleft()
             if self._read_paused and len(queue) <= self.settings.resume_at and self.state == OPEN:
@@ -687,34 +734,13 @@ class WebSocketProtocol(asyncio.Protocol):
         state = self.state
         if state == OPEN:
             if msg_type == "websocket.send":
-                metrics_ws(messages_out=1)
+                self._out_count += 1
                 data = message.get("bytes")
-                if data is not None:
-                    opcode = 0x82
-                else:
-                    text = message.get("text")
-                    if text is None:
+                if data is None:
+                    data = message.get("text")
+                    if data is None:
                         raise RuntimeError("websocket.send needs 'bytes' or 'text'.")
-                    data = text.encode()
-                    opcode = 0x81
-                if self._plain_frames:
-                    # No extension negotiated: an unmasked, unfragmented server frame is its
-                    # RFC 6455 5.2 header and the payload, so build it here rather than through
-                    # the frame layer's general serializer (a third of the cost of an echo).
-                    n = len(data)
-                    if n < 126:
-                        self._write(bytes((opcode, n)) + data)
-                    else:
-                        self._write(
-                            _HEAD16.pack(opcode, 126, n) if n < 65536 else _HEAD64.pack(opcode, 127, n)
-                        )
-                        self._write(bytes(data))
-                else:
-                    if opcode == 0x82:
-                        self.conn.send_binary(data)
-                    else:
-                        self.conn.send_text(data)
-                    self._flush()
+                self._write(self.codec.message(data))
             elif msg_type == "websocket.close":
                 self._app_closed = True
                 self._start_close(*self._close_args(message))
@@ -793,7 +819,6 @@ class WebSocketProtocol(asyncio.Protocol):
         self.transport.write(b"".join(head))  # type: ignore[union-attr]
         self.state = OPEN
         self._accepted = True
-        self._plain_frames = not self.conn.extensions
         # The same two lines as uvicorn, so log-based tooling keeps working.
         logger.info('%s - "WebSocket %s" [accepted]', *self._describe())
         logger.info("connection open")

@@ -323,7 +323,7 @@ cdef class H2Stream:
     cdef long long body_received
     cdef object receive_waiter
     cdef bint disconnected
-    cdef double started             # the tick's time when the head was complete
+    cdef double started             # the tick's time the head began, then when it was complete
     cdef double body_activity       # the tick's time of the last body bytes
     cdef double t0                  # monotonic() at the head's end (access log or metrics)
     # the response
@@ -361,3 +361,80 @@ cdef class H2Stream:
     cdef _app_done(self)
     cdef _app_returned(self, object result)
     cdef _app_failed(self, object exc)
+
+
+# zlib's C API (zlib.h), what permessage-deflate (wsdeflate.pxi) uses of it.
+cdef extern from "zlib.h" nogil:
+    ctypedef struct z_stream:
+        const unsigned char* next_in
+        unsigned int avail_in
+        unsigned char* next_out
+        unsigned int avail_out
+        const char* msg
+    int Z_OK
+    int Z_STREAM_END
+    int Z_BUF_ERROR
+    int Z_NO_FLUSH
+    int Z_SYNC_FLUSH
+    int Z_DEFLATED
+    int Z_DEFAULT_STRATEGY
+    int Z_DEFAULT_COMPRESSION
+    int inflateInit2(z_stream* strm, int windowBits)
+    int inflate(z_stream* strm, int flush)
+    int inflateReset(z_stream* strm)
+    int inflateEnd(z_stream* strm)
+    int deflateInit2(z_stream* strm, int level, int method, int windowBits, int memLevel, int strategy)
+    int deflate(z_stream* strm, int flush)
+    int deflateReset(z_stream* strm)
+    int deflateEnd(z_stream* strm)
+
+
+# Where the frame parser is (ws.pxi): in a frame head, in its payload, or done (after a close
+# frame or a protocol error nothing more is read).
+cdef enum WsPhase:
+    WS_HEAD
+    WS_PAYLOAD
+    WS_DONE
+
+
+cdef class WsCodec:
+    # RFC 6455 frames of one server-side connection: parse, unmask, validate, reassemble;
+    # build; permessage-deflate (RFC 7692) when negotiated.
+    cdef WsPhase phase
+    cdef unsigned char head[14]         # the frame head being read (RFC 6455 5.2)
+    cdef int head_len
+    cdef int head_need                  # 2 until the length byte says more
+    cdef int opcode                     # of the frame being read
+    cdef bint fin
+    cdef unsigned char mask[4]
+    cdef unsigned long long remaining   # payload bytes of this frame still to come
+    cdef unsigned int mask_pos          # payload bytes of this frame already unmasked
+    cdef int msg_opcode                 # 0: no data message in progress; else TEXT or BINARY
+    cdef bint msg_compressed            # RSV1 on its first frame (RFC 7692 6)
+    cdef Buf msg                        # the data message so far, unmasked (and inflated)
+    cdef Buf ctl                        # the control frame's payload
+    cdef Buf zin                        # compressed payload, unmasked, before inflate
+    cdef Buf zout                       # frames being built with deflate
+    cdef long long max_size             # -1: no limit
+    # incremental UTF-8 (RFC 3629 4): continuation bytes still needed, and the range the next
+    # one must fall in
+    cdef int u_need
+    cdef unsigned char u_lo
+    cdef unsigned char u_hi
+    # permessage-deflate
+    cdef readonly bint deflate
+    cdef bint inflate_reset             # the client's no_context_takeover
+    cdef bint deflate_reset             # ours
+    cdef bint z_in_ready
+    cdef bint z_out_ready
+    cdef z_stream z_in
+    cdef z_stream z_out
+
+    cdef int _fail(self, list events, int code, str reason) except -1
+    cdef int _on_start(self, list events) except -1
+    cdef int _on_head(self, list events) except -1
+    cdef int _on_payload(self, const unsigned char* p, Py_ssize_t n, list events) except -1
+    cdef int _on_frame_end(self, list events) except -1
+    cdef int _on_close(self, list events) except -1
+    cdef int _utf8(self, const unsigned char* p, Py_ssize_t n) noexcept nogil
+    cdef bytes _frame(self, int b0, const char* p, Py_ssize_t n)

@@ -231,3 +231,40 @@ def nghttp2_version() -> str:
 def nghttp2_has_security_options() -> bool:
     """True: the stream-reset rate limit (CVE-2023-44487) and the CONTINUATION limit
     (CVE-2024-28182) of Debian's patches are there (a build without them does not link)."""
+
+# WebSocket frames (RFC 6455, RFC 7692): _http/ws.pxi, _http/wsdeflate.pxi
+
+WS_CONT: int
+WS_TEXT: int
+WS_BINARY: int
+WS_CLOSE: int
+WS_PING: int
+WS_PONG: int
+#: the kind of WsCodec.feed's protocol-error event (not an opcode)
+WS_ERROR: int
+
+class WsCodec:
+    """The RFC 6455 frames of one server-side connection: client frames are parsed, unmasked,
+    checked (reserved bits and opcodes, masking, control-frame rules, close codes of 7.4,
+    UTF-8 at the first invalid byte) and reassembled into messages; messages are built into
+    frames. With ``deflate``, permessage-deflate (RFC 7692) on zlib.
+
+    ``max_size``: the largest message in bytes (after inflating), None for no limit.
+    ``deflate``: None, or the negotiated ``(client_no_context_takeover,
+    server_no_context_takeover, client_max_window_bits, server_max_window_bits, level,
+    mem_level)``."""
+
+    deflate: bool
+
+    def __init__(self, max_size: int | None = None, deflate: tuple | None = None) -> None: ...
+    def feed(self, data: bytes) -> list[Any]:
+        """What ``data`` completed, in wire order: a str (text message), bytes (binary message),
+        ``(WS_PING, payload)``, ``(WS_PONG, payload)``, ``(WS_CLOSE, code, reason)`` (code 1005
+        for an empty close frame) or ``(WS_ERROR, code, reason)`` with code 1002, 1007 or 1009.
+        After a close frame or an error the codec is done and ignores later bytes."""
+    def message(self, data: str | bytes | bytearray | memoryview) -> bytes:
+        """A data frame: str as text, bytes-like as binary; compressed (RSV1) with deflate."""
+    def control(self, opcode: int, payload: bytes = b"") -> bytes:
+        """A ping or pong frame; ``payload`` is at most 125 bytes (RFC 6455 5.5)."""
+    def close_frame(self, code: int, reason: str = "") -> bytes:
+        """A close frame with ``code`` and ``reason``; code 1005 gives an empty close frame."""

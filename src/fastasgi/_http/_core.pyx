@@ -61,3 +61,7 @@ include "h2.pxi"
 include "h2stream.pxi"
 # an HTTP/1.1 connection handed to WebSocket or HTTP/2
 include "takeover.pxi"
+# WebSocket frames: parse, unmask, UTF-8, reassemble, build (RFC 6455)
+include "ws.pxi"
+# WebSocket permessage-deflate (RFC 7692) on zlib
+include "wsdeflate.pxi"
