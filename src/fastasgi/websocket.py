@@ -42,6 +42,7 @@ from fastasgi._http._core import (
     ClientDisconnected,
     Framing,
     WsCodec,
+    _Done,
     check_header,
     default_lines,
     error_response,
@@ -53,6 +54,8 @@ from fastasgi._http._core import (
 
 __all__ = ["ClientDisconnected", "WebSocketProtocol", "create_ws_upgrade"]
 
+#: the completed awaitable send() returns when it had nothing to wait for (one, shared)
+DONE = _Done()
 logger = logging.getLogger("fastasgi.error")
 
 #: ASGI websocket spec version this layer implements (2.4: ``reason`` on disconnect, and
@@ -724,7 +727,22 @@ class WebSocketProtocol(asyncio.Protocol):
             if self._waiter is waiter:
                 self._waiter = None
 
-    async def send(self, message: dict[str, Any]) -> None:
+    def send(self, message: dict[str, Any]) -> Any:
+        """ASGI send. A message on an open connection that is not write-paused is framed and
+        queued right here, and the shared completed awaitable comes back (no coroutine, as
+        HTTP's send); everything else goes through ``_send``."""
+        if self.state == OPEN and not self._write_paused and message["type"] == "websocket.send":
+            self._out_count += 1
+            data = message.get("bytes")
+            if data is None:
+                data = message.get("text")
+                if data is None:
+                    raise RuntimeError("websocket.send needs 'bytes' or 'text'.")
+            self._write(self.codec.message(data))
+            return DONE
+        return self._send(message)
+
+    async def _send(self, message: dict[str, Any]) -> None:
         if self._write_paused:
             drain = self._drain
             if drain is None:

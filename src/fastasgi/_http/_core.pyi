@@ -6,7 +6,7 @@ The module is Cython over the vendored llhttp C parser. It holds the HTTP/1.1
 
 import asyncio
 import enum
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Generator, MutableMapping
 from typing import Any
 
 ASGIApp = Callable[
@@ -268,3 +268,9 @@ class WsCodec:
         """A ping or pong frame; ``payload`` is at most 125 bytes (RFC 6455 5.5)."""
     def close_frame(self, code: int, reason: str = "") -> bytes:
         """A close frame with ``code`` and ``reason``; code 1005 gives an empty close frame."""
+
+class _Done:
+    """An awaitable that is already complete, with the result None; send() returns one
+    shared instance when it had nothing to wait for."""
+
+    def __await__(self) -> Generator[Any]: ...
