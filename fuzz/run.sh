@@ -4,7 +4,9 @@
 #     fuzz/run.sh fuzz_http 600 [more libFuzzer flags]
 #     FUZZ_CPU=1 fuzz/run.sh fuzz_target 60        # pinned to CPU 1 (taskset)
 #     fuzz/run.sh fuzz_http replay FILE...          # run inputs once (a crash, a corpus)
-#     fuzz/run.sh fuzz_h2 600                       # HTTP/2 (harnesses: fuzz_http, fuzz_target, fuzz_h2)
+#     fuzz/run.sh fuzz_h2 600                       # HTTP/2
+#     fuzz/run.sh fuzz_ws 600                       # WebSocket frames and the inflater
+#                                                   # (harnesses: fuzz_http, fuzz_target, fuzz_h2, fuzz_ws)
 #
 # Needs fuzz/build-sanitized.sh first and `pip install atheris`. New inputs go to
 # fuzz/build/corpus/HARNESS (the seeds in fuzz/corpus/HARNESS are read, never written),
