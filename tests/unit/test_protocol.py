@@ -741,15 +741,29 @@ def test_100_continue_ignored_for_http10(loop):
 # --------------------------------------------------------------------------- shutdown
 
 
-def test_shutdown_closes_an_idle_connection_now(loop):
+def test_shutdown_closes_an_idle_connection_after_the_grace(loop):
+    """A kept-alive connection that is idle when the shutdown begins is closed once it has
+    been idle for SHUTDOWN_GRACE (1 s); a request arriving meanwhile is answered with
+    Connection: close rather than cut by our close (the race a proxy's retry would absorb)."""
+
     async def app(scope, receive, send):
         await send_ok(send)
 
-    proto, t = connect(make_ctx(app, loop))
+    ctx = make_ctx(app, loop)
+    proto, t = connect(ctx)
     feed(proto, get())
     call(proto, "shutdown")
-    assert t.output() == resp()
-    assert not_writes(t) == [("close",)]
+    assert not t.closed
+    feed(proto, get())  # the next request crosses the shutdown
+    assert t.output() == resp() + resp(close=True)
+    assert t.closed
+    other, t_other = connect(ctx)
+    feed(other, get())
+    call(other, "shutdown")
+    advance(loop, ctx, 0.5)
+    assert not t_other.closed
+    advance(loop, ctx, 0.6)
+    assert t_other.closed and not_writes(t_other) == [("close",)]
 
 
 def test_shutdown_lets_the_request_in_flight_finish_with_connection_close(loop):
@@ -793,7 +807,9 @@ def test_begin_shutdown_closes_idle_and_answers_busy_connections(loop):
     busy, t_busy = connect(ctx)
     feed(busy, get("slow"))
     call(ctx, "begin_shutdown")
-    assert t_idle.closed and not t_busy.closed
+    assert not t_idle.closed and not t_busy.closed
+    advance(loop, ctx, 1.1)
+    assert t_idle.closed and not t_busy.closed  # idle for the grace
     gate.open("slow")
     assert t_busy.output() == resp(close=True)
     assert t_busy.closed

@@ -40,8 +40,9 @@ for _a, _bs in {
     for _b in _bs:
         CONN_NEXT[_a][_b] = True
 
-# During shutdown an idle connection that has not sent a byte may have a request on its way:
-# it is closed after this grace, so a client that connected just before is answered, not reset.
+# During shutdown an idle connection is closed once it has been idle this long: a request may
+# be on its way (a new connection's first, or a kept-alive one's next, which a proxy sends the
+# moment it picks the connection). Answered, with Connection: close, not reset by our close.
 cdef double SHUTDOWN_GRACE = 1.0
 
 
@@ -191,10 +192,10 @@ cdef class HttpProtocol:
     # control from the server ---------------------------------------------------------------
 
     def shutdown(self):
-        """Finish the exchange in flight (if any), then close."""
+        """Finish the exchange in flight (if any) with Connection: close; an idle connection
+        closes after SHUTDOWN_GRACE of idleness (_on_tick), so a request crossing the close
+        is served, not lost (a proxy's retry budget is small: nginx's is its server count)."""
         self.keep_alive_allowed = False
-        if self.state == CONN_IDLE and self.served:
-            self._close()
 
     def abort(self):
         """Close now and cancel the app's task for the request in progress, if any."""
@@ -214,7 +215,7 @@ cdef class HttpProtocol:
         cdef RequestCycle cycle = self.cycle
         if self.state == CONN_IDLE:
             if now - self.idle_since >= ctx.keep_alive_timeout or (
-                    ctx.shutting_down and (self.served or now - self.idle_since >= SHUTDOWN_GRACE)):
+                    not self.keep_alive_allowed and now - self.idle_since >= SHUTDOWN_GRACE):
                 self._close()
         elif self.state == CONN_HEAD:
             if ctx.timeout_request_head and now - self.head_started > ctx.timeout_request_head:
