@@ -197,8 +197,10 @@ def test_sigterm_finishes_requests_closes_idle_connections_and_websockets():
                 time.sleep(0.02)
 
             server.send_signal(signal.SIGTERM)
-            took, leftover = wait_closed(idle, timeout=0.9)  # at once, not after the requests
-            assert leftover == b"" and took < 0.9
+            # Closed without waiting for the requests: at the first tick that finds it idle for
+            # the shutdown grace (1 s; a request crossing the close would still be answered).
+            took, leftover = wait_closed(idle, timeout=2.5)
+            assert leftover == b"" and took < 2.5
             with pytest.raises(ConnectionClosed):
                 ws.recv(timeout=HTTP_TIMEOUT)
             assert ws.close_code == 1012  # RFC 6455 7.4.1: service restart
