@@ -732,15 +732,19 @@ class WebSocketProtocol(asyncio.Protocol):
         queued right here, and the shared completed awaitable comes back (no coroutine, as
         HTTP's send); everything else goes through ``_send``."""
         if self.state == OPEN and not self._write_paused and message["type"] == "websocket.send":
-            self._out_count += 1
-            data = message.get("bytes")
-            if data is None:
-                data = message.get("text")
-                if data is None:
-                    raise RuntimeError("websocket.send needs 'bytes' or 'text'.")
-            self._write(self.codec.message(data))
+            self._send_message(message)
             return DONE
         return self._send(message)
+
+    def _send_message(self, message: dict[str, Any]) -> None:
+        """Frame a websocket.send message and queue it."""
+        self._out_count += 1
+        data = message.get("bytes")
+        if data is None:
+            data = message.get("text")
+            if data is None:
+                raise RuntimeError("websocket.send needs 'bytes' or 'text'.")
+        self._write(self.codec.message(data))
 
     async def _send(self, message: dict[str, Any]) -> None:
         if self._write_paused:
@@ -752,13 +756,7 @@ class WebSocketProtocol(asyncio.Protocol):
         state = self.state
         if state == OPEN:
             if msg_type == "websocket.send":
-                self._out_count += 1
-                data = message.get("bytes")
-                if data is None:
-                    data = message.get("text")
-                    if data is None:
-                        raise RuntimeError("websocket.send needs 'bytes' or 'text'.")
-                self._write(self.codec.message(data))
+                self._send_message(message)
             elif msg_type == "websocket.close":
                 self._app_closed = True
                 self._start_close(*self._close_args(message))

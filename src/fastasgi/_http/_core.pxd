@@ -357,7 +357,7 @@ cdef class H2Stream:
     cdef _response_complete(self)
     cdef _send_error(self, int status)
     cdef _reset(self, unsigned int code)
-    cdef _log_access(self)
+    cdef _account(self)
     cdef _app_done(self)
     cdef _app_returned(self, object result)
     cdef _app_failed(self, object exc)

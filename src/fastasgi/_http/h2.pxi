@@ -116,16 +116,11 @@ cdef inline bint is_hop_field(const char* p, Py_ssize_t n) noexcept:
         or (n == 7 and memcmp(p, "upgrade", 7) == 0)
 
 
-cdef bytes decimal(long long v):
-    cdef char digits[24]
-    cdef int i = 24
-    if v == 0:
-        return b"0"
-    while v:
-        i -= 1
-        digits[i] = <char>(c'0' + v % 10)
-        v //= 10
-    return PyBytes_FromStringAndSize(digits + i, 24 - i)
+cdef bytes decimal(Buf* scratch, long long v):
+    """v in decimal digits, through the connection's scratch buffer (buf_add_int)."""
+    scratch.len = 0
+    buf_add_int(scratch, v, 10)
+    return buf_bytes(scratch)
 
 
 @cython.final

@@ -86,7 +86,9 @@ cdef class H2Stream:
                 self.err_status = 400
             return 0
         if nl == 6 and memcmp(name, "cookie", 6) == 0:
-            self.cookies = [v] if self.cookies is None else self.cookies + [v]
+            if self.cookies is None:
+                self.cookies = []
+            self.cookies.append(v)
             return 0
         if nl == 4 and memcmp(name, "host", 4) == 0:
             # RFC 9113 8.3.1: Host and :authority must name the same; the field is then the
@@ -340,7 +342,7 @@ cdef class H2Stream:
                 (whole or not self.is_head):
             # the whole body came in one message: say its length (a HEAD's empty body says
             # nothing about GET's)
-            fields.append((b"content-length", decimal(whole)))
+            fields.append((b"content-length", decimal(&conn.scratch, whole)))
         no_body = no_body or self.is_head
         self._set_response(RESP_STREAMING)
         if no_body or not (has_body or self.trailers):
@@ -393,17 +395,18 @@ cdef class H2Stream:
     cdef _response_complete(self):
         self._set_response(RESP_DONE)
         self._wake()
-        self._log_access()
-        if M != NULL:
-            count_request_at(2, H2_METHOD_INDEX.get(self.method, M_METHODS - 1), self.status, self.t0)
+        self._account()
 
-    cdef _log_access(self):
+    cdef _account(self):
+        """The response is over: its access-log line and its count."""
         cdef ServerContext ctx = self.ctx
         if ctx.access_log is not None:
             try:
                 ctx.access_log(self.scope, self.status, self.sent_length, monotonic() - self.t0)
             except BaseException:
                 error_log.exception("Access log failed")
+        if M != NULL:
+            count_request_at(2, H2_METHOD_INDEX.get(self.method, M_METHODS - 1), self.status, self.t0)
 
     cdef _send_error(self, int status):
         """Answer in the app's place (bad input, limits, timeouts, an app that failed before
@@ -422,7 +425,7 @@ cdef class H2Stream:
         self._set_response(RESP_DONE)
         self.sent_length = 0 if self.is_head else PyBytes_GET_SIZE(body)
         fields = [(b":status", H2_STATUS[status]), (b"content-type", H2_CONTENT_TYPE_TEXT),
-                  (b"content-length", decimal(PyBytes_GET_SIZE(body)))]
+                  (b"content-length", decimal(&self.conn.scratch, PyBytes_GET_SIZE(body)))]
         if self.ctx.server_line:
             fields.append((b"server", b"fastasgi"))
         if self.is_head:
@@ -435,9 +438,7 @@ cdef class H2Stream:
             provider.source.ptr = <void*>self
             provider.read_callback = h2_read_body
             _submit_fields(self.conn.session, self.stream_id, fields, False, &provider)
-        self._log_access()
-        if M != NULL:
-            count_request_at(2, H2_METHOD_INDEX.get(self.method, M_METHODS - 1), status, self.t0)
+        self._account()
         self.disconnected = True        # the app's further sends raise, receive() says so
         self._wake()
         self.conn._flush()
