@@ -30,7 +30,11 @@ ws.onmessage = (ev) => {
     ws.close(4321, "done");
     out.textContent = "reporting " + report;
     fetch("/report?t=" + t, {method: "POST", body: report})
-      .then((r) => { out.textContent = "reported " + r.status + " " + report; });
+      .then((r) => {
+        out.textContent = "reported " + r.status + " " + report;
+        // and what the page shows now, so the test sees the rendered result too
+        return fetch("/report?t=" + t + "&shown=1", {method: "POST", body: JSON.stringify({text: out.textContent})});
+      });
   }
 };
 ws.onerror = () => { out.textContent = "websocket error"; };
