@@ -21,7 +21,6 @@ RFC 6455 and RFC 7692.
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import os
 from collections.abc import Callable
@@ -36,12 +35,18 @@ from websockets.server import ServerProtocol
 
 from fastasgi._http._core import (
     WS_CLOSE,
+    WS_CLOSED,
+    WS_CLOSING,
     WS_ERROR,
+    WS_HANDSHAKE,
+    WS_OPEN,
     WS_PING,
     WS_PONG,
+    WS_RESPONSE,
     ClientDisconnected,
     Framing,
     WsCodec,
+    WsConn,
     _Done,
     check_header,
     default_lines,
@@ -73,9 +78,6 @@ EARLY_DATA_LIMIT = 65536
 #: Seconds a pending failure waits for the app to read the messages before it (see the states).
 FAIL_DELAY = CLOSE_TIMEOUT
 
-#: Outgoing frame bytes gathered before one transport.write (see WebSocketProtocol._write).
-WRITE_BATCH = 65536
-
 _HANDSHAKE_HEADERS = frozenset(
     (
         b"sec-websocket-protocol",
@@ -105,7 +107,8 @@ _HANDSHAKE_HEADERS = frozenset(
 # - CLOSED: the HTTP exchange is over or the transport is gone. Terminal.
 # The app sees exactly one websocket.disconnect, queued after the messages already received;
 # once it has been read, receive() keeps returning it.
-HANDSHAKE, RESPONSE, OPEN, CLOSING, CLOSED = range(5)
+# (The numbers are the core's: WsConn, the per-message path, tests them too.)
+HANDSHAKE, RESPONSE, OPEN, CLOSING, CLOSED = WS_HANDSHAKE, WS_RESPONSE, WS_OPEN, WS_CLOSING, WS_CLOSED
 
 
 class _Settings:
@@ -185,15 +188,22 @@ def _subprotocols(headers: list[tuple[bytes, bytes]]) -> list[str]:
     return offered
 
 
-class WebSocketProtocol(asyncio.Protocol):
-    """One upgraded connection: the handshake, then frames, for one ASGI app call."""
+class WebSocketProtocol(WsConn, asyncio.Protocol):
+    """One upgraded connection: the handshake, then frames, for one ASGI app call.
+
+    The per-message path (data_received for an open connection, receive(), send() of a
+    message, the write batching, reading flow control) is the compiled base class ``WsConn``
+    (``_http/wsconn.pxi``); its attributes (state, transport, loop, codec, _queue, _waiter,
+    _disconnect, _failure, _pending, _read_paused, _write_paused, _app_busy, ...) are the
+    ones this class reads and sets.
+    """
 
     def __init__(self, ctx: Any, settings: _Settings, http_scope: dict) -> None:
         self.ctx = ctx
-        self.loop: asyncio.AbstractEventLoop = ctx.loop
+        self.loop = ctx.loop
         self.settings = settings
-        self.transport: asyncio.Transport | None = None
-        self.state = HANDSHAKE
+        self.max_queue = settings.max_queue
+        self.resume_at = settings.resume_at
 
         # Used for the handshake checks only; it starts OPEN: the handshake request was parsed
         # by the HTTP protocol, and the responses are written here (see the module docstring).
@@ -269,31 +279,17 @@ class WebSocketProtocol(asyncio.Protocol):
             )
         self.codec = WsCodec(settings.max_size, deflate)
 
-        # Messages for the app. receive() parks one waiter when the deque is empty.
-        self._queue: collections.deque[dict[str, Any]] = collections.deque()
-        self._waiter: asyncio.Future[dict[str, Any]] | None = None
-        self._disconnect: dict[str, Any] | None = None
-        self._read_paused = False
+        # Messages for the app (WsConn._queue; receive() parks one waiter when it is empty);
+        # the handshake's early bytes until the app accepts.
         self._early: list[bytes] = []
         self._early_size = 0
-        # The app holds a message it has not answered yet: set when one is handed over, cleared
-        # when the app waits in receive() again.
-        self._app_busy = False
-        # A peer close (True) or protocol error (False) waiting for the app to finish with the
-        # messages before it: (peer_closed, code, reason).
-        self._failure: tuple[bool, int, str] | None = None
+        # _failure (WsConn): a peer close (True) or protocol error (False) waiting for the app
+        # to finish with the messages before it: (peer_closed, code, reason).
         self._fail_handle: asyncio.TimerHandle | None = None
         self._close_rcvd = False
 
         # Write flow control: send() waits on this while the transport is paused.
-        self._write_paused = False
         self._drain: asyncio.Future | None = None
-        self._pending: list[bytes] = []
-        self._pending_size = 0
-        self._write_scheduled = False
-        # messages in and out not counted into the metrics yet (see data_received, _write_pending)
-        self._in_count = 0
-        self._out_count = 0
 
         self._task: asyncio.Task | None = None
         self._lost = False
@@ -315,7 +311,7 @@ class WebSocketProtocol(asyncio.Protocol):
     # asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = transport
         ctx = self.ctx
         ctx.connections.add(self)
         if self._reject is not None:
@@ -335,23 +331,13 @@ class WebSocketProtocol(asyncio.Protocol):
         if not transport.is_reading():  # type: ignore[attr-defined]
             transport.resume_reading()  # type: ignore[attr-defined]
 
-    def data_received(self, data: bytes) -> None:
-        state = self.state
-        if state in (OPEN, CLOSING):
-            events = self.codec.feed(data)
-            if events:
-                self._handle_events(events)
-            # counted once per read, not per message: the counters are C, the call is not
-            metrics_ws(messages_in=self._in_count, bytes_in=len(data))
-            self._in_count = 0
-            return
-        metrics_ws(bytes_in=len(data))
-        if state == HANDSHAKE:
-            self._early.append(data)
-            self._early_size += len(data)
-            if self._early_size > EARLY_DATA_LIMIT:
-                self._pause_reading()
-        # RESPONSE, CLOSED: the exchange is HTTP only now; bytes from the peer are ignored.
+    # data_received is WsConn's; bytes before the app accepted come here.
+
+    def _early_data(self, data: bytes) -> None:
+        self._early.append(data)
+        self._early_size += len(data)
+        if self._early_size > EARLY_DATA_LIMIT:
+            self._pause_reading()
 
     def eof_received(self) -> bool | None:
         # Returning None lets the transport close itself: every close path of the protocol
@@ -410,48 +396,25 @@ class WebSocketProtocol(asyncio.Protocol):
 
     # Incoming frames
 
-    def _handle_events(self, events: list) -> None:
-        """What WsCodec.feed returned, in wire order (see _http/ws.pxi)."""
-        for event in events:
-            kind = type(event)
-            if kind is str:
-                self._message({"type": "websocket.receive", "text": event})
-            elif kind is bytes:
-                self._message({"type": "websocket.receive", "bytes": event})
-            else:
-                opcode = event[0]
-                if opcode == WS_PING:
-                    # RFC 6455 5.5.2: answer with a pong carrying the ping's payload; after our
-                    # close frame nothing more is sent (5.5.1).
-                    if self.state == OPEN:
-                        self._write(self.codec.control(WS_PONG, event[1]))
-                elif opcode == WS_PONG:
-                    if self._ping_payload is not None and event[1] == self._ping_payload:
-                        self._ping_payload = None
-                        if self._pong_handle is not None:
-                            self._pong_handle.cancel()
-                            self._pong_handle = None
-                elif opcode == WS_CLOSE:
-                    self._close_received(event[1], event[2])
-                elif opcode == WS_ERROR:
-                    self._protocol_error(event[1], event[2])
-
-    def _message(self, message: dict[str, Any]) -> None:
-        if self.state != OPEN:
-            # After a close frame went out, data frames are discarded (RFC 6455 1.4).
-            return
-        self._in_count += 1
-        self._app_busy = True
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(message)
-                return
-        queue = self._queue
-        queue.append(message)
-        if len(queue) >= self.settings.max_queue and not self._read_paused:
-            self._pause_reading()
+    def _control(self, event: tuple) -> None:
+        """A control frame or a protocol error from WsCodec.feed (see _http/ws.pxi); the
+        messages are delivered by WsConn."""
+        opcode = event[0]
+        if opcode == WS_PING:
+            # RFC 6455 5.5.2: answer with a pong carrying the ping's payload; after our close
+            # frame nothing more is sent (5.5.1).
+            if self.state == OPEN:
+                self._write(self.codec.control(WS_PONG, event[1]))
+        elif opcode == WS_PONG:
+            if self._ping_payload is not None and event[1] == self._ping_payload:
+                self._ping_payload = None
+                if self._pong_handle is not None:
+                    self._pong_handle.cancel()
+                    self._pong_handle = None
+        elif opcode == WS_CLOSE:
+            self._close_received(event[1], event[2])
+        elif opcode == WS_ERROR:
+            self._protocol_error(event[1], event[2])
 
     def _close_received(self, code: int, reason: str) -> None:
         self._close_rcvd = True
@@ -513,36 +476,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self._write_pending()
         self._close_transport()
 
-    # Outgoing data
-
-    def _write(self, data: bytes) -> None:
-        """Queue frame bytes; they go out in one ``transport.write`` per loop iteration (an
-        echo loop answering eight queued messages makes one syscall, not eight), or at once
-        past WRITE_BATCH bytes so that the transport's flow control sees them."""
-        pending = self._pending
-        pending.append(data)
-        self._pending_size += len(data)
-        if self._pending_size >= WRITE_BATCH:
-            self._write_pending()
-        elif not self._write_scheduled:
-            self._write_scheduled = True
-            self.loop.call_soon(self._write_scheduled_cb)
-
-    def _write_scheduled_cb(self) -> None:
-        self._write_scheduled = False
-        self._write_pending()
-
-    def _write_pending(self) -> None:
-        pending = self._pending
-        if pending:
-            data = pending[0] if len(pending) == 1 else b"".join(pending)
-            pending.clear()
-            self._pending_size = 0
-            transport = self.transport
-            if transport is not None and not transport.is_closing():
-                metrics_ws(messages_out=self._out_count, bytes_out=len(data))
-                transport.write(data)
-            self._out_count = 0
+    # Outgoing data (queued and written by WsConn: _write, _write_pending)
 
     def _close_transport(self) -> None:
         transport = self.transport
@@ -592,18 +526,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self._resume_reading()
         self._arm_close_timer()
 
-    # Reading flow control
-
-    def _pause_reading(self) -> None:
-        if not self._read_paused and self.transport is not None:
-            self._read_paused = True
-            self.transport.pause_reading()
-
-    def _resume_reading(self) -> None:
-        if self._read_paused and self.transport is not None:
-            self._read_paused = False
-            if not self.transport.is_closing():
-                self.transport.resume_reading()
+    # Reading flow control: WsConn's _pause_reading and _resume_reading
 
     # Keepalive (RFC 6455 5.5.2 / 5.5.3)
 
@@ -702,49 +625,7 @@ class WebSocketProtocol(asyncio.Protocol):
             # dies the socket should be closed").
             self._start_close(1000, "")
 
-    async def receive(self) -> dict[str, Any]:
-        queue = self._queue
-        if not queue:
-            # The app is done with what it was handed.
-            self._app_busy = False
-            if self._failure is not None:
-                self._close_deferred()
-        if queue:
-            message = queue.popleft()
-            if self._read_paused and len(queue) <= self.settings.resume_at and self.state == OPEN:
-                self._resume_reading()
-            return message
-        if self._disconnect is not None:
-            return self._disconnect
-        if self._pending:
-            # The app is about to wait: send what it wrote now rather than a loop turn later.
-            self._write_pending()
-        waiter: asyncio.Future[dict[str, Any]] = self.loop.create_future()
-        self._waiter = waiter
-        try:
-            return await waiter
-        finally:
-            if self._waiter is waiter:
-                self._waiter = None
-
-    def send(self, message: dict[str, Any]) -> Any:
-        """ASGI send. A message on an open connection that is not write-paused is framed and
-        queued right here, and the shared completed awaitable comes back (no coroutine, as
-        HTTP's send); everything else goes through ``_send``."""
-        if self.state == OPEN and not self._write_paused and message["type"] == "websocket.send":
-            self._send_message(message)
-            return DONE
-        return self._send(message)
-
-    def _send_message(self, message: dict[str, Any]) -> None:
-        """Frame a websocket.send message and queue it."""
-        self._out_count += 1
-        data = message.get("bytes")
-        if data is None:
-            data = message.get("text")
-            if data is None:
-                raise RuntimeError("websocket.send needs 'bytes' or 'text'.")
-        self._write(self.codec.message(data))
+    # receive(), and send() of a message on an open connection, are WsConn's.
 
     async def _send(self, message: dict[str, Any]) -> None:
         if self._write_paused:
@@ -832,7 +713,7 @@ class WebSocketProtocol(asyncio.Protocol):
                 raise RuntimeError(f"Invalid subprotocol {subprotocol!r} in websocket.accept.")
             head.append(b"sec-websocket-protocol: " + value + b"\r\n")
         head.append(b"\r\n")
-        self.transport.write(b"".join(head))  # type: ignore[union-attr]
+        self.transport.write(b"".join(head))
         self.state = OPEN
         self._accepted = True
         # The same two lines as uvicorn, so log-based tooling keeps working.

@@ -438,3 +438,36 @@ cdef class WsCodec:
     cdef int _on_close(self, list events) except -1
     cdef int _utf8(self, const unsigned char* p, Py_ssize_t n) noexcept nogil
     cdef bytes _frame(self, int b0, const char* p, Py_ssize_t n)
+    cpdef list feed(self, bytes data)
+    cpdef bytes message(self, data)
+
+
+cdef class WsConn:
+    # The per-message path of an upgraded websocket (wsconn.pxi); fastasgi.websocket's
+    # WebSocketProtocol subclasses it. Public: the Python layer reads and sets them.
+    cdef public int state                   # WsState
+    cdef public object transport
+    cdef public object loop
+    cdef public WsCodec codec
+    cdef public object _queue               # collections.deque of messages for the app
+    cdef public object _waiter              # receive()'s future while it waits
+    cdef public object _disconnect          # the websocket.disconnect message, once queued
+    cdef public object _failure             # a close waiting for the app (see websocket.py)
+    cdef public list _pending               # frame bytes not written yet
+    cdef public Py_ssize_t _pending_size
+    cdef public bint _read_paused
+    cdef public bint _write_paused
+    cdef public bint _write_scheduled
+    cdef public bint _app_busy              # the app holds a message it has not answered
+    cdef public long long _in_count         # messages not counted into the metrics yet
+    cdef public long long _out_count
+    cdef public Py_ssize_t max_queue        # --ws-max-queue: reading pauses here
+    cdef public Py_ssize_t resume_at        # and resumes here
+
+    cdef int _deliver(self, list events) except -1
+    cdef int _message(self, dict message) except -1
+    cdef int send_message(self, object message) except -1
+    cdef int write(self, bytes data) except -1
+    cdef int flush(self) except -1
+    cdef int pause_read(self) except -1
+    cdef int resume_read(self) except -1

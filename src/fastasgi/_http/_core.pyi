@@ -5,6 +5,7 @@ The module is Cython over the vendored llhttp C parser. It holds the HTTP/1.1
 """
 
 import asyncio
+import collections
 import enum
 from collections.abc import Awaitable, Callable, Generator, MutableMapping
 from typing import Any
@@ -268,6 +269,53 @@ class WsCodec:
         """A ping or pong frame; ``payload`` is at most 125 bytes (RFC 6455 5.5)."""
     def close_frame(self, code: int, reason: str = "") -> bytes:
         """A close frame with ``code`` and ``reason``; code 1005 gives an empty close frame."""
+
+#: WsConn's connection states (the Python layer's, see fastasgi/websocket.py)
+WS_HANDSHAKE: int
+WS_RESPONSE: int
+WS_OPEN: int
+WS_CLOSING: int
+WS_CLOSED: int
+#: outgoing frame bytes gathered before one transport.write
+WS_WRITE_BATCH: int
+
+class WsConn:
+    """The per-message path of an upgraded websocket (``_http/wsconn.pxi``), the base class
+    of ``fastasgi.websocket.WebSocketProtocol``: ``data_received`` of an open connection
+    (frames to ``websocket.receive`` messages for the app's waiting ``receive()`` or the
+    queue, control frames and errors to the subclass's ``_control``; before the handshake's
+    answer, the bytes to ``_early_data``), ``receive()``, ``send()`` of ``websocket.send`` on
+    an open connection that is not write-paused (others go to the subclass's ``_send``), the
+    write batching and reading flow control."""
+
+    state: int
+    transport: Any
+    loop: asyncio.AbstractEventLoop
+    codec: WsCodec
+    _queue: collections.deque[dict[str, Any]]
+    _waiter: asyncio.Future[dict[str, Any]] | None
+    _disconnect: dict[str, Any] | None
+    _failure: tuple[bool, int, str] | None
+    _pending: list[bytes]
+    _pending_size: int
+    _read_paused: bool
+    _write_paused: bool
+    _write_scheduled: bool
+    _app_busy: bool
+    _in_count: int
+    _out_count: int
+    max_queue: int
+    resume_at: int
+
+    def data_received(self, data: bytes) -> None: ...
+    async def receive(self) -> dict[str, Any]: ...
+    def send(self, message: dict[str, Any]) -> Awaitable[None]: ...
+    def _send_message(self, message: dict[str, Any]) -> None: ...
+    def _write(self, data: bytes) -> None: ...
+    def _write_scheduled_cb(self) -> None: ...
+    def _write_pending(self) -> None: ...
+    def _pause_reading(self) -> None: ...
+    def _resume_reading(self) -> None: ...
 
 class _Done:
     """An awaitable that is already complete, with the result None; send() returns one

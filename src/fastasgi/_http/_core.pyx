@@ -7,7 +7,7 @@ _core.pxd; typing and documentation of the Python-visible API live in _core.pyi.
 
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.dict cimport PyDict_Copy
+from cpython.dict cimport PyDict_Copy, PyDict_GetItemWithError
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF
 from cpython.unicode cimport PyUnicode_DecodeUTF8
@@ -21,6 +21,7 @@ from . cimport nghttp2
 from .python cimport *
 
 import asyncio
+import collections
 import email.utils
 import http
 import logging
@@ -65,3 +66,5 @@ include "takeover.pxi"
 include "ws.pxi"
 # WebSocket permessage-deflate (RFC 7692) on zlib
 include "wsdeflate.pxi"
+# WebSocket: the per-message path under the Python layer (receive, send, write batching)
+include "wsconn.pxi"

@@ -104,7 +104,7 @@ cdef class WsCodec:
 
     # -- parsing
 
-    def feed(self, bytes data):
+    cpdef list feed(self, bytes data):
         cdef list events = []
         cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(data)
         cdef Py_ssize_t n = PyBytes_GET_SIZE(data)
@@ -343,7 +343,7 @@ cdef class WsCodec:
 
     # -- building
 
-    def message(self, data):
+    cpdef bytes message(self, data):
         """A data frame for ``data``: str as text, bytes-like as binary; compressed when
         permessage-deflate was negotiated."""
         cdef const char* p
