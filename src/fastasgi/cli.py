@@ -317,7 +317,8 @@ class _Command(click.Command):
     type=click.Choice(["auto", "websockets", "websockets-sansio", "none"]),
     default=_defaults.WS,
     show_default=True,
-    help="WebSocket protocol implementation.",
+    help="WebSocket protocol implementation. fastasgi has one, its own: auto, websockets and "
+    "websockets-sansio select it; none serves upgrade requests as plain HTTP.",
 )
 @click.option(
     "--ws-max-size",

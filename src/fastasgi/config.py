@@ -92,7 +92,7 @@ NOT_SUPPORTED: list[tuple[str, Callable[[Any], bool], str]] = [
     (
         "ws",
         lambda v: v == "wsproto",
-        "--ws wsproto is not supported: fastasgi's WebSockets use the websockets library (--ws websockets)",
+        "--ws wsproto is not supported: fastasgi's WebSockets are its own implementation (--ws auto)",
     ),
     (
         "reset_contextvars",
@@ -368,7 +368,7 @@ class Config:
         _check_choice("header_map", self.header_map, HEADER_MAPS)
         _check_choice("proxy_protocol", self.proxy_protocol, PROXY_PROTOCOLS)
         if self.ws == "websockets-sansio":
-            self.ws = "websockets"  # fastasgi's websockets support is sans-I/O already
+            self.ws = "websockets"  # one implementation, fastasgi's own (sans-I/O already)
 
         if self.host is not None and not isinstance(self.host, str):
             raise _invalid("host", self.host, "is not a host name or address")

@@ -36,7 +36,7 @@ from fastasgi import _sockets, admin
 from fastasgi._accesslog import AccessLog, make_access_log
 from fastasgi._http._core import HttpProtocol, ServerContext
 from fastasgi._tls import CertificateReloader
-from fastasgi.config import STARTUP_FAILURE, Config, ConfigError
+from fastasgi.config import STARTUP_FAILURE, Config
 from fastasgi.lifespan import Lifespan
 from fastasgi.logging import style
 from fastasgi.middleware.proxy_protocol import proxy_protocol_factory
@@ -495,18 +495,9 @@ def _ws_upgrade(config: Config) -> Any:
     """The WebSocket upgrade hook for ``--ws``, or None (upgrades served as plain HTTP)."""
     if config.ws == "none":
         return None
-    try:
-        from fastasgi.websocket import create_ws_upgrade
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("fastasgi.websocket", "websockets") and not str(exc.name).startswith(
-            "websockets."
-        ):
-            raise
-        if config.ws == "websockets":
-            raise ConfigError(
-                f"--ws websockets: WebSocket support is not available ({exc}); pip install websockets"
-            ) from None
-        return None
+    # auto, websockets and websockets-sansio: fastasgi's own implementation (no dependency)
+    from fastasgi.websocket import create_ws_upgrade
+
     return create_ws_upgrade(config)
 
 

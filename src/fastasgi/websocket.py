@@ -8,10 +8,10 @@ which does framing, unmasking, UTF-8 validation, fragmentation limits, control-f
 close codes and permessage-deflate (RFC 7692). The codec decides nothing about the
 connection: answering pings and closes, failing the connection, and when, are decided here.
 
-The handshake itself is checked with ``ServerProtocol.process_request`` of the ``websockets``
-package (key, version, extension negotiation) but the HTTP responses (101, 403, 500, the
-denial response) are written here, so that they carry the server's default headers and the
-app's headers, validated the same way as on plain HTTP responses.
+The handshake request is checked by :mod:`fastasgi._wshandshake` (key, version, the
+permessage-deflate negotiation), and the HTTP responses (101, 403, 500, the denial response)
+are written here, so that they carry the server's default headers and the app's headers,
+validated the same way as on plain HTTP responses.
 
 Specifications followed: the ASGI HTTP & WebSocket spec (asgiref ``specs/www.rst``, websocket
 spec version 2.4), its "WebSocket Denial Response" extension (``specs/extensions.rst``),
@@ -25,13 +25,6 @@ import logging
 import os
 from collections.abc import Callable
 from typing import Any
-
-from websockets.datastructures import Headers
-from websockets.exceptions import InvalidHandshake, InvalidHeaderValue
-from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
-from websockets.http11 import Request
-from websockets.protocol import OPEN as _WS_OPEN
-from websockets.server import ServerProtocol
 
 from fastasgi._http._core import (
     WS_CLOSE,
@@ -56,6 +49,7 @@ from fastasgi._http._core import (
     response_framing,
     status_line,
 )
+from fastasgi._wshandshake import HandshakeError, check_request
 
 __all__ = ["ClientDisconnected", "WebSocketProtocol", "create_ws_upgrade"]
 
@@ -115,7 +109,7 @@ class _Settings:
     """The websocket settings of a ``Config``, read once at start-up."""
 
     __slots__ = (
-        "extensions",
+        "deflate",
         "max_queue",
         "max_size",
         "ping_interval",
@@ -131,19 +125,15 @@ class _Settings:
         self.resume_at: int = self.max_queue // 2
         self.ping_interval: float | None = config.ws_ping_interval or None
         self.ping_timeout: float | None = config.ws_ping_timeout or None
-        if config.ws_per_message_deflate:
-            # The settings websockets itself serves with (enable_server_permessage_deflate):
-            # 4 KiB windows and memLevel 5 keep a connection's zlib state near 64 KiB instead
-            # of the 320 KiB of zlib's defaults, for a small loss of compression ratio.
-            self.extensions: list[ServerPerMessageDeflateFactory] | None = [
-                ServerPerMessageDeflateFactory(
-                    server_max_window_bits=12,
-                    client_max_window_bits=12,
-                    compress_settings={"memLevel": 5},
-                )
-            ]
-        else:
-            self.extensions = None
+        self.deflate: bool = bool(config.ws_per_message_deflate)
+
+
+# permessage-deflate: the settings uvicorn serves with (those of the websockets package):
+# 4 KiB windows both ways and memLevel 5 keep a connection's zlib state near 64 KiB instead of
+# the 320 KiB of zlib's defaults, for a small loss of compression ratio.
+DEFLATE_WINDOW_BITS = 12
+DEFLATE_LEVEL = -1  # zlib's default
+DEFLATE_MEM_LEVEL = 5
 
 
 def create_ws_upgrade(config: Any) -> Callable[[Any, asyncio.Transport, dict, bytes], asyncio.Protocol]:
@@ -205,15 +195,6 @@ class WebSocketProtocol(WsConn, asyncio.Protocol):
         self.max_queue = settings.max_queue
         self.resume_at = settings.resume_at
 
-        # Used for the handshake checks only; it starts OPEN: the handshake request was parsed
-        # by the HTTP protocol, and the responses are written here (see the module docstring).
-        conn = ServerProtocol(
-            state=_WS_OPEN,
-            extensions=settings.extensions,
-            max_size=settings.max_size,
-            logger=logger,
-        )
-
         headers = http_scope["headers"]
         http_version = http_scope.get("http_version", "1.1")
         asgi = http_scope.get("asgi") or {}
@@ -240,43 +221,36 @@ class WebSocketProtocol(WsConn, asyncio.Protocol):
         self._reject: tuple[int, bytes, bytes] | None = None
         self._accept_headers = b""
         # The core hands over only GET requests in HTTP/1.1 (RFC 6455 4.1; an HTTP/1.0 Upgrade
-        # is served as plain HTTP, RFC 9110 7.8), so the request is built with the path and
-        # headers alone (websockets 17 defaults method and protocol to those; 16 has neither).
-        request = Request(
-            path=http_scope["raw_path"].decode("latin-1"),
-            headers=Headers((k.decode("latin-1"), v.decode("latin-1")) for k, v in headers),
-        )
+        # is served as plain HTTP, RFC 9110 7.8), so the headers are what is left to check.
+        deflate = None
         try:
-            accept_key, extensions_header, _ = conn.process_request(request)
-        except InvalidHeaderValue as exc:
-            extra = b""
-            if exc.name == "Sec-WebSocket-Version":
-                # RFC 6455 4.4: answer an unsupported version with 426 and the versions we speak.
-                status = 426
-                extra = b"sec-websocket-version: 13\r\n"
-            else:
-                status = 400
-            self._reject = (status, f"Failed to open a WebSocket connection: {exc}.\n".encode(), extra)
-        except InvalidHandshake as exc:
-            self._reject = (400, f"Failed to open a WebSocket connection: {exc}.\n".encode(), b"")
+            accept_key, negotiated = check_request(
+                headers,
+                settings.deflate,
+                server_max_window_bits=DEFLATE_WINDOW_BITS,
+                client_max_window_bits=DEFLATE_WINDOW_BITS,
+            )
+        except HandshakeError as exc:
+            # 400, or 426 with the version we speak (RFC 6455 4.4)
+            self._reject = (
+                exc.status,
+                f"Failed to open a WebSocket connection: {exc}.\n".encode(),
+                exc.extra,
+            )
         else:
             accept = b"sec-websocket-accept: " + accept_key.encode("ascii") + b"\r\n"
-            if extensions_header is not None:
-                accept += b"sec-websocket-extensions: " + extensions_header.encode("ascii") + b"\r\n"
+            if negotiated is not None:
+                accept += b"sec-websocket-extensions: " + negotiated.response.encode("ascii") + b"\r\n"
+                # the codec's parameters: the client's side, then ours (RFC 7692 7.1)
+                deflate = (
+                    negotiated.client_no_context_takeover,
+                    negotiated.server_no_context_takeover,
+                    negotiated.client_max_window_bits,
+                    negotiated.server_max_window_bits,
+                    DEFLATE_LEVEL,
+                    DEFLATE_MEM_LEVEL,
+                )
             self._accept_headers = accept
-        deflate = None
-        if conn.extensions:
-            # the one extension offered is permessage-deflate (_Settings): its negotiated
-            # parameters, for the client's side then ours (RFC 7692 7.1)
-            ext: Any = conn.extensions[0]
-            deflate = (
-                ext.remote_no_context_takeover,
-                ext.local_no_context_takeover,
-                ext.remote_max_window_bits,
-                ext.local_max_window_bits,
-                ext.compress_settings.get("level", -1),
-                ext.compress_settings.get("memLevel", 8),
-            )
         self.codec = WsCodec(settings.max_size, deflate)
 
         # Messages for the app (WsConn._queue; receive() parks one waiter when it is empty);

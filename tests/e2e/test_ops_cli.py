@@ -21,7 +21,7 @@ if sys.platform != "linux":
 # Where fastasgi's option differs from uvicorn's on purpose (see notes/README-flags.md).
 CHOICES_REFUSED = {
     "--loop": {"zuvloop"},  # uvicorn's own loop: fastasgi runs on asyncio or uvloop
-    "--ws": {"wsproto"},  # fastasgi's WebSockets are built on the websockets library
+    "--ws": {"wsproto"},  # fastasgi's WebSockets are its own implementation
 }
 # Defaults that differ on purpose: HTTP/2 is served unless --no-http2 (uvicorn's --http2 is
 # off); a cleartext HTTP/1.1 client never sends the HTTP/2 preface, so nothing changes for it,
