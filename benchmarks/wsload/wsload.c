@@ -54,6 +54,7 @@ typedef struct {
     size_t out_len, out_off, out_cap;
     int want_out; /* EPOLLOUT armed */
     z_stream zin, zout; /* --deflate: raw DEFLATE both ways (RFC 7692 7.2) */
+    int z_reset_out;    /* the server answered client_no_context_takeover (RFC 7692 7.1.1.2) */
     unsigned char *z; /* inflated echo or deflated message */
     size_t z_cap;
 } conn_t;
@@ -170,6 +171,8 @@ static void queue_message(conn_t *c, double t) {
     if (opt_deflate) { /* RSV1: a compressed message, its sync-flush tail left off (7.2.1) */
         size_t n = zrun(c, &c->zout, 0, buf, (size_t)opt_size);
         queue_frame(c, 0x40 | opcode, c->z, n - 4);
+        /* no context takeover: the next message may not refer to this one's window */
+        if (c->z_reset_out) deflateReset(&c->zout);
     } else {
         queue_frame(c, opcode, buf, (size_t)opt_size);
     }
@@ -411,11 +414,17 @@ static int open_conn(conn_t *c) {
         return -1;
     }
     if (opt_deflate) {
-        if (!strstr(lower, "\r\nsec-websocket-extensions: permessage-deflate")) {
+        char *ext = strstr(lower, "\r\nsec-websocket-extensions: permessage-deflate");
+        if (!ext) {
             close(fd);
             error_at(NULL, "permessage-deflate not negotiated");
             return -1;
         }
+        /* the response's parameters, up to the end of that header line: a server may ask the
+         * client not to keep its compression context between messages (RFC 7692 7.1.1.2) */
+        char *eol = strstr(ext + 2, "\r\n");
+        char *ncx = strstr(ext, "client_no_context_takeover");
+        c->z_reset_out = ncx != NULL && (eol == NULL || ncx < eol);
         /* the server's window may be up to 15 bits; ours is 15 too (no parameters offered) */
         if (inflateInit2(&c->zin, -15) != Z_OK ||
             deflateInit2(&c->zout, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
