@@ -4,13 +4,13 @@
 # failures. feed() returns, in wire order, what the bytes completed:
 #
 # - a str (a text message) or bytes (a binary message), reassembled from its fragments;
-# - (WS_PING, payload), (WS_PONG, payload), (WS_CLOSE, code, reason): a control frame, code
+# - (OP_PING, payload), (OP_PONG, payload), (OP_CLOSE, code, reason): a control frame, code
 #   1005 when the close frame had no payload (RFC 6455 7.1.5);
-# - (WS_ERROR, code, reason): the bytes broke a rule; 1002 (protocol), 1007 (not UTF-8, or a
+# - (OP_ERROR, code, reason): the bytes broke a rule; 1002 (protocol), 1007 (not UTF-8, or a
 #   bad compressed payload) or 1009 (over max_size) (RFC 6455 7.4.1).
 #
 # The rules, checked as soon as the bytes that break them arrive, so the messages before a bad
-# frame are all returned ahead of its WS_ERROR, and an invalid UTF-8 byte fails the message at
+# frame are all returned ahead of its OP_ERROR, and an invalid UTF-8 byte fails the message at
 # once, not when the message ends (RFC 6455 8.1):
 # - RSV2 and RSV3 are never set; RSV1 only on the first frame of a data message with
 #   permessage-deflate negotiated (RFC 6455 5.2, RFC 7692 6);
@@ -24,14 +24,26 @@
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 
-WS_CONT = 0x0
-WS_TEXT = 0x1
-WS_BINARY = 0x2
-WS_CLOSE = 0x8
-WS_PING = 0x9
-WS_PONG = 0xA
-# not an opcode: the kind of feed()'s protocol-error event
-WS_ERROR = -1
+# The opcodes (RFC 6455 5.2) as C constants, for the codec's own comparisons (a module-level
+# Python int would be a dict lookup and an object compare on every frame), and under their
+# Python names for the websocket layer.
+cdef enum:
+    OP_CONT = 0x0
+    OP_TEXT = 0x1
+    OP_BINARY = 0x2
+    OP_CLOSE = 0x8
+    OP_PING = 0x9
+    OP_PONG = 0xA
+    # not an opcode: the kind of feed()'s protocol-error event
+    OP_ERROR = -1
+
+WS_CONT = OP_CONT
+WS_TEXT = OP_TEXT
+WS_BINARY = OP_BINARY
+WS_CLOSE = OP_CLOSE
+WS_PING = OP_PING
+WS_PONG = OP_PONG
+WS_ERROR = OP_ERROR
 
 # RFC 6455 5.5: a control frame's payload is at most 125 bytes
 cdef Py_ssize_t WS_MAX_CONTROL = 125
@@ -139,7 +151,7 @@ cdef class WsCodec:
 
     cdef int _fail(self, list events, int code, str reason) except -1:
         self.phase = WS_DONE
-        events.append((WS_ERROR, code, reason))
+        events.append((OP_ERROR, code, reason))
         return 0
 
     cdef int _on_start(self, list events) except -1:
@@ -152,20 +164,20 @@ cdef class WsCodec:
         self.opcode = opcode
         if b0 & 0x30:
             return self._fail(events, 1002, "reserved bits must be 0")
-        if b0 & 0x40 and not (self.deflate and (opcode == WS_TEXT or opcode == WS_BINARY)):
+        if b0 & 0x40 and not (self.deflate and (opcode == OP_TEXT or opcode == OP_BINARY)):
             # RFC 7692 6: RSV1 marks a compressed message, on its first frame only
             return self._fail(events, 1002, "reserved bits must be 0")
-        if opcode >= WS_CLOSE:
-            if opcode > WS_PONG:
+        if opcode >= OP_CLOSE:
+            if opcode > OP_PONG:
                 return self._fail(events, 1002, "invalid opcode")
             if not self.fin:
                 return self._fail(events, 1002, "fragmented control frame")
             if length > WS_MAX_CONTROL:
                 return self._fail(events, 1002, "control frame too long")
-        elif opcode == WS_CONT:
+        elif opcode == OP_CONT:
             if self.msg_opcode == 0:
                 return self._fail(events, 1002, "unexpected continuation frame")
-        elif opcode == WS_TEXT or opcode == WS_BINARY:
+        elif opcode == OP_TEXT or opcode == OP_BINARY:
             if self.msg_opcode != 0:
                 return self._fail(events, 1002, "expected a continuation frame")
         else:
@@ -198,10 +210,10 @@ cdef class WsCodec:
         self.head_need = WS_HEAD_BASE
         self.remaining = length
         self.mask_pos = 0
-        if self.opcode >= WS_CLOSE:
+        if self.opcode >= OP_CLOSE:
             self.ctl.len = 0
         else:
-            if self.opcode != WS_CONT:
+            if self.opcode != OP_CONT:
                 self.msg_opcode = self.opcode
                 self.msg_compressed = (self.head[0] & 0x40) != 0
                 self.msg.len = 0
@@ -215,7 +227,7 @@ cdef class WsCodec:
     cdef int _on_payload(self, const unsigned char* p, Py_ssize_t n, list events) except -1:
         cdef Buf* b
         cdef Py_ssize_t start
-        if self.opcode >= WS_CLOSE:
+        if self.opcode >= OP_CLOSE:
             b = &self.ctl
         elif self.msg_compressed:
             b = &self.zin
@@ -225,32 +237,32 @@ cdef class WsCodec:
         start = b.len
         buf_add(b, <const char*>p, n)
         ws_unmask(<unsigned char*>b.data + start, n, self.mask, self.mask_pos)
-        if self.opcode >= WS_CLOSE:
+        if self.opcode >= OP_CLOSE:
             return 0
         if self.msg_compressed:
-            return ws_inflate(self, <const unsigned char*>b.data, n, self.msg_opcode == WS_TEXT, events)
-        if self.msg_opcode == WS_TEXT and self._utf8(<const unsigned char*>b.data + start, n) < 0:
+            return ws_inflate(self, <const unsigned char*>b.data, n, self.msg_opcode == OP_TEXT, events)
+        if self.msg_opcode == OP_TEXT and self._utf8(<const unsigned char*>b.data + start, n) < 0:
             return self._fail(events, 1007, "invalid UTF-8 in a text message")
         return 0
 
     cdef int _on_frame_end(self, list events) except -1:
         cdef object message
         self.phase = WS_HEAD
-        if self.opcode == WS_CLOSE:
+        if self.opcode == OP_CLOSE:
             return self._on_close(events)
-        if self.opcode == WS_PING or self.opcode == WS_PONG:
+        if self.opcode == OP_PING or self.opcode == OP_PONG:
             events.append((self.opcode, PyBytes_FromStringAndSize(self.ctl.data, self.ctl.len)))
             return 0
         if not self.fin:
             return 0
         if self.msg_compressed:
             # RFC 7692 7.2.2: the sender removed the 0x00 0x00 0xff 0xff that ends a sync flush
-            ws_inflate(self, <const unsigned char*>b"\x00\x00\xff\xff", 4, self.msg_opcode == WS_TEXT, events)
+            ws_inflate(self, <const unsigned char*>b"\x00\x00\xff\xff", 4, self.msg_opcode == OP_TEXT, events)
             if self.phase == WS_DONE:
                 return 0
             if self.inflate_reset:
                 inflateReset(&self.z_in)
-        if self.msg_opcode == WS_TEXT:
+        if self.msg_opcode == OP_TEXT:
             if self.u_need:
                 return self._fail(events, 1007, "invalid UTF-8 in a text message")
             message = PyUnicode_DecodeUTF8(self.msg.data, self.msg.len, NULL)
@@ -269,7 +281,7 @@ cdef class WsCodec:
         cdef int code
         if n == 0:
             self.phase = WS_DONE
-            events.append((WS_CLOSE, 1005, ""))
+            events.append((OP_CLOSE, 1005, ""))
             return 0
         if n == 1:
             return self._fail(events, 1002, "close frame with a 1-byte payload")
@@ -280,7 +292,7 @@ cdef class WsCodec:
         if self._utf8(p + 2, n - 2) < 0 or self.u_need:
             return self._fail(events, 1007, "invalid UTF-8 in the close reason")
         self.phase = WS_DONE
-        events.append((WS_CLOSE, code, PyUnicode_DecodeUTF8(<const char*>p + 2, n - 2, NULL)))
+        events.append((OP_CLOSE, code, PyUnicode_DecodeUTF8(<const char*>p + 2, n - 2, NULL)))
         return 0
 
     cdef int _utf8(self, const unsigned char* p, Py_ssize_t n) noexcept nogil:
@@ -352,17 +364,17 @@ cdef class WsCodec:
         cdef Py_buffer view
         if type(data) is str:
             p = PyUnicode_AsUTF8AndSize(data, &n)
-            b0 = 0x80 | WS_TEXT
+            b0 = 0x80 | OP_TEXT
         elif type(data) is bytes:
             p = PyBytes_AS_STRING(data)
             n = PyBytes_GET_SIZE(data)
-            b0 = 0x80 | WS_BINARY
+            b0 = 0x80 | OP_BINARY
         else:
             PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
             try:
                 if self.deflate:
-                    return ws_deflate_frame(self, 0x80 | WS_BINARY, <const char*>view.buf, view.len)
-                return self._frame(0x80 | WS_BINARY, <const char*>view.buf, view.len)
+                    return ws_deflate_frame(self, 0x80 | OP_BINARY, <const char*>view.buf, view.len)
+                return self._frame(0x80 | OP_BINARY, <const char*>view.buf, view.len)
             finally:
                 PyBuffer_Release(&view)
         if self.deflate:
@@ -379,9 +391,9 @@ cdef class WsCodec:
         """A close frame (RFC 6455 5.5.1); code 1005 makes one with no payload."""
         cdef bytes payload
         if code == 1005:
-            return self._frame(0x80 | WS_CLOSE, NULL, 0)
+            return self._frame(0x80 | OP_CLOSE, NULL, 0)
         payload = bytes((code >> 8, code & 0xFF)) + reason.encode()
-        return self.control(WS_CLOSE, payload)
+        return self.control(OP_CLOSE, payload)
 
     cdef bytes _frame(self, int b0, const char* p, Py_ssize_t n):
         """An unmasked server frame (RFC 6455 5.2): the head, then the payload, one bytes."""

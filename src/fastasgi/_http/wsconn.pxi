@@ -32,8 +32,9 @@ WS_OPEN = WSS_OPEN
 WS_CLOSING = WSS_CLOSING
 WS_CLOSED = WSS_CLOSED
 
-#: outgoing frame bytes gathered before one transport.write (see WsConn.write)
-WS_WRITE_BATCH = 65536
+# outgoing frame bytes gathered before one transport.write (see WsConn.write)
+cdef Py_ssize_t WRITE_BATCH = 65536
+WS_WRITE_BATCH = WRITE_BATCH
 
 cdef str T_WS_RECEIVE = "websocket.receive"
 cdef str T_WS_SEND = "websocket.send"
@@ -164,10 +165,10 @@ cdef class WsConn:
     cdef int write(self, bytes data) except -1:
         """Queue frame bytes; they go out in one transport.write per loop iteration (an echo
         loop answering eight queued messages makes one syscall, not eight), or at once past
-        WS_WRITE_BATCH bytes so that the transport's flow control sees them."""
+        WRITE_BATCH bytes so that the transport's flow control sees them."""
         self._pending.append(data)
         self._pending_size += PyBytes_GET_SIZE(data)
-        if self._pending_size >= WS_WRITE_BATCH:
+        if self._pending_size >= WRITE_BATCH:
             self.flush()
         elif not self._write_scheduled:
             self._write_scheduled = True
