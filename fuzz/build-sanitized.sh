@@ -72,8 +72,10 @@ for c in "$gen/_core.c" csrc/llhttp/src/llhttp.c csrc/llhttp/src/api.c csrc/llht
     objs+=("$o")
 done
 wait
+# -lz: zlib for WebSocket permessage-deflate (_http/wsdeflate.pxi), setup.py's libraries=["z"];
+# without it the import fails with "undefined symbol: inflate"
 # shellcheck disable=SC2086
-"$CC" -shared $SANITIZE "${objs[@]}" -o "$site/fastasgi/_http/_core$suffix"
+"$CC" -shared $SANITIZE "${objs[@]}" -lz -o "$site/fastasgi/_http/_core$suffix"
 
 # 4. the .so must carry ASan and the coverage counters the fuzzer reads
 so="$site/fastasgi/_http/_core$suffix"
@@ -81,5 +83,10 @@ symbols="$(nm -D "$so")"
 grep -q __asan_report <<<"$symbols" || { echo "no ASan instrumentation in $so" >&2; exit 1; }
 grep -q __sanitizer_cov_8bit_counters_init <<<"$symbols" \
     || { echo "no libFuzzer counters in $so" >&2; exit 1; }
+# 5. and must load: CPython dlopens it with RTLD_NOW, so a library missing from the link (as
+#    -lz once was) fails every import with "undefined symbol"; checked under clang's ASan runtime
+LD_PRELOAD="$("$CC" -print-file-name=libclang_rt.asan-x86_64.so)" ASAN_OPTIONS=detect_leaks=0 \
+    "$PYTHON" -c 'import ctypes, os, sys; ctypes.CDLL(sys.argv[1], mode=os.RTLD_NOW)' "$so" \
+    || { echo "$so does not load: a library missing from the link?" >&2; exit 1; }
 echo "built $so"
 echo "run with: fuzz/run.sh fuzz_http 60   (or see fuzz/README.md)"
