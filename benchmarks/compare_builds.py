@@ -437,9 +437,9 @@ def run(co: CompareOptions, progress=None) -> dict:
     def say(text: str = "", end: str = "\n") -> None:
         print(text, end=end, file=progress, flush=True)
 
-    unknown = [s for s in co.scenarios if s not in SCENARIOS or SCENARIOS[s].kind != "http"]
+    unknown = [s for s in co.scenarios if s not in SCENARIOS]
     if unknown:
-        raise ValueError(f"not an HTTP scenario: {', '.join(unknown)}")
+        raise ValueError(f"not a scenario: {', '.join(unknown)}")
     if co.rounds < 1 or co.duration <= 0 or co.warmup < 0:
         raise ValueError("--rounds must be >= 1, --duration > 0 and --warmup >= 0")
     if co.order not in ("abab", "abba"):
@@ -513,12 +513,17 @@ def run(co: CompareOptions, progress=None) -> dict:
         for lab in LABELS
     }
     specs.update({peer: SERVERS[peer] for peer in co.peers})
+    tools = {}
+    if runners["after"].h2load_path:
+        tools["h2load"] = h2load.h2load_version(runners["after"].h2load_path)
+    if runners["after"].wsload:
+        tools["wsload"] = runners["after"].wsload
     record = machine.record(
         repo=REPO,
         server_cpus=co.server_cpus,
         client_cpus=co.client_cpus,
         versions={lab: f"{builds[lab].git} {builds[lab].tree}" for lab in LABELS},
-        tools={"h2load": h2load.h2load_version(runners["after"].h2load_path)},
+        tools=tools,
     )
     say("machine: " + machine.summary_line(record))
     total = co.rounds * len(scenarios) * (2 + len(co.peers))
@@ -603,7 +608,7 @@ def run(co: CompareOptions, progress=None) -> dict:
             "duration_s": co.duration,
             "warmup_s": co.warmup,
             "order": co.order,
-            "generator": "h2load --h1",
+            "generator": "h2load --h1 (HTTP/1.1), h2load (h2-*), wsload (websocket*)",
             "server_cpus": co.server_cpus,
             "client_cpus": co.client_cpus,
             "scenarios": list(co.scenarios),
@@ -652,7 +657,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.compare_builds",
         description="Two fastasgi builds (source trees with the extension built in place) in one "
-        "run, interleaved rounds, h2load --h1: requests/s and server CPU time per request, "
+        "run, interleaved rounds, h2load --h1 (HTTP/2 scenarios: h2load; websocket ones: wsload): "
+        "requests/s (messages/s) and server CPU time per request (message), "
         "before and after, and the ratios.",
     )
     p.add_argument(
@@ -668,7 +674,8 @@ def build_parser() -> argparse.ArgumentParser:
         dest="scenarios",
         action="append",
         metavar="NAMES",
-        help=f"comma-separated HTTP scenarios (default: {','.join(DEFAULT_SCENARIOS)})",
+        help=f"comma-separated scenarios, any of python -m benchmarks --list (default: "
+        f"{','.join(DEFAULT_SCENARIOS)})",
     )
     p.add_argument("--rounds", type=int, default=5, help="rounds, each measuring both builds (default: 5)")
     p.add_argument("--duration", type=float, default=5.0, help="seconds measured per server (default: 5)")
