@@ -267,11 +267,17 @@ def markdown(
     warnings: list[str],
 ) -> str:
     b, a = builds["before"], builds["after"]
+    tools = record.get("tools", {})
+    generators = []
+    if tools.get("h2load"):
+        generators.append(f"{tools['h2load']} (`--h1` for HTTP/1.1)")
+    if tools.get("wsload"):
+        generators.append("wsload (benchmarks/wsload) for the websocket scenarios")
     lines = [
         f"fastasgi before ({b.git or '?'}, `{b.tree}`) and after ({a.git or '?'}, `{a.tree}`), measured "
         f"in one run: median of {opts.rounds} interleaved round(s) ({order.upper()}), "
-        f"{opts.duration:g} s each after {opts.warmup:g} s of warm-up; {record.get('tools', {}).get('h2load')} "
-        f"`--h1` pinned to CPU {opts.client_cpus}, the server to CPU {opts.server_cpus}; "
+        f"{opts.duration:g} s each after {opts.warmup:g} s of warm-up; {' and '.join(generators)} "
+        f"pinned to CPU {opts.client_cpus}, the server to CPU {opts.server_cpus}; "
         f"{record.get('cpu_model')}, {record.get('kernel')}, Python {record.get('python')}.",
         "",
     ]
@@ -312,7 +318,7 @@ def markdown(
         "Every round (server CPU: share of one core the server used; other load: share of the pinned "
         "cores that other processes used meanwhile):",
         "",
-        "| round | scenario | build | req/s | server CPU us/req | server CPU | h2load CPU | other load | status |",
+        "| round | scenario | build | req/s | server CPU us/req | server CPU | generator CPU | other load | status |",
         "|---:|---|---|---:|---:|---:|---:|---:|---|",
     ]
     rows = [(s.round, cmp.scenario, s) for cmp in comparisons for c in cmp.cells.values() for s in c.samples]
@@ -326,8 +332,8 @@ def markdown(
     lines += [
         "",
         "Server CPU us/req: user + system CPU time of the server's process tree over the timed window "
-        "(/proc/PID/stat), divided by the requests h2load completed in it. Each server process was "
-        "checked to have mapped its own tree's extension (/proc/PID/maps):",
+        "(/proc/PID/stat), divided by the requests (websocket: messages) the load generator completed "
+        "in it. Each server process was checked to have mapped its own tree's extension (/proc/PID/maps):",
         "",
     ]
     for build in (b, a):
@@ -406,7 +412,7 @@ def peers_markdown(scenarios: list, cells: dict[tuple[str, str], Cell], names: l
     "after" build's ratios to each (above 1: after serves more, or spends less CPU)."""
     lines = [
         "",
-        "Peers measured in the same interleaved rounds (same app, same h2load, same pins):",
+        "Peers measured in the same interleaved rounds (same app, same load generator, same pins):",
         "",
         "| scenario | server | req/s | server CPU us/req | after's req/s / this | this CPU us/req / after's |",
         "|---|---|---:|---:|---:|---:|",
