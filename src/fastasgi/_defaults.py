@@ -22,6 +22,9 @@ WS_MAX_QUEUE = 32
 WS_PING_INTERVAL = 20.0
 WS_PING_TIMEOUT = 20.0
 WS_PER_MESSAGE_DEFLATE = True
+# zlib's level for permessage-deflate: its default, 6, what uvicorn (the websockets package)
+# compresses with
+WS_PER_MESSAGE_DEFLATE_LEVEL = 6
 
 RELOAD_DELAY = 0.25
 

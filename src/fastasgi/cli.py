@@ -356,6 +356,14 @@ class _Command(click.Command):
     help="WebSocket per-message-deflate compression.",
 )
 @click.option(
+    "--ws-per-message-deflate-level",
+    type=click.IntRange(min=0, max=9),
+    default=_defaults.WS_PER_MESSAGE_DEFLATE_LEVEL,
+    show_default=True,
+    help="zlib compression level of per-message-deflate: 1 is the fastest, 9 the smallest output, "
+    "6 (the default) what uvicorn compresses with.",
+)
+@click.option(
     "--interface",
     type=click.Choice(["auto", "asgi3", "asgi2", "wsgi"]),
     default=_defaults.INTERFACE,

@@ -170,6 +170,7 @@ class Config:
         ws_ping_interval: float | None = _defaults.WS_PING_INTERVAL,
         ws_ping_timeout: float | None = _defaults.WS_PING_TIMEOUT,
         ws_per_message_deflate: bool = _defaults.WS_PER_MESSAGE_DEFLATE,
+        ws_per_message_deflate_level: int = _defaults.WS_PER_MESSAGE_DEFLATE_LEVEL,
         lifespan: LifespanType | str = _defaults.LIFESPAN,
         env_file: str | os.PathLike[str] | None = None,
         log_config: LogConfig = LOGGING_CONFIG,
@@ -249,6 +250,7 @@ class Config:
         self.ws_ping_interval = ws_ping_interval
         self.ws_ping_timeout = ws_ping_timeout
         self.ws_per_message_deflate = ws_per_message_deflate
+        self.ws_per_message_deflate_level = ws_per_message_deflate_level
         self.lifespan = lifespan
         self.env_file = env_file
         self.log_config = log_config
@@ -399,6 +401,7 @@ class Config:
         _check_int("h11_max_incomplete_event_size", self.h11_max_incomplete_event_size, 1, optional=True)
         _check_int("ws_max_size", self.ws_max_size, 1)
         _check_int("ws_max_queue", self.ws_max_queue, 1)
+        _check_int("ws_per_message_deflate_level", self.ws_per_message_deflate_level, 0, 9)
         _check_number("ws_ping_interval", self.ws_ping_interval, optional=True, positive=True)
         _check_number("ws_ping_timeout", self.ws_ping_timeout, optional=True, positive=True)
         _check_number("timeout_keep_alive", self.timeout_keep_alive)

@@ -110,6 +110,7 @@ class _Settings:
 
     __slots__ = (
         "deflate",
+        "deflate_level",
         "max_queue",
         "max_size",
         "ping_interval",
@@ -126,13 +127,14 @@ class _Settings:
         self.ping_interval: float | None = config.ws_ping_interval or None
         self.ping_timeout: float | None = config.ws_ping_timeout or None
         self.deflate: bool = bool(config.ws_per_message_deflate)
+        self.deflate_level: int = config.ws_per_message_deflate_level
 
 
 # permessage-deflate: the settings uvicorn serves with (those of the websockets package):
 # 4 KiB windows both ways and memLevel 5 keep a connection's zlib state near 64 KiB instead of
-# the 320 KiB of zlib's defaults, for a small loss of compression ratio.
+# the 320 KiB of zlib's defaults, for a small loss of compression ratio. The level is
+# --ws-per-message-deflate-level (zlib's default, 6, unless told).
 DEFLATE_WINDOW_BITS = 12
-DEFLATE_LEVEL = -1  # zlib's default
 DEFLATE_MEM_LEVEL = 5
 
 
@@ -140,8 +142,9 @@ def create_ws_upgrade(config: Any) -> Callable[[Any, asyncio.Transport, dict, by
     """Return the ``ws_upgrade`` hook of ``ServerContext`` for these settings.
 
     ``config`` supplies ``ws_max_size``, ``ws_max_queue``, ``ws_ping_interval``,
-    ``ws_ping_timeout`` and ``ws_per_message_deflate`` (uvicorn's names and meanings). The
-    default response headers (Server, Date, ``--header``) come from the ``ServerContext``.
+    ``ws_ping_timeout`` and ``ws_per_message_deflate`` (uvicorn's names and meanings), and
+    ``ws_per_message_deflate_level``. The default response headers (Server, Date,
+    ``--header``) come from the ``ServerContext``.
     """
     settings = _Settings(config)
 
@@ -247,7 +250,7 @@ class WebSocketProtocol(WsConn, asyncio.Protocol):
                     negotiated.server_no_context_takeover,
                     negotiated.client_max_window_bits,
                     negotiated.server_max_window_bits,
-                    DEFLATE_LEVEL,
+                    settings.deflate_level,
                     DEFLATE_MEM_LEVEL,
                 )
             self._accept_headers = accept

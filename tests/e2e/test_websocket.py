@@ -663,6 +663,28 @@ def test_deflate_negotiated_by_default(echo):
 
 
 @pytest.fixture(scope="module")
+def deflate_level_0(serve):
+    return serve(APP, "--ws-per-message-deflate-level", "0")
+
+
+def test_deflate_level(echo, deflate_level_0):
+    """--ws-per-message-deflate-level reaches zlib: level 0 stores (the echo is as long as the
+    text and more), the default level compresses."""
+    text = b"the same words again and again " * 40
+    sizes = {}
+    for name, server in (("default", echo), ("level 0", deflate_level_0)):
+        conn, resp = open_raw(server, extra=b"Sec-WebSocket-Extensions: permessage-deflate\r\n")
+        with conn:
+            assert resp.header("sec-websocket-extensions").startswith(b"permessage-deflate")
+            conn.send(frame(TEXT, deflate(text), rsv=0x40))
+            f = read_frame(conn)
+            assert f.opcode == TEXT and f.rsv1
+            assert inflate(f.payload) == text
+            sizes[name] = len(f.payload)
+    assert sizes["level 0"] >= len(text) > 10 * sizes["default"], sizes
+
+
+@pytest.fixture(scope="module")
 def no_deflate(serve):
     return serve(APP, "--ws-per-message-deflate", "false")
 

@@ -23,6 +23,7 @@ def settings(**kw):
         ws_ping_interval=None,
         ws_ping_timeout=None,
         ws_per_message_deflate=False,
+        ws_per_message_deflate_level=6,
     )
     base.update(kw)
     return types.SimpleNamespace(**base)
