@@ -428,7 +428,14 @@ class WebSocketProtocol(WsConn, asyncio.Protocol):
         self._fail_handle = self.loop.call_later(FAIL_DELAY, self._close_deferred)
 
     def _close_deferred(self) -> None:
-        self._fail_handle = None
+        """Carry out the pending close: from receive() once the app is done with the messages
+        before it, or from the FAIL_DELAY timer."""
+        handle = self._fail_handle
+        if handle is not None:
+            # Called by receive(): the timer must go, or the loop would keep it, and with it
+            # this connection, for FAIL_DELAY after the connection is gone.
+            self._fail_handle = None
+            handle.cancel()
         failure = self._failure
         if failure is not None and self.state == OPEN:
             peer_closed, code, reason = failure

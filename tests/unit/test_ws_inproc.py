@@ -5,8 +5,10 @@ delivered whole and byte by byte (handshake included)."""
 
 from __future__ import annotations
 
+import gc
 import types
 import uuid
+import weakref
 
 import pytest
 from test_ws_codec import BINARY, CLOSE, CONT, PING, TEXT, frame
@@ -105,3 +107,21 @@ def test_wire(loop, name, frames, expected, code, options, mode):
     assert ws_echo.EVENTS[f"/echo?t={token}"] == [
         {"disconnect": code, "reason": ws_echo.EVENTS[f"/echo?t={token}"][0]["reason"]}
     ]
+
+
+def test_no_timer_outlives_the_connection(loop):
+    """A close that waited for the app (a message, then the client's close, in one read) is
+    carried out by receive(); its FAIL_DELAY timer goes with it. It stayed scheduled before,
+    keeping every such connection alive for 5 s after it was gone."""
+    ctx = make_ctx(ws_echo.app, loop, ws_upgrade=create_ws_upgrade(settings()))
+    proto, transport = connect(ctx)
+    feed(proto, upgrade(uuid.uuid4().hex) + frame(TEXT, b"hi") + BYE)
+    ws = weakref.ref(transport.protocol)
+    assert type(ws()).__name__ == "WebSocketProtocol"
+    eof(proto)
+    run_timers(loop, 1.0)
+    assert transport.closed
+    assert loop.next_timer() is None
+    del proto, transport
+    gc.collect()
+    assert ws() is None
