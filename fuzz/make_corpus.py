@@ -9,6 +9,9 @@ GOOD_HOSTS, the absolute-form ones) taken apart into method, target, version and
 fuzz_h2: HTTP/2 exchanges by hand (h2_seeds): requests with and without bodies, trailers,
 several streams, resets, invalid HPACK blocks, CONTINUATION chains, floods, odd SETTINGS and
 WINDOW_UPDATEs, every app behaviour, the connection events.
+fuzz_wsconn: websocket connections by hand (wsconn_seeds): echo with and without deflate,
+fragments, early frames, read back-pressure, a deferred close, pings and their timeout, every
+app behaviour but the concurrent receive() (an open finding), refused handshakes, shutdown.
 
 Each seed is encoded with fuzz._fdp.Encoder and checked to decode back to what was meant.
 Cases over MAX_SEED bytes are left out (libFuzzer's -max_len in fuzz/run.sh). Run from the
@@ -29,6 +32,7 @@ if _ROOT not in sys.path:
 from fuzz import fuzz_h2 as H2  # noqa: E402
 from fuzz import fuzz_http as H  # noqa: E402
 from fuzz import fuzz_target as T  # noqa: E402
+from fuzz import fuzz_wsconn as WS  # noqa: E402
 from fuzz._common import FuzzedDataProvider  # noqa: E402
 from fuzz._fdp import Encoder  # noqa: E402
 from support.wire_cases import BAD, GOOD, LIMITS  # noqa: E402
@@ -434,6 +438,144 @@ def h2_seeds():
     yield "long-poll", P(0, 0, (B("disconnect_then_send"),), (get(), ("tick", 61.0)))
 
 
+def wsconn_seeds():
+    B, P = WS.Behaviour, WS.Plan
+    KEY = 0x37FA213D  # a masking key (RFC 6455 5.3)
+    FIN, COMPRESS, UNMASKED, FRESH = 0, 2, 4, 8
+    NOT_FIN = 1
+
+    def frame(kind, payload=b"", flags=FIN, big=0, extra=0):
+        return ("frame", kind, flags, big, extra, KEY, payload)
+
+    def close(code=1000, reason=b""):
+        return frame("close", reason, extra=WS.CLOSE_CODES.index(code))
+
+    hs = {name: k for k, (name, _, _) in enumerate(WS.HANDSHAKES)}
+    talk = (frame("text", b"hello"), frame("binary", b"\x00\x01\xff"), frame("ping", b"p"))
+    deliver, step, idle = ("deliver", 0), ("step",), ("idle",)
+    yield "echo", P(ops=(*talk, close(1000, b"bye")))
+    yield "echo-bytewise", P(ops=(frame("text", b"hi"), close(), *[("deliver", 1)] * 40))
+    yield (
+        "deflate-echo",
+        P(deflate=6, handshake=hs["deflate"], ops=(*[frame("text", b"hello hello", COMPRESS)] * 3, close())),
+    )
+    yield (
+        "deflate-no-takeover",
+        P(
+            deflate=1,
+            handshake=hs["deflate-no-takeover"],
+            behaviour=B("burst", count=3, size=126),
+            ops=(
+                frame("binary", b"abcabc", COMPRESS | FRESH),
+                frame("binary", b"abcabc", COMPRESS | FRESH),
+                close(),
+            ),
+        ),
+    )
+    yield (
+        "deflate-fragments",
+        P(
+            deflate=9,
+            handshake=hs["deflate-other-first"],
+            ops=(
+                frame("text", b"frag", COMPRESS | NOT_FIN),
+                frame("ping"),
+                frame("cont", b"ment", COMPRESS),
+                close(),
+            ),
+        ),
+    )
+    yield "fragments", P(ops=(frame("text", b"a", NOT_FIN), frame("ping"), frame("cont", b"b"), close(3000)))
+    yield "early-frames", P(max_queue=1, ops=(*talk, *talk, deliver, step, idle, close()))
+    yield (
+        "backpressure",
+        P(
+            max_queue=2,
+            behaviour=B("slow", wait=0.5),
+            ops=(
+                *[frame("text", b"m")] * 6,
+                deliver,
+                ("timers",),
+                frame("text", b"n"),
+                ("flood", 64),
+                deliver,
+                idle,
+            ),
+        ),
+    )
+    yield (
+        "deferred-close",
+        P(behaviour=B("idle", wait=30.0), ops=(deliver, idle, *talk, close(4999), deliver, ("advance", 5.1))),
+    )
+    yield (
+        "deferred-error",
+        P(
+            behaviour=B("slow", wait=3.0),
+            ops=(
+                deliver,
+                idle,
+                frame("text", b"x"),
+                frame("text", b"unmasked", UNMASKED),
+                deliver,
+                ("advance", 4.9),
+            ),
+        ),
+    )
+    yield "too-big", P(max_size=125, ops=(frame("text", b"ok"), frame("binary", big=126), deliver, idle))
+    yield "bad-utf8", P(ops=(frame("text", b"ok"), frame("text", b"\xc3\x28"), deliver, idle, ("eof",)))
+    yield (
+        "burst-write-paused",
+        P(
+            behaviour=B("burst", count=300, size=125, text=False),
+            ops=(deliver, ("pause_writing",), step, step, idle, ("resume_writing",), idle, close()),
+        ),
+    )
+    yield (
+        "sender-write-paused",
+        P(
+            behaviour=B("sender", count=16, size=4000, wait=0.5),
+            ops=(deliver, step, ("pause_writing",), ("timers",), ("resume_writing",), ("timers",), close()),
+        ),
+    )
+    yield (
+        "app-close",
+        P(
+            behaviour=B("close", n=1, code=4999, reason="bye"),
+            ops=(frame("text", b"one"), deliver, idle, close()),
+        ),
+    )
+    yield "app-raise", P(behaviour=B("raise", n=2), ops=(*talk, deliver, idle))
+    yield "app-return", P(behaviour=B("return", n=1, variant=3), handshake=hs["subprotocols"], ops=(*talk,))
+    yield "deny", P(behaviour=B("deny", n=2, variant=1, status=404, wait=0.5), ops=(deliver, ("timers",)))
+    yield "deny-unfinished", P(behaviour=B("deny", n=1, variant=3, status=200), ops=(deliver, idle))
+    yield "reject", P(behaviour=B("reject"), ops=(talk[0], deliver, idle))
+    yield "raise-before", P(behaviour=B("raise_before"))
+    yield "return-before", P(behaviour=B("return_before"))
+    for name in ("bad-key", "version-8", "two-keys", "bad-extension"):
+        yield f"handshake-{name}", P(deflate=6, handshake=hs[name], ops=(talk[0],))
+    yield (
+        "handshake-fuzzed-extension",
+        P(
+            deflate=0,
+            handshake=hs["fuzzed-extension"],
+            ext=b"permessage-deflate; client_max_window_bits=8; server_no_context_takeover",
+            ops=(frame("text", b"zz", COMPRESS), close()),
+        ),
+    )
+    yield "ping-timeout", P(ping=(5.0, 2.0), ops=(deliver, idle, ("advance", 5.0), ("advance", 2.0)))
+    yield (
+        "ping-pong",
+        P(
+            ping=(1.0, None),
+            ops=(deliver, idle, ("advance", 1.0), ("pong",), deliver, ("advance", 1.0), close()),
+        ),
+    )
+    yield "shutdown-open", P(ops=(deliver, idle, ("begin_shutdown",), frame("text", b"late"), idle, close()))
+    yield "shutdown-handshake", P(ops=(deliver, ("shutdown",), ("begin_shutdown",), idle))
+    yield "ping-flood", P(ops=(deliver, idle, frame("ping", b"x"), ("flood", 1024), deliver, ("lose",)))
+    yield "abort", P(behaviour=B("slow", wait=6.0), ops=(deliver, idle, *talk, deliver, ("abort",)))
+
+
 def safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:80]
 
@@ -469,8 +611,10 @@ def main() -> None:
     n = write("fuzz_http", http_seeds(), H.encode, H.decode)
     m = write("fuzz_target", target_seeds(), T.encode, T.decode)
     k = write("fuzz_h2", h2_seeds(), H2.encode, H2.decode)
+    w = write("fuzz_wsconn", wsconn_seeds(), WS.encode, WS.decode)
     print(
-        f"fuzz/corpus/fuzz_http: {n} seeds; fuzz/corpus/fuzz_target: {m} seeds; fuzz/corpus/fuzz_h2: {k} seeds"
+        f"fuzz/corpus/fuzz_http: {n} seeds; fuzz/corpus/fuzz_target: {m} seeds; fuzz/corpus/fuzz_h2: {k} seeds; "
+        f"fuzz/corpus/fuzz_wsconn: {w} seeds"
     )
 
 

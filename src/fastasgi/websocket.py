@@ -186,7 +186,7 @@ class WebSocketProtocol(WsConn, asyncio.Protocol):
 
     The per-message path (data_received for an open connection, receive(), send() of a
     message, the write batching, reading flow control) is the compiled base class ``WsConn``
-    (``_http/wsconn.pxi``); its attributes (state, transport, loop, codec, _queue, _waiter,
+    (``_http/wsconn.pxi``); its attributes (state, transport, loop, codec, _queue, _waiters,
     _disconnect, _failure, _pending, _read_paused, _write_paused, _app_busy, ...) are the
     ones this class reads and sets.
     """
@@ -327,6 +327,7 @@ class WebSocketProtocol(WsConn, asyncio.Protocol):
             logger.info("connection closed")
         self.state = CLOSED
         self._lost = True
+        failure = self._failure  # _cancel_timers() forgets it
         self._cancel_timers()
         self.ctx.connections.discard(self)
         self._write_paused = False
@@ -335,8 +336,13 @@ class WebSocketProtocol(WsConn, asyncio.Protocol):
             self._drain = None
             if not drain.done():
                 drain.set_result(None)
-        # RFC 6455 7.1.5: 1006 when the connection closed without a close frame.
-        self._queue_disconnect(1006, "")
+        if failure is not None and failure[0]:
+            # The peer's close frame arrived and was waiting for the app: RFC 6455 7.1.5, the
+            # connection's close code is that frame's, even though our answer never went out.
+            self._queue_disconnect(failure[1], failure[2])
+        else:
+            # RFC 6455 7.1.5: 1006 when the connection closed without a close frame.
+            self._queue_disconnect(1006, "")
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -424,6 +430,9 @@ class WebSocketProtocol(WsConn, asyncio.Protocol):
     def _defer(self, peer_closed: bool, code: int, reason: str) -> None:
         """Messages before this close are still with the app: close once it is done."""
         self._failure = (peer_closed, code, reason)
+        # The connection is closing already: a ping timeout now must not replace this close
+        # (with 1011) while the app finishes.
+        self._stop_keepalive()
         self._pause_reading()
         self._fail_handle = self.loop.call_later(FAIL_DELAY, self._close_deferred)
 
@@ -679,6 +688,11 @@ class WebSocketProtocol(WsConn, asyncio.Protocol):
     # Handshake answers
 
     def _accept(self, message: dict[str, Any]) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            # The client left (its EOF closed the transport) before the app accepted: the
+            # 101 would go nowhere, and the app must not think the socket is open.
+            raise ClientDisconnected("WebSocket connection is closed (websocket.accept not sent).")
         subprotocol = message.get("subprotocol")
         app_headers = _check_headers(message.get("headers") or (), "websocket.accept")
         for name, _ in app_headers:
@@ -697,7 +711,7 @@ class WebSocketProtocol(WsConn, asyncio.Protocol):
                 raise RuntimeError(f"Invalid subprotocol {subprotocol!r} in websocket.accept.")
             head.append(b"sec-websocket-protocol: " + value + b"\r\n")
         head.append(b"\r\n")
-        self.transport.write(b"".join(head))
+        transport.write(b"".join(head))
         self.state = OPEN
         self._accepted = True
         # The same two lines as uvicorn, so log-based tooling keeps working.
@@ -811,13 +825,15 @@ class WebSocketProtocol(WsConn, asyncio.Protocol):
             return
         message = {"type": "websocket.disconnect", "code": code, "reason": reason}
         self._disconnect = message
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(message)
-                return
+        # Queued after the messages already received; every receive() that waits is woken, and
+        # once the queue is empty receive() returns it, as often as it is called.
         self._queue.append(message)
+        waiters = self._waiters
+        if waiters:
+            self._waiters = []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     def _describe(self) -> tuple[str, str]:
         scope = self.scope

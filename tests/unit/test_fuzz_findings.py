@@ -203,7 +203,7 @@ def _fuzz(module: str):
     return pytest.importorskip(f"fuzz.{module}", reason="fuzz/ is not in this tree (an sdist)")
 
 
-@pytest.mark.parametrize("harness", ["fuzz_http", "fuzz_target", "fuzz_h2", "fuzz_ws"])
+@pytest.mark.parametrize("harness", ["fuzz_http", "fuzz_target", "fuzz_h2", "fuzz_ws", "fuzz_wsconn"])
 def test_corpus_replays(harness, monkeypatch):
     """Every input in fuzz/corpus/<harness>/ through the harness's one-input function, with
     the build the suite runs (no atheris, no sanitizers): the invariants hold. Findings not
@@ -264,3 +264,37 @@ def test_encoder_inverts_provider():
     assert fdp.ConsumeBool() is True
     assert fdp.PickValueInList([10, 20, 30]) == 30
     assert fdp.remaining_bytes() == 0
+
+
+# --------------------------------------------------------------------------- fuzz_wsconn
+# The four findings of fuzz/fuzz_wsconn.py, each its minimal input replayed through the
+# harness (which checks every invariant strictly); all four are fixed in websocket.py and
+# wsconn.pxi (see each name in fuzz/README.md).
+WSCONN_FINDINGS = {
+    # the client's EOF closed the transport before the app's accept ran: the 101 was written
+    # to a closing transport and accept returned as if it had worked
+    "ws-accept-after-close": "11000006010100000101000000000000000400",
+    # a second receive() while one waited replaced its future: the first never completed,
+    # not even with the disconnect, and the app's task never ended
+    "ws-concurrent-receive": "0101000001010000000c0000000400",
+    # a keepalive ping timeout while the client's close waited for the app sent 1011 instead
+    # of echoing the client's close
+    "ws-deferred-ping-timeout": "6869020e000006003d21fa370100000500023d21fa370000000000040e0c0000"
+    "06010100000101000200010000020400",
+    # the connection ended while the client's close 1000 waited for the app: the app saw 1006,
+    # not the code of the close frame received (RFC 6455 7.1.5)
+    "ws-deferred-close-lost": "686912000006003d21fa370100000500023d21fa3700000000000c0000060101"
+    "00000101000200010000000400",
+    # found by the harness in the first fix of ws-concurrent-receive (never landed), which
+    # handed each message to a waiter and put it back at the front of the queue when that
+    # receive() was cancelled: two readers and an abort, and a reader got the messages out of
+    # order. Messages now stay queued until a woken receive() runs, as with an asyncio.Queue.
+    "ws-concurrent-receive-order": "68656c6c6f0001ff7015000006013d21fa370000000300033d21fa370000"
+    "000100053d21fa3700000000000c0000060101000001010003008e0000000400",
+}
+
+
+@pytest.mark.parametrize("name", sorted(WSCONN_FINDINGS))
+def test_wsconn_finding_is_fixed(name, monkeypatch):
+    monkeypatch.delenv("FUZZ_IGNORE", raising=False)
+    _fuzz("fuzz_wsconn").one_input(bytes.fromhex(WSCONN_FINDINGS[name]))

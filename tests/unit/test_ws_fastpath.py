@@ -12,7 +12,7 @@ from test_ws_inproc import settings, upgrade
 
 from fastasgi._http._core import _Done
 from fastasgi.websocket import create_ws_upgrade
-from support.inproc import connect, feed, make_ctx, run_until_idle, set_writing
+from support.inproc import connect, feed, in_loop, lose, make_ctx, run_until_idle, set_writing
 
 
 def steps(awaitable) -> tuple[int, object]:
@@ -112,3 +112,42 @@ def test_send_while_write_paused_waits_for_the_drain(loop):
     run_until_idle(loop)
     assert task.done() and task.result() is None
     assert transport.writes == [b"\x81\x05later"]
+
+
+def test_concurrent_receives_share_messages_in_order_and_all_see_the_disconnect(loop):
+    """receive() awaited by two tasks at once: each message goes to one of them, the one that
+    waited longest first (as from an asyncio.Queue), and the disconnect reaches both. With one
+    waiter slot the first task's future was replaced and never completed."""
+    app = Recorder()
+    proto, _transport = open_socket(app, loop)
+    first = loop.create_task(app.receive())
+    second = loop.create_task(app.receive())
+    run_until_idle(loop)
+    feed(proto, frame(TEXT, b"one"))
+    assert first.done() and first.result()["text"] == "one"
+    assert not second.done()
+    feed(proto, frame(TEXT, b"two"))
+    assert second.done() and second.result()["text"] == "two"
+    third = loop.create_task(app.receive())
+    fourth = loop.create_task(app.receive())
+    run_until_idle(loop)
+    lose(proto)
+    assert third.result()["type"] == fourth.result()["type"] == "websocket.disconnect"
+
+
+def test_a_message_handed_to_a_cancelled_receive_goes_to_the_next(loop):
+    app = Recorder()
+    _proto, transport = open_socket(app, loop)
+    waiting = loop.create_task(app.receive())
+    run_until_idle(loop)
+    # the message is handed over, then the task is cancelled before it runs again
+    in_loop(loop, proto_data_received, transport, frame(TEXT, b"kept"))
+    waiting.cancel()
+    run_until_idle(loop)
+    assert waiting.cancelled()
+    assert steps(app.receive()) == (0, {"type": "websocket.receive", "text": "kept"})
+
+
+def proto_data_received(transport, data: bytes) -> None:
+    """Deliver ``data`` to the websocket without letting the loop run afterwards."""
+    transport.protocol.data_received(data)

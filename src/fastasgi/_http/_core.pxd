@@ -450,7 +450,7 @@ cdef class WsConn:
     cdef public object loop
     cdef public WsCodec codec
     cdef public object _queue               # collections.deque of messages for the app
-    cdef public object _waiter              # receive()'s future while it waits
+    cdef public list _waiters               # the futures of the receive() calls that wait
     cdef public object _disconnect          # the websocket.disconnect message, once queued
     cdef public object _failure             # a close waiting for the app (see websocket.py)
     cdef public list _pending               # frame bytes not written yet
@@ -466,6 +466,7 @@ cdef class WsConn:
 
     cdef int _deliver(self, list events) except -1
     cdef int _message(self, dict message) except -1
+    cdef bint wake_one(self) except -1
     cdef int send_message(self, object message) except -1
     cdef int write(self, bytes data) except -1
     cdef int flush(self) except -1

@@ -293,7 +293,7 @@ class WsConn:
     loop: asyncio.AbstractEventLoop
     codec: WsCodec
     _queue: collections.deque[dict[str, Any]]
-    _waiter: asyncio.Future[dict[str, Any]] | None
+    _waiters: list[asyncio.Future[None]]
     _disconnect: dict[str, Any] | None
     _failure: tuple[bool, int, str] | None
     _pending: list[bytes]

@@ -57,6 +57,7 @@ cdef class WsConn:
     def __cinit__(self, *args, **kwargs):
         self.state = WSS_HANDSHAKE
         self._queue = collections.deque()
+        self._waiters = []
         self._pending = []
         self.max_queue = 1
         self.resume_at = 0
@@ -100,17 +101,26 @@ cdef class WsConn:
             return 0
         self._in_count += 1
         self._app_busy = True
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(message)
-                return 0
         queue = self._queue
         queue.append(message)
+        if self._waiters and self.wake_one():
+            return 0  # as good as taken: not counted against --ws-max-queue
         if len(queue) >= self.max_queue and not self._read_paused:
             self.pause_read()
         return 0
+
+    cdef bint wake_one(self) except -1:
+        """Wake the receive() that has waited longest; False if none waits. receive() may be
+        awaited by several tasks at once: as with an asyncio.Queue, the messages stay in the
+        queue until a woken receive() runs and takes the first, so each reader gets them in
+        the client's order and none is lost to a cancelled one."""
+        cdef list waiters = self._waiters
+        while waiters:
+            waiter = waiters.pop(0)
+            if not waiter.done():
+                waiter.set_result(None)
+                return True
+        return False
 
     async def receive(self):
         queue = self._queue
@@ -119,23 +129,29 @@ cdef class WsConn:
             self._app_busy = False
             if self._failure is not None:
                 self._close_deferred()
-        if queue:
-            message = queue.popleft()
-            if self._read_paused and len(queue) <= self.resume_at and self.state == WSS_OPEN:
-                self.resume_read()
-            return message
-        if self._disconnect is not None:
-            return self._disconnect
-        if self._pending:
-            # The app is about to wait: send what it wrote now rather than a loop turn later.
-            self.flush()
-        waiter = self.loop.create_future()
-        self._waiter = waiter
-        try:
-            return await waiter
-        finally:
-            if self._waiter is waiter:
-                self._waiter = None
+        while True:
+            if queue:
+                message = queue.popleft()
+                if self._read_paused and len(queue) <= self.resume_at and self.state == WSS_OPEN:
+                    self.resume_read()
+                return message
+            if self._disconnect is not None:
+                return self._disconnect
+            if self._pending:
+                # The app is about to wait: send what it wrote now rather than a loop turn later.
+                self.flush()
+            waiter = self.loop.create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                # Cancelled: if this receive() had been woken for a message, another waiting
+                # one takes the wake-up (the message is still queued).
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+                elif queue and self._waiters:
+                    self.wake_one()
+                raise
 
     # -- outgoing
 
