@@ -226,7 +226,7 @@ cdef class RequestCycle:
     # request side
     cdef object body                 # bytes, or a list of bytes when several are buffered
     cdef Py_ssize_t body_len
-    cdef object receive_waiter
+    cdef object receive_waiter       # a future, or a list of them (driver.pxi)
     cdef bint expect_continue        # a 100 Continue is owed when the app first waits
     cdef bint disconnected           # the connection is gone (or the exchange was cut)
     cdef bint peer_eof               # the client half-closed after sending this request
@@ -321,7 +321,7 @@ cdef class H2Stream:
     cdef object body                # bytes, or a list of bytes when several are buffered
     cdef Py_ssize_t body_len
     cdef long long body_received
-    cdef object receive_waiter
+    cdef object receive_waiter       # a future, or a list of them (driver.pxi)
     cdef bint disconnected
     cdef double started             # the tick's time the head began, then when it was complete
     cdef double body_activity       # the tick's time of the last body bytes

@@ -108,11 +108,10 @@ cdef class RequestCycle:
         self._wake()
 
     cdef inline _wake(self):
-        cdef object waiter = self.receive_waiter
-        if waiter is not None:
+        cdef object waiters = self.receive_waiter
+        if waiters is not None:
             self.receive_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+            waiters_wake(waiters)
 
     cdef object _take_body(self):
         cdef object body = self.body
@@ -150,8 +149,13 @@ cdef class RequestCycle:
                 if self.response == RESP_NONE:
                     proto._write(CONTINUE_100)
             waiter = proto.loop.create_future()
-            self.receive_waiter = waiter
-            await waiter
+            self.receive_waiter = waiter_add(self.receive_waiter, waiter)
+            try:
+                await waiter
+            except BaseException:
+                # cancelled: another receive() may be waiting, and stays so
+                self.receive_waiter = waiter_remove(self.receive_waiter, waiter)
+                raise
 
     # response side ------------------------------------------------------------------------------
 

@@ -187,3 +187,38 @@ cdef class _Done:
 
 
 cdef _Done _DONE = _Done()
+
+
+# --- receive() waiters: one future, or a list while several receive() calls wait at once ------
+# An app may await receive() from more than one task (Starlette's is_disconnected() beside a
+# listener, an app's own watcher task): each waiting call is woken by the next change, and a
+# cancelled one is taken out, so none is left waiting on a future nobody completes.
+
+cdef inline object waiter_add(object current, object waiter):
+    if current is None:
+        return waiter
+    if type(current) is list:
+        (<list>current).append(waiter)
+        return current
+    return [current, waiter]
+
+
+cdef inline object waiter_remove(object current, object waiter):
+    if current is waiter:
+        return None
+    if type(current) is list and waiter in <list>current:
+        (<list>current).remove(waiter)
+    return current
+
+
+cdef inline int waiters_wake(object waiters) except -1:
+    """Complete the waiting future(s) in `waiters` (a future, a list of them, or None)."""
+    if waiters is None:
+        return 0
+    if type(waiters) is list:
+        for waiter in <list>waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+    elif not waiters.done():
+        waiters.set_result(None)
+    return 0

@@ -8,15 +8,15 @@
 # raises ClientDisconnected.
 #
 # The head becomes the scope as ASGI maps HTTP/2: :method, :scheme, :path as for HTTP/1.1;
-# :authority becomes a `host` header unless the request has one; cookie fields, which HTTP/2
-# may split, are joined with "; " into one (RFC 9113 8.2.3). nghttp2 has checked the rest of
-# 8.2-8.3 (lowercase names, no connection-specific fields, pseudo-headers, content-length
-# against the DATA) and reset violating streams with PROTOCOL_ERROR before this layer.
+# :authority becomes a `host` header unless the request has one; split cookie fields are
+# joined with "; " (RFC 9113 8.2.3). nghttp2 has checked the rest of 8.2-8.3 (lowercase names,
+# no connection-specific fields, pseudo-headers, content-length against the DATA) and reset
+# violating streams with PROTOCOL_ERROR before this layer.
 #
-# The response: the head waits for the first body message (as on HTTP/1.1) so that HEADERS
-# and the first DATA go out together; names go in lowercase, connection-specific fields are
-# left out (RFC 9113 8.2.2). The http.response.trailers extension (gRPC): with "trailers":
-# True in the start message the last body message does not end the stream, the trailers do.
+# The response: the head waits for the first body message (as on HTTP/1.1) so HEADERS and
+# the first DATA go out together; names lowercase, no connection-specific fields (RFC 9113
+# 8.2.2). http.response.trailers (gRPC): with "trailers": True in the start message the
+# trailers, not the last body message, end the stream.
 
 cdef tuple H2_STATUS = tuple(b"%d" % i for i in range(600))
 cdef dict H2_METHODS = {m.encode("ascii"): m for m in METHODS if m}
@@ -175,17 +175,13 @@ cdef class H2Stream:
         self.out = None
         self._wake()
         waiter = self.send_waiter
-        if waiter is not None:
-            self.send_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        self.send_waiter = None
+        waiters_wake(waiter)
 
     cdef inline _wake(self):
-        cdef object waiter = self.receive_waiter
-        if waiter is not None:
-            self.receive_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        cdef object waiters = self.receive_waiter
+        self.receive_waiter = None
+        waiters_wake(waiters)
 
     cdef object _take_body(self):
         cdef object body = self.body
@@ -213,14 +209,17 @@ cdef class H2Stream:
                 self._set_request(REQ_DELIVERED)
                 return {"type": T_REQUEST, "body": EMPTY, "more_body": False}
             waiter = self.loop.create_future()
-            self.receive_waiter = waiter
-            await waiter
+            self.receive_waiter = waiter_add(self.receive_waiter, waiter)
+            try:
+                await waiter
+            except BaseException:  # cancelled: another receive() may still wait
+                self.receive_waiter = waiter_remove(self.receive_waiter, waiter)
+                raise
 
     # the response --------------------------------------------------------------------------
 
     def send(self, message):
-        """ASGI send; like RequestCycle.send, it returns the shared completed _DONE unless
-        it must wait (the client's window or the transport)."""
+        """ASGI send; returns the shared _DONE unless it must wait (window or transport)."""
         cdef H2Protocol conn = self.conn
         cdef str mtype = message["type"]
         if self.disconnected:
@@ -301,8 +300,8 @@ cdef class H2Stream:
         self.conn._flush()
 
     cdef _submit_head(self, bint has_body, long long whole):
-        """HEADERS: :status, the app's fields (lowercase, connection-specific ones left out),
-        then the server's own; with a data source unless there is no body to send."""
+        """HEADERS: :status, the app's fields (lowercase, no connection-specific ones), the
+        server's own; with a data source unless there is no body."""
         cdef H2Protocol conn = self.conn
         cdef ServerContext ctx = self.ctx
         cdef list fields = [(b":status", H2_STATUS[self.status])]
@@ -409,8 +408,8 @@ cdef class H2Stream:
             count_request_at(2, H2_METHOD_INDEX.get(self.method, M_METHODS - 1), self.status, self.t0)
 
     cdef _send_error(self, int status):
-        """Answer in the app's place (bad input, limits, timeouts, an app that failed before
-        its head went out); a response already begun can only be reset."""
+        """Answer in the app's place (bad input, limits, timeouts, an app failed before its
+        head); a response already begun can only be reset."""
         cdef bytes body = (<str>REASONS[status]).encode("latin-1")
         cdef nghttp2.nghttp2_data_provider provider
         cdef list fields
