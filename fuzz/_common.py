@@ -47,6 +47,7 @@ __all__ = [
     "new_loop",
     "parse_responses",
     "run_timers",
+    "run_watched",
     "settle",
     "step",
 ]
@@ -191,6 +192,27 @@ def close_loop(loop: ClockLoop) -> None:
         task.cancel()
     settle(loop)
     loop.close()
+
+
+def run_watched(play: Callable[[ClockLoop, Any], None], plan: Any, fatal: str = "", what: str = "") -> None:
+    """``play(loop, plan)`` on a new loop under WATCH (nothing to the loop's exception
+    handler, no error logged but those expected); with ``fatal``, a log record that starts
+    with it is a Violation, reported as ``what``."""
+    with WATCH:
+        loop = new_loop()
+        WATCH.attach(loop)
+        try:
+            play(loop, plan)
+        finally:
+            close_loop(loop)
+        WATCH.verify()
+        for rec in WATCH.records if fatal else ():
+            check(
+                not rec.getMessage().startswith(fatal),
+                "%s: %r",
+                what,
+                rec.exc_info[1] if rec.exc_info else None,
+            )
 
 
 def run_timers(loop: ClockLoop, limit: float) -> None:

@@ -78,16 +78,14 @@ from hyperframe.frame import (  # noqa: E402
 )
 
 from fuzz._common import (  # noqa: E402
-    WATCH,
     FuzzAppError,
     FuzzedDataProvider,
     Violation,
     advance,
     check,
-    close_loop,
     in_loop,
-    new_loop,
     run_timers,
+    run_watched,
     settle,
     step,
 )
@@ -824,20 +822,9 @@ class App:
 
 
 def run(plan: Plan) -> None:
-    with WATCH:
-        loop = new_loop()
-        WATCH.attach(loop)
-        try:
-            play(loop, plan)
-        finally:
-            close_loop(loop)
-        WATCH.verify()
-        for rec in WATCH.records:
-            check(
-                not rec.getMessage().startswith("Internal error on an HTTP/2 connection"),
-                "an internal error on the HTTP/2 connection: %r",
-                rec.exc_info[1] if rec.exc_info else None,
-            )
+    run_watched(
+        play, plan, "Internal error on an HTTP/2 connection", "an internal error on the HTTP/2 connection"
+    )
 
 
 def play(loop, plan: Plan) -> None:

@@ -41,16 +41,14 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 from fuzz._common import (  # noqa: E402
-    WATCH,
     FuzzAppError,
     FuzzedDataProvider,
     advance,
     check,
-    close_loop,
     in_loop,
-    new_loop,
     parse_responses,
     run_timers,
+    run_watched,
     settle,
     step,
 )
@@ -337,14 +335,7 @@ SERVER_ERRORS = (400, 408, 413, 414, 431, 501, 503, 505)
 
 
 def run(plan: Plan) -> None:
-    with WATCH:
-        loop = new_loop()
-        WATCH.attach(loop)
-        try:
-            play(loop, plan)
-        finally:
-            close_loop(loop)
-        WATCH.verify()
+    run_watched(play, plan)
 
 
 def play(loop, plan: Plan) -> None:

@@ -82,17 +82,15 @@ from fastasgi.websocket import create_ws_upgrade  # noqa: E402
 from fuzz._common import (  # noqa: E402
     FIELD_VALUE,
     TOKEN,
-    WATCH,
     FuzzAppError,
     FuzzedDataProvider,
     Violation,
     advance,
     check,
-    close_loop,
     in_loop,
-    new_loop,
     parse_responses,
     run_timers,
+    run_watched,
     settle,
     step,
 )
@@ -724,20 +722,7 @@ def observe(settings, seen: Seen):
 
 
 def run(plan: Plan) -> None:
-    with WATCH:
-        loop = new_loop()
-        WATCH.attach(loop)
-        try:
-            play(loop, plan)
-        finally:
-            close_loop(loop)
-        WATCH.verify()
-        for rec in WATCH.records:
-            check(
-                not rec.getMessage().startswith("WebSocket upgrade failed"),
-                "the upgrade failed: %r",
-                rec.exc_info,
-            )
+    run_watched(play, plan, "WebSocket upgrade failed", "the upgrade failed")
 
 
 def guarded(what: str, fn, *args) -> None:
