@@ -330,12 +330,7 @@ class WebSocketProtocol(WsConn, asyncio.Protocol):
         failure = self._failure  # _cancel_timers() forgets it
         self._cancel_timers()
         self.ctx.connections.discard(self)
-        self._write_paused = False
-        drain = self._drain
-        if drain is not None:
-            self._drain = None
-            if not drain.done():
-                drain.set_result(None)
+        self.resume_writing()  # a send() waiting for the drain goes on, to find the socket closed
         if failure is not None and failure[0]:
             # The peer's close frame arrived and was waiting for the app: RFC 6455 7.1.5, the
             # connection's close code is that frame's, even though our answer never went out.

@@ -276,8 +276,6 @@ WS_RESPONSE: int
 WS_OPEN: int
 WS_CLOSING: int
 WS_CLOSED: int
-#: outgoing frame bytes gathered before one transport.write
-WS_WRITE_BATCH: int
 
 class WsConn:
     """The per-message path of an upgraded websocket (``_http/wsconn.pxi``), the base class

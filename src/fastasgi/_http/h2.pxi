@@ -231,8 +231,7 @@ cdef class H2Protocol:
             if stream.send_waiter is not None and stream.out_len <= HIGH_WATER:
                 waiter = stream.send_waiter
                 stream.send_waiter = None
-                if not waiter.done():
-                    waiter.set_result(None)
+                waiters_wake(waiter)
 
     def data_received(self, bytes data):
         cdef ssize_t rv

@@ -387,8 +387,7 @@ cdef class H2Stream:
                 not self.conn.writing_paused:
             waiter = self.send_waiter
             self.send_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+            waiters_wake(waiter)
         return n
 
     cdef _response_complete(self):

@@ -167,10 +167,8 @@ cdef class HttpProtocol:
 
     def _release_drain(self):
         waiter = self.drain_waiter
-        if waiter is not None:
-            self.drain_waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        self.drain_waiter = None
+        waiters_wake(waiter)
 
     def data_received(self, bytes data):
         if M != NULL:

@@ -34,7 +34,6 @@ WS_CLOSED = WSS_CLOSED
 
 # outgoing frame bytes gathered before one transport.write (see WsConn.write)
 cdef Py_ssize_t WRITE_BATCH = 65536
-WS_WRITE_BATCH = WRITE_BATCH
 
 cdef str T_WS_RECEIVE = "websocket.receive"
 cdef str T_WS_SEND = "websocket.send"
