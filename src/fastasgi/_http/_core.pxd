@@ -1,6 +1,6 @@
 # Every cdef class of the compiled core, declared completely, and the state enums. The bodies
 # are in the parts _core.pyx includes; the rules of each state machine are written at the top
-# of the part that holds it (protocol.pxi, cycle.pxi).
+# of the part that holds it (protocol.pxi, exchange.pxi, h2.pxi).
 
 from libc.stdint cimport int32_t
 
@@ -26,7 +26,7 @@ cdef enum ConnState:
     CONN_CLOSED
     CONN_STATES             # how many there are
 
-# The response of one request (cycle.pxi). Ordered: from RESP_STREAMING on, bytes of this
+# The response of one request (exchange.pxi). Ordered: from RESP_STREAMING on, bytes of this
 # response are on the wire.
 cdef enum RespState:
     RESP_NONE
@@ -35,7 +35,7 @@ cdef enum RespState:
     RESP_DONE
     RESP_STATES
 
-# The request message of one request as the app reads it (cycle.pxi). Ordered: from
+# The request message of one request as the app reads it (exchange.pxi). Ordered: from
 # REQ_COMPLETE on, the whole message has arrived.
 cdef enum ReqState:
     REQ_BODY
@@ -91,6 +91,7 @@ cdef class ServerContext:
     cdef readonly str root_path
     cdef readonly bint date_header
     cdef readonly bytes server_line         # b"server: fastasgi\r\n" or b""
+    cdef readonly tuple server_field        # (b"server", b"fastasgi") or None (HTTP/2)
     cdef readonly bytes extra_lines         # --header lines, prebuilt
     cdef bytes default_head                 # server_line, the Date line, extra_lines
     cdef readonly Py_ssize_t max_header_bytes
@@ -109,6 +110,7 @@ cdef class ServerContext:
     cdef readonly tuple h2_settings
     cdef readonly object clock              # None: the C monotonic clock; else a callable
     cdef readonly double now                # the clock as of the last tick()
+    cdef bint eager                         # 3.10/3.11: app Tasks start eagerly (driver.pxi)
 
     cdef inline double _clock(self) except? -1.0
     cdef _build_default_head(self)
@@ -210,53 +212,71 @@ cdef class HttpProtocol:
     cdef _log_rejected_head(self, int status, Py_ssize_t nbytes)
 
 
-cdef class RequestCycle:
-    # What the driver reads and writes of a request (driver.pxi), the same names in H2Stream:
+cdef class Exchange:
+    # One request and its response as the app sees them (exchange.pxi); what the driver reads
+    # and writes of a request (driver.pxi)
     cdef public dict scope
-    cdef object task                 # the asyncio.Task once the app suspended, else None
+    cdef object task                 # the app's asyncio.Task while it is suspended, else None
     cdef AppState app_state
     cdef ServerContext ctx
     cdef object loop
-
-    cdef HttpProtocol proto
     cdef ReqState request
     cdef RespState response
-    cdef Framing framing
-
     # request side
     cdef object body                 # bytes, or a list of bytes when several are buffered
     cdef Py_ssize_t body_len
     cdef object receive_waiter       # a future, or a list of them (driver.pxi)
-    cdef bint expect_continue        # a 100 Continue is owed when the app first waits
-    cdef bint disconnected           # the connection is gone (or the exchange was cut)
-    cdef bint peer_eof               # the client half-closed after sending this request
-
+    cdef bint disconnected           # the connection or stream is gone (or the exchange was cut)
     # response side
-    cdef int method                  # llhttp's method code
     cdef double t0                   # monotonic() at the head's end (access log or metrics on)
+    cdef int m_protocol              # the metrics' protocol index (METRIC_PROTOCOLS)
+    cdef int m_method                # and method index (METRIC_METHODS)
     cdef bint is_head
-    cdef bint http10
-    cdef bint keep_alive
     cdef int status
     cdef object resp_headers
+    cdef bint trailers_ok            # the protocol carries http.response.trailers
+    cdef bint trailers               # and this response's trailers follow its body
+    cdef list trailer_fields
+    cdef bint body_ended             # the last body message is sent
     cdef long long expected_length   # -1: not declared
     cdef long long sent_length
 
     cdef inline int _set_request(self, ReqState new) except -1
     cdef inline int _set_response(self, RespState new) except -1
-    cdef _on_body(self, const char* at, size_t n)
+    cdef int _buffer(self, const char* at, size_t n) except -1
     cdef _message_complete(self)
     cdef _connection_lost(self)
     cdef _wake(self)
     cdef object _take_body(self)
+    cdef int _body_taken(self, Py_ssize_t n) except -1
+    cdef int _before_wait(self) except -1
     cdef _send_body(self, bytes body, bint more)
-    cdef _build_head(self, bytes body, bint final)
-    cdef _response_complete(self)
-    cdef _log_access(self, long long nbytes)
+    cdef _send_trailers(self)
+    cdef object _send_wait(self)
+    cdef _response_done(self)
+    cdef _account(self, long long nbytes)
+    cdef _send_error(self, int status)
+    cdef _abort(self, int why)
+    cdef bint _client_left(self) except -1
     cdef _time_out(self, double seconds)
-    cdef inline _app_done(self)
+    cdef _app_done(self)
     cdef _app_returned(self, object result)
     cdef _app_failed(self, object exc)
+
+
+cdef class RequestCycle(Exchange):
+    # HTTP/1.1's wire effects (cycle.pxi)
+    cdef HttpProtocol proto
+    cdef Framing framing
+    cdef bint expect_continue        # a 100 Continue is owed when the app first waits
+    cdef bint peer_eof               # the client half-closed after sending this request
+    cdef int method                  # llhttp's method code
+    cdef bint http10
+    cdef bint keep_alive
+
+    cdef _on_body(self, const char* at, size_t n)
+    cdef _build_head(self, bytes body, bint final)
+    cdef _response_complete(self)
 
 
 cdef class H2Protocol:
@@ -296,18 +316,10 @@ cdef class H2Protocol:
     cdef _start(self, H2Stream stream)
 
 
-cdef class H2Stream:
-    # What the driver reads and writes (driver.pxi), the same names as in RequestCycle:
-    cdef public dict scope
-    cdef object task
-    cdef AppState app_state
-    cdef ServerContext ctx
-    cdef object loop
-
+cdef class H2Stream(Exchange):
+    # HTTP/2's wire effects (h2stream.pxi)
     cdef H2Protocol conn
     cdef int32_t stream_id
-    cdef ReqState request
-    cdef RespState response
     # the request head, while it arrives
     cdef list headers
     cdef list cookies
@@ -318,49 +330,28 @@ cdef class H2Stream:
     cdef Py_ssize_t head_bytes
     cdef int err_status             # a refusal found in the head (400, 431): answered, no app
     # the request body
-    cdef object body                # bytes, or a list of bytes when several are buffered
-    cdef Py_ssize_t body_len
     cdef long long body_received
-    cdef object receive_waiter       # a future, or a list of them (driver.pxi)
-    cdef bint disconnected
+    cdef long long discarded        # body bytes dropped after the response (DISCARD)
+    cdef double discard_since       # the tick's time the request went to DISCARD
     cdef double started             # the tick's time the head began, then when it was complete
     cdef double body_activity       # the tick's time of the last body bytes
-    cdef double t0                  # monotonic() at the head's end (access log or metrics)
     # the response
-    cdef int status
-    cdef object resp_headers
-    cdef bint is_head
-    cdef bint trailers              # http.response.trailers follow the body
-    cdef list trailer_fields
-    cdef long long expected_length  # -1: not declared
-    cdef long long sent_length
     cdef list out                   # body bytes nghttp2 has not taken yet
     cdef Py_ssize_t out_off         # bytes of out[0] already taken
     cdef Py_ssize_t out_len         # bytes in out, less out_off
-    cdef bint out_eof               # the last body bytes are in out
     cdef bint deferred              # nghttp2 waits for body bytes (resume_data when they come)
     cdef double stalled_since       # body waits on the client's flow-control window; 0: not
     cdef object send_waiter
 
-    cdef inline int _set_request(self, ReqState new) except -1
-    cdef inline int _set_response(self, RespState new) except -1
     cdef int _on_header(self, const char* name, size_t nl, const char* value, size_t vl) except -1
     cdef _head_complete(self)
     cdef _on_body(self, const char* data, size_t n)
-    cdef _message_complete(self)
+    cdef _discard(self)
+    cdef _stop_upload(self)
     cdef _closed(self, unsigned int error_code)
-    cdef _wake(self)
-    cdef object _take_body(self)
     cdef _submit_head(self, bint has_body, long long whole)
     cdef Py_ssize_t _read_out(self, char* buf, size_t length, unsigned int* flags) except -1
-    cdef _send_body(self, bytes body, bint more)
-    cdef _response_complete(self)
-    cdef _send_error(self, int status)
     cdef _reset(self, unsigned int code)
-    cdef _account(self)
-    cdef _app_done(self)
-    cdef _app_returned(self, object result)
-    cdef _app_failed(self, object exc)
 
 
 # zlib's C API (zlib.h), what permessage-deflate (wsdeflate.pxi) uses of it.

@@ -1,4 +1,5 @@
-"""The compiled hot path: HTTP/1.1 over the vendored llhttp parser, as one extension.
+"""The compiled hot path: HTTP/1.1 over the vendored llhttp parser, HTTP/2 over the vendored
+nghttp2, and the WebSocket frame codec, as one extension.
 
 This file holds the imports and the list of parts, nothing else (the parts are included in
 the order below; each part is named for what it holds). Every cdef class is declared in
@@ -50,15 +51,17 @@ include "context.pxi"
 include "parser.pxi"
 # HttpProtocol: the connection state machine, flow control
 include "protocol.pxi"
-# the eager app driver
+# the app driver: a real Task per request, started eagerly
 include "driver.pxi"
-# RequestCycle: receive/send, the response state machine, the head writer
+# Exchange: the one ASGI request model of both protocols (receive, send, states, app end)
+include "exchange.pxi"
+# RequestCycle(Exchange): HTTP/1.1's wire effects (head, chunks, close)
 include "cycle.pxi"
 # nghttp2's callbacks, trampolines to the HTTP/2 connection and streams
 include "h2callbacks.pxi"
 # HTTP/2 over the vendored nghttp2: the connection
 include "h2.pxi"
-# HTTP/2: one stream's request and response
+# H2Stream(Exchange): HTTP/2's wire effects (DATA, RST_STREAM, trailers)
 include "h2stream.pxi"
 # an HTTP/1.1 connection handed to WebSocket or HTTP/2
 include "takeover.pxi"

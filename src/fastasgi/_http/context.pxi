@@ -1,5 +1,8 @@
 # --- ServerContext: what every connection of one server shares ---------------------------------
 
+# The Server field's value, on both protocols (--no-server-header leaves it out)
+cdef bytes SERVER_NAME = b"fastasgi"
+
 cdef class ServerContext:
 
     def __init__(self, app, loop, *, str root_path="", bint server_header=True,
@@ -31,7 +34,8 @@ cdef class ServerContext:
         self.shutting_down = False
         self.root_path = root_path
         self.date_header = date_header
-        self.server_line = b"server: fastasgi\r\n" if server_header else b""
+        self.server_field = (b"server", SERVER_NAME) if server_header else None
+        self.server_line = b"server: " + SERVER_NAME + b"\r\n" if server_header else b""
         for name, value in extra_headers or ():
             name = name.encode("latin-1") if isinstance(name, str) else bytes(name)
             value = value.encode("latin-1") if isinstance(value, str) else bytes(value)
@@ -56,6 +60,7 @@ cdef class ServerContext:
                             h2_initial_connection_window_size, h2_max_frame_size,
                             max_header_bytes if h2_max_headers_size is None else h2_max_headers_size)
         self.clock = clock
+        self.eager = _probe_eager(loop)
         self.now = self._clock()
         refresh_date(time_time())
         self._build_default_head()

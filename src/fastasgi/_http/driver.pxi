@@ -1,163 +1,155 @@
-# --- the eager app driver -------------------------------------------------------------------------
+# --- the app driver: every request's app runs in a real asyncio.Task, started eagerly ---------------
 #
-# An app's first step runs right inside data_received: an app that never waits on anything
-# (most plaintext and JSON endpoints) finishes without an asyncio.Task or a loop round-trip.
+# The app's first step runs right inside data_received, in its own Task: an app that never
+# waits on anything (most plaintext and JSON endpoints) finishes within that call, without a
+# loop round-trip; one that suspends goes on in the same Task, as asyncio runs any Task. So
+# from its first line the app sees asyncio exactly as asyncio gives it, as under uvicorn:
+# current_task() is an initialised Task (repr, get_name, get_loop, add_done_callback, cancel
+# and uncancel, asyncio.timeout, anyio's cancel scopes), cancellation is delivered at the next
+# await by the Task's own step, and context variables are per request.
+#
+# How the Task starts eagerly:
+# - Python 3.12+: asyncio.Task(..., eager_start=True), the standard library's eager start
+#   (the one asyncio.eager_task_factory uses).
+# - Python 3.10 and 3.11 have no eager start. A Task's constructor schedules its first step
+#   with loop.call_soon(step, context=...); for the duration of the constructor the loop's
+#   call_soon is shadowed by an instance attribute that keeps that step instead, and the step
+#   is then called right away, in the Task's context. It is the Task's own C step (the one the
+#   loop would have run a moment later), so the Task behaves as any Task does. The shadowing
+#   is checked to work once per loop (_probe_eager); where it does not (a loop without an
+#   instance dict), the Task starts the standard way, on the loop's next iteration.
+#
 # Invariants:
-# - drive() runs from the protocol's callbacks, never from inside a Task: it makes an
-#   uninitialised asyncio.Task the current task for the first step (anyio, asyncio.timeout
-#   and current_task() need one), and asyncio allows only one current task at a time.
-# - The step runs in a copy of the current context, entered for the step and handed to the
-#   Task if there is one, so context variables stay per request across suspensions.
-# - The Task is initialised only when the app really suspends; from then on it drives the
-#   coroutine through _continue/_Resume and the cycle learns the end from it.
-# - Exactly one of RequestCycle._app_returned / _app_failed runs per request.
+# - drive() runs from the protocol's callbacks, never from inside another Task (3.10/3.11:
+#   a Task's step refuses to run inside another one).
+# - The app is called in a copy of the current context, which its Task then runs in, so
+#   context variables stay per request and never leak into the next request.
+# - Exactly one of Exchange._app_returned / _app_failed runs per request: right after the
+#   first step if the Task is already done, else from the Task's done callback.
 # - SystemExit and KeyboardInterrupt from the app propagate, as asyncio does for a Task.
 
 
-# The requests the driver runs: an HTTP/1.1 RequestCycle, an HTTP/2 H2Stream. drive() is
-# compiled once for each (a fused type), so every access is direct; a suspended app's Task
-# end goes through _app_ended, which picks the type once.
-ctypedef fused AppCycle:
-    RequestCycle
-    H2Stream
+cdef bint EAGER_START = sys.version_info >= (3, 12)
 
 
-cdef drive(AppCycle cycle, object app, object receive, object send):
-    """Run the app for `cycle`; `receive` and `send` are the cycle class's functions (the
-    bound methods are made here, directly, with no attribute lookup through the type)."""
-    cdef object loop = cycle.loop
-    cdef object context = PyContext_CopyCurrent()
-    cdef object task = aio_Task_new(aio_Task)
-    cdef PyObject* yielded = NULL
-    cdef PySendResult res
-    cdef object coro
-    cycle.app_state = APP_RUNNING
+@cython.final
+cdef class _StepCatcher:
+    """Stands in for loop.call_soon while a Task is constructed: keeps the Task's first step
+    and its context instead of scheduling them (3.10/3.11, see the top)."""
+    cdef object step
+    cdef object context
+
+    def __call__(self, callback, *args, context=None):
+        self.step = callback
+        self.context = context
+
+
+cdef _StepCatcher STEP_CATCHER = _StepCatcher()
+cdef str CALL_SOON = "call_soon"
+
+
+cdef object _start_task(ServerContext ctx, object coro, object context):
+    """The app's Task, its first step already run (unless the loop cannot start it eagerly)."""
+    cdef object loop = ctx.loop
+    cdef object task, step, step_context
+    if EAGER_START:
+        return aio_Task(coro, loop=loop, context=context, eager_start=True)
+    if not ctx.eager:
+        return _new_task(loop, coro, context)
+    setattr(loop, CALL_SOON, STEP_CATCHER)
+    try:
+        task = _new_task(loop, coro, context)
+    finally:
+        delattr(loop, CALL_SOON)
+    step = STEP_CATCHER.step
+    step_context = STEP_CATCHER.context
+    STEP_CATCHER.step = STEP_CATCHER.context = None
+    if step is None:
+        # the Task scheduled its step some other way: it starts on the loop's next
+        # iteration, and so do the Tasks after it
+        ctx.eager = False
+    elif step_context is None:
+        step()
+    else:
+        step_context.run(step)
+    return task
+
+
+cdef inline object _new_task(object loop, object coro, object context):
+    if TASK_TAKES_CONTEXT:
+        return aio_Task(coro, loop=loop, context=context)
+    # Python 3.10: Task() copies the current context, so make it the request's
     PyContext_Enter(context)
     try:
-        try:
-            coro = app(cycle.scope, PyMethod_New(receive, cycle), PyMethod_New(send, cycle))
-        except BaseException as exc:
-            cycle._app_failed(exc)
-            return
-        aio_enter_task(loop, task)
-        try:
-            res = PyIter_Send(coro, None, &yielded)
-        except BaseException as exc:
-            cycle._app_failed(exc)
-            if isinstance(exc, (SystemExit, KeyboardInterrupt)):
-                raise
-            return
-        finally:
-            aio_leave_task(loop, task)
+        return aio_Task(coro, loop=loop)
     finally:
         PyContext_Exit(context)
-    result = <object>yielded
-    Py_DECREF(result)
-    if res == PYGEN_RETURN:
-        cycle._app_returned(result)
+
+
+cdef bint _probe_eager(object loop) except -1:
+    """Whether loop.call_soon can be shadowed on `loop` (3.10/3.11, see the top)."""
+    if EAGER_START:
+        return True
+    try:
+        setattr(loop, CALL_SOON, STEP_CATCHER)
+    except (AttributeError, TypeError):
+        return False
+    delattr(loop, CALL_SOON)
+    return True
+
+
+cdef drive(Exchange ex, object app):
+    """Run the app for `ex`: call it with the exchange's receive and send (bound methods made
+    here, directly), and start its Task."""
+    cdef object context = PyContext_CopyCurrent()
+    cdef object coro, task
+    ex.app_state = APP_RUNNING
+    PyContext_Enter(context)
+    try:
+        coro = app(ex.scope, PyMethod_New(exchange_receive, ex), PyMethod_New(exchange_send, ex))
+    except BaseException as exc:
+        ex._app_failed(exc)
         return
-    # The app is waiting on something: a Task drives the rest, in the same context.
-    cycle.task = task
-    if TASK_TAKES_CONTEXT:
-        task.__init__(_continue(cycle, coro, result), loop=loop, context=context)
+    finally:
+        PyContext_Exit(context)
+    try:
+        task = _start_task(ex.ctx, coro, context)
+    except (SystemExit, KeyboardInterrupt) as exc:
+        ex._app_failed(exc)     # the Task holds it too, as asyncio's does
+        raise
+    if task.done():
+        _task_ended(ex, task)
+        return
+    ex.task = task
+    task.add_done_callback(_TaskEnd(ex))
+    ex.ctx.tasks.add(task)
+
+
+cdef _task_ended(Exchange ex, object task):
+    """The app's Task is done: tell its exchange how the app ended."""
+    cdef object exc
+    if ex.app_state != APP_RUNNING:
+        return
+    try:
+        exc = task.exception()
+    except aio_CancelledError as cancelled:
+        exc = cancelled
+    if exc is None:
+        ex._app_returned(task.result())
     else:
-        # Python 3.10: Task() copies the current context, so make it the request's
-        PyContext_Enter(context)
-        try:
-            task.__init__(_continue(cycle, coro, result), loop=loop)
-        finally:
-            PyContext_Exit(context)
-    task.add_done_callback(_TaskEnd(cycle, coro))
-    cycle.ctx.tasks.add(task)
+        ex._app_failed(exc)
 
 
 @cython.final
 cdef class _TaskEnd:
-    """The done callback of a suspended app's Task. Normally _continue has already told the
-    cycle how the app ended. A Task cancelled before its first step (abort(), or the server's
-    shutdown, in the same loop iteration as the request) never runs _continue: then the app
-    gets its CancelledError here, and the request ends as a cancelled app."""
-    cdef object cycle
-    cdef object coro
+    """The done callback of an app's Task that suspended."""
+    cdef Exchange ex
 
-    def __cinit__(self, cycle, coro):
-        self.cycle = cycle
-        self.coro = coro
+    def __cinit__(self, Exchange ex):
+        self.ex = ex
 
     def __call__(self, task):
-        cdef object exc = aio_CancelledError()
-        if _app_state(self.cycle) != APP_RUNNING:
-            return
-        try:
-            self.coro.throw(exc)
-        except BaseException as raised:
-            exc = raised
-        else:
-            self.coro.close()       # it awaits again, with no Task to drive it: end it
-        _app_ended(self.cycle, None, exc)
-
-
-async def _continue(object cycle, object coro, object first):
-    try:
-        result = await _Resume(coro, first)
-    except BaseException as exc:
-        _app_ended(cycle, None, exc)
-        if isinstance(exc, (SystemExit, KeyboardInterrupt)):
-            raise
-    else:
-        _app_ended(cycle, result, None)
-
-
-cdef AppState _app_state(object cycle):
-    if type(cycle) is RequestCycle:
-        return (<RequestCycle>cycle).app_state
-    return (<H2Stream>cycle).app_state
-
-
-cdef _app_ended(object cycle, object result, object exc):
-    """A suspended app ended: tell its request (exc None: it returned `result`)."""
-    if type(cycle) is RequestCycle:
-        if exc is None:
-            (<RequestCycle>cycle)._app_returned(result)
-        else:
-            (<RequestCycle>cycle)._app_failed(exc)
-    elif exc is None:
-        (<H2Stream>cycle)._app_returned(result)
-    else:
-        (<H2Stream>cycle)._app_failed(exc)
-
-
-@cython.final
-cdef class _Resume:
-    """Hands a coroutine that suspended during its eager first step to the Task: yields what
-    the coroutine yielded, and forwards what the Task sends or throws."""
-    cdef object coro
-    cdef object first
-
-    def __cinit__(self, coro, first):
-        self.coro = coro
-        self.first = first
-
-    def __await__(self):
-        cdef object coro = self.coro
-        cdef object value = self.first
-        self.first = None
-        while True:
-            try:
-                sent = yield value
-            except GeneratorExit:
-                coro.close()
-                raise
-            except BaseException as exc:
-                try:
-                    value = coro.throw(exc)
-                except StopIteration as stop:
-                    return stop.value
-            else:
-                try:
-                    value = coro.send(sent)
-                except StopIteration as stop:
-                    return stop.value
+        _task_ended(self.ex, task)
 
 
 @cython.final

@@ -318,16 +318,12 @@ cdef class H2Protocol:
             return
         if ctx.timeout_request and stream.app_state == APP_RUNNING and \
                 now - stream.started > ctx.timeout_request:
-            error_log.warning('Request timed out after %.1f s: "%s %s"; the app is cancelled',
-                              now - stream.started, stream.scope["method"], stream.scope["path"])
-            if stream.response < RESP_STREAMING:
-                stream._send_error(504)
-            else:
-                if M != NULL:
-                    M.refused[504 - 100] += 1
-                stream._reset(nghttp2.NGHTTP2_CANCEL)
-            if stream.task is not None and not stream.task.done():
-                stream.task.cancel()
+            stream._time_out(now - stream.started)
+            return
+        if stream.request == REQ_DISCARD and \
+                now - stream.discard_since > (ctx.timeout_request_body or ctx.keep_alive_timeout):
+            # the response is complete and the unread upload has not ended (h2stream.pxi)
+            stream._stop_upload()
             return
         if ctx.timeout_request_body and stream.receive_waiter is not None and \
                 stream.request < REQ_COMPLETE and now - stream.body_activity > ctx.timeout_request_body:
@@ -336,7 +332,7 @@ cdef class H2Protocol:
         # A response the client's flow-control window holds back: a client that never opens
         # it would hold the stream (and the app's memory) forever. The same bound as a body
         # that stops coming (nginx's send_timeout plays this part for writes).
-        if stream.out is not None and (stream.out_len > 0 or stream.out_eof) and (
+        if stream.out is not None and (stream.out_len > 0 or stream.body_ended) and (
                 nghttp2.nghttp2_session_get_stream_remote_window_size(self.session, stream.stream_id) <= 0
                 or nghttp2.nghttp2_session_get_remote_window_size(self.session) <= 0):
             stall_limit = ctx.timeout_request_body or ctx.keep_alive_timeout
@@ -404,7 +400,7 @@ cdef class H2Protocol:
         ctx.total_requests += 1
         if M != NULL:
             M.in_flight += 1
-        drive(stream, ctx.app, h2_receive, h2_send)
+        drive(stream, ctx.app)
 
     cdef _flush(self):
         """Write what nghttp2 has to send; close when the session is over."""

@@ -123,11 +123,14 @@ cdef int h2_on_frame_send(nghttp2.nghttp2_session* session, const nghttp2.nghttp
             not (frame.hd.flags & nghttp2.NGHTTP2_FLAG_END_STREAM):
         return 0
     stream = nghttp2.nghttp2_session_get_stream_user_data(session, frame.hd.stream_id)
-    if stream != NULL and (<H2Stream>stream).request < REQ_COMPLETE:
-        # RFC 9113 8.1: the response is complete and the request is not; RST_STREAM with
-        # NO_ERROR tells the client to stop sending a body nobody will read.
-        nghttp2.nghttp2_submit_rst_stream(session, nghttp2.NGHTTP2_FLAG_NONE, frame.hd.stream_id,
-                                          nghttp2.NGHTTP2_NO_ERROR)
+    if stream != NULL and (<H2Stream>stream).request == REQ_BODY:
+        # RFC 9113 8.1: the response is complete and the request is not; the stream stays
+        # half-closed and the rest of the body is dropped, within bounds (h2stream.pxi)
+        try:
+            (<H2Stream>stream)._discard()
+        except BaseException as exc:
+            (<H2Protocol>user_data).exc = exc
+            return nghttp2.NGHTTP2_ERR_CALLBACK_FAILURE
     return 0
 
 

@@ -1,11 +1,15 @@
-# --- H2Stream: one HTTP/2 request and its response: the head, receive(), send() ---------------------
+# --- H2Stream: an HTTP/2 Exchange (exchange.pxi): the head, DATA, RST_STREAM, trailers -----------
 #
-# The same two state machines as RequestCycle's (cycle.pxi), with the same names, tables and
-# rules for the app: the request message (ReqState: BODY -> COMPLETE -> DELIVERED; DISCARD is
-# not used, nghttp2 drops what follows a reset) and the response (RespState: NONE -> STARTED ->
-# STREAMING -> DONE, and NONE/STARTED -> DONE for the server's own answer). `disconnected`:
-# the stream is reset or the connection is gone; receive() says http.disconnect and send()
-# raises ClientDisconnected.
+# The ASGI rules and both state machines are Exchange's; this part maps them onto one stream.
+# `disconnected`: the stream is reset or the connection is gone.
+#
+# A response that completes before its request body (RFC 9113 8.1): the stream stays
+# half-closed (local) and the request goes to DISCARD. nghttp2 keeps applying every check to
+# the client's later frames (content-length against the DATA, padding, WINDOW_UPDATE rules,
+# flow-control windows, stream states), so their errors do not depend on which read they
+# arrived in; unread DATA is dropped and its window given back. The upload stays bounded: past
+# one stream window of dropped bytes, or after --timeout-request-body (else the keep-alive
+# timeout) without its end, RST_STREAM(NO_ERROR) asks the client to stop (RFC 9113 8.1).
 #
 # The head becomes the scope as ASGI maps HTTP/2: :method, :scheme, :path as for HTTP/1.1;
 # :authority becomes a `host` header unless the request has one; split cookie fields are
@@ -33,32 +37,20 @@ cdef H2Stream new_h2_stream(H2Protocol conn, int32_t stream_id):
     stream.started = conn.ctx.now
     stream.headers = []
     stream.expected_length = -1
+    stream.trailers_ok = True
+    stream.m_protocol = 2
     return stream
 
 
 @cython.final
-@cython.freelist(16)
-cdef class H2Stream:
-
-    cdef inline int _set_response(self, RespState new) except -1:
-        if FASTASGI_DEBUG and not RESP_NEXT[<int>self.response][<int>new]:
-            raise AssertionError("H2Stream response: illegal transition %s -> %s"
-                                 % (RESP_NAMES[<int>self.response], RESP_NAMES[<int>new]))
-        self.response = new
-        return 0
-
-    cdef inline int _set_request(self, ReqState new) except -1:
-        if FASTASGI_DEBUG and not REQ_NEXT[<int>self.request][<int>new]:
-            raise AssertionError("H2Stream request: illegal transition %s -> %s"
-                                 % (REQ_NAMES[<int>self.request], REQ_NAMES[<int>new]))
-        self.request = new
-        return 0
+cdef class H2Stream(Exchange):
 
     # the request head ----------------------------------------------------------------------
 
     cdef int _on_header(self, const char* name, size_t nl, const char* value, size_t vl) except -1:
         cdef ServerContext ctx = self.ctx
         cdef bytes v
+        cdef long long declared
         if self.err_status:
             return 0
         # RFC 9113 6.5.2: a field's size is its name and value plus 32
@@ -96,9 +88,12 @@ cdef class H2Stream:
             if (self.authority and v != self.authority) or not valid_authority(value, vl):
                 self.err_status = 400
             self.authority = EMPTY
-        elif nl == 14 and memcmp(name, "content-length", 14) == 0 and ctx.max_body_size >= 0 \
-                and v.isdigit() and int(v) > ctx.max_body_size:
-            self.err_status = 413
+        elif nl == 14 and memcmp(name, "content-length", 14) == 0 and ctx.max_body_size >= 0:
+            # nghttp2 has checked the value's syntax and will check it against the DATA;
+            # too many digits for a long long is past any limit
+            declared = parse_length(value, vl)
+            if declared < 0 or declared > ctx.max_body_size:
+                self.err_status = 413
         self.headers.append((PyBytes_FromStringAndSize(name, nl), v))
         return 0
 
@@ -119,6 +114,7 @@ cdef class H2Stream:
         method = "GET" if self.method == b"GET" else H2_METHODS.get(self.method)
         if method is None:
             method = (self.method or EMPTY).decode("latin-1")
+        self.m_method = H2_METHOD_INDEX.get(self.method, M_METHODS - 1)
         scope["method"] = method
         self.is_head = method == "HEAD"
         if self.scheme == b"https" or self.scheme == b"http":
@@ -137,30 +133,37 @@ cdef class H2Stream:
     cdef _on_body(self, const char* data, size_t n):
         cdef H2Protocol conn = self.conn
         cdef ServerContext ctx = self.ctx
-        cdef bytes chunk
         self.body_received += n
         self.body_activity = ctx.now
-        if self.response == RESP_DONE or self.disconnected or self.app_state == APP_DONE:
+        if self.request == REQ_DISCARD or self.disconnected or self.app_state == APP_DONE:
+            # nobody will read it: drop it and give its window back, within the bound
             nghttp2.nghttp2_session_consume(conn.session, self.stream_id, n)
+            self.discarded += n
+            if self.request == REQ_DISCARD and self.discarded > <long long>ctx.h2_settings[1]:
+                self._stop_upload()
             return
         if ctx.max_body_size >= 0 and self.body_received > ctx.max_body_size:
             nghttp2.nghttp2_session_consume(conn.session, self.stream_id, n)
             self._send_error(413)
             return
-        chunk = PyBytes_FromStringAndSize(data, n)
-        if self.body is None:
-            self.body = chunk
-        elif type(self.body) is bytes:
-            self.body = [self.body, chunk]
-        else:
-            (<list>self.body).append(chunk)
-        self.body_len += n
-        self._wake()
+        self._buffer(data, n)
 
-    cdef _message_complete(self):
-        if self.request == REQ_BODY:
-            self._set_request(REQ_COMPLETE)
-        self._wake()
+    cdef _discard(self):
+        """The response is complete and the request is not (RFC 9113 8.1): the stream stays
+        half-closed (local), the request body is dropped as it comes (see the top)."""
+        self._set_request(REQ_DISCARD)
+        self.discard_since = self.ctx.now
+        if self.body_len:
+            nghttp2.nghttp2_session_consume(self.conn.session, self.stream_id, self.body_len)
+            self.body = None
+            self.body_len = 0
+
+    cdef _stop_upload(self):
+        """RFC 9113 8.1: RST_STREAM(NO_ERROR) after a complete response tells the client to
+        stop sending a request body nobody reads."""
+        nghttp2.nghttp2_submit_rst_stream(self.conn.session, nghttp2.NGHTTP2_FLAG_NONE,
+                                          self.stream_id, nghttp2.NGHTTP2_NO_ERROR)
+        self.conn._flush()
 
     cdef _closed(self, unsigned int error_code):
         """nghttp2 closed the stream: both sides ended, or a reset either way."""
@@ -178,101 +181,29 @@ cdef class H2Stream:
         self.send_waiter = None
         waiters_wake(waiter)
 
-    cdef inline _wake(self):
-        cdef object waiters = self.receive_waiter
-        self.receive_waiter = None
-        waiters_wake(waiters)
-
-    cdef object _take_body(self):
-        cdef object body = self.body
-        cdef H2Protocol conn = self.conn
-        cdef Py_ssize_t n = self.body_len
-        self.body = None
-        self.body_len = 0
+    cdef int _body_taken(self, Py_ssize_t n) except -1:
         # the app has it: now the client may send that much more (WINDOW_UPDATE)
-        nghttp2.nghttp2_session_consume(conn.session, self.stream_id, n)
-        conn._flush()
-        if type(body) is list:
-            return b"".join(body)
-        return body
-
-    async def receive(self):
-        while True:
-            if self.disconnected or self.response == RESP_DONE:
-                return {"type": T_DISCONNECT}
-            if self.body is not None:
-                last = self.request == REQ_COMPLETE
-                if last:
-                    self._set_request(REQ_DELIVERED)
-                return {"type": T_REQUEST, "body": self._take_body(), "more_body": not last}
-            if self.request == REQ_COMPLETE:
-                self._set_request(REQ_DELIVERED)
-                return {"type": T_REQUEST, "body": EMPTY, "more_body": False}
-            waiter = self.loop.create_future()
-            self.receive_waiter = waiter_add(self.receive_waiter, waiter)
-            try:
-                await waiter
-            except BaseException:  # cancelled: another receive() may still wait
-                self.receive_waiter = waiter_remove(self.receive_waiter, waiter)
-                raise
+        nghttp2.nghttp2_session_consume(self.conn.session, self.stream_id, n)
+        self.conn._flush()
+        return 0
 
     # the response --------------------------------------------------------------------------
 
-    def send(self, message):
-        """ASGI send; returns the shared _DONE unless it must wait (window or transport)."""
+    cdef object _send_wait(self):
+        if (self.out_len > HIGH_WATER or self.conn.writing_paused) and not self.disconnected \
+                and self.response != RESP_DONE:
+            waiter = self.send_waiter
+            if waiter is None:
+                waiter = self.send_waiter = self.loop.create_future()
+            return waiter
+        return _DONE
+
+    cdef _send_trailers(self):
         cdef H2Protocol conn = self.conn
-        cdef str mtype = message["type"]
-        if self.disconnected:
-            raise ClientDisconnected("client disconnected")
-        if mtype == T_BODY:
-            if self.response == RESP_NONE:
-                raise RuntimeError(
-                    "Unexpected ASGI message 'http.response.body' sent, before "
-                    "'http.response.start'.")
-            if self.response == RESP_DONE or (self.response == RESP_STREAMING and self.out_eof):
-                raise RuntimeError(
-                    "Unexpected ASGI message 'http.response.body' sent, after response "
-                    "already completed.")
-            body = message.get("body", EMPTY)
-            if type(body) is not bytes:
-                body = bytes(body)
-            self._send_body(<bytes>body, message.get("more_body", False))
-            if (self.out_len > HIGH_WATER or conn.writing_paused) and not self.disconnected \
-                    and self.response != RESP_DONE:
-                waiter = self.send_waiter
-                if waiter is None:
-                    waiter = self.send_waiter = self.loop.create_future()
-                return waiter
-            return _DONE
-        if mtype == T_START:
-            if self.response != RESP_NONE:
-                raise RuntimeError(
-                    "Unexpected ASGI message 'http.response.start' sent, after response "
-                    "already started.")
-            status = message["status"]
-            if type(status) is not int or not (100 <= <int>status <= 599):
-                raise RuntimeError("Invalid HTTP status code %r in response." % (status,))
-            self.status = status
-            self.resp_headers = message.get("headers", ())
-            self.trailers = bool(message.get("trailers", False))
-            self._set_response(RESP_STARTED)
-            return _DONE
-        if mtype == T_TRAILERS:
-            if not self.trailers or self.response != RESP_STREAMING or not self.out_eof:
-                raise RuntimeError("Unexpected ASGI message 'http.response.trailers' sent: trailers"
-                                   " need 'trailers': True in http.response.start and the whole body.")
-            if self.trailer_fields is None:
-                self.trailer_fields = []
-            for name, value in message.get("headers", ()):
-                check_header(name, value)
-                self.trailer_fields.append((name.lower(), value))
-            if not message.get("more_trailers", False):
-                if self.out is None:        # the body is all out: the trailers end the stream
-                    _submit_fields(conn.session, self.stream_id, self.trailer_fields, True)
-                self._response_complete()
-                conn._flush()
-            return _DONE
-        raise RuntimeError("Unexpected ASGI message '%s' sent for an http scope." % (mtype,))
+        if self.out is None:        # the body is all out: the trailers end the stream
+            _submit_fields(conn.session, self.stream_id, self.trailer_fields, True)
+        self._response_done()
+        conn._flush()
 
     cdef _send_body(self, bytes body, bint more):
         cdef Py_ssize_t blen = PyBytes_GET_SIZE(body)
@@ -287,16 +218,16 @@ cdef class H2Stream:
             self.out.append(body)
             self.out_len += blen
         if not more:
-            self.out_eof = True
+            self.body_ended = True
             if self.expected_length >= 0 and not self.is_head and self.out is not None and \
                     self.sent_length < self.expected_length:
                 self._reset(nghttp2.NGHTTP2_INTERNAL_ERROR)
                 raise RuntimeError("Response content shorter than Content-Length")
-        if self.deferred and (self.out_len or self.out_eof):
+        if self.deferred and (self.out_len or self.body_ended):
             self.deferred = False
             nghttp2.nghttp2_session_resume_data(self.conn.session, self.stream_id)
         if not more and not self.trailers:
-            self._response_complete()
+            self._response_done()
         self.conn._flush()
 
     cdef _submit_head(self, bint has_body, long long whole):
@@ -318,9 +249,9 @@ cdef class H2Stream:
                 item = (name, value)
             np = PyBytes_AS_STRING(name)
             if nl == 14 and memcmp(np, "content-length", 14) == 0:
-                if not value.isdigit():
+                self.expected_length = parse_length(PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value))
+                if self.expected_length < 0:
                     raise RuntimeError("Invalid Content-Length header: %r" % (value,))
-                self.expected_length = int(value)
                 has_length = True
             elif nl == 6 and memcmp(np, "server", 6) == 0:
                 has_server = True
@@ -329,8 +260,8 @@ cdef class H2Stream:
             elif is_hop_field(np, nl):
                 continue
             fields.append(item)
-        if ctx.server_line and not has_server:
-            fields.append((b"server", b"fastasgi"))
+        if ctx.server_field is not None and not has_server:
+            fields.append(ctx.server_field)
         if ctx.date_header and not has_date:
             fields.append(h2_date_field())
         fields.extend(conn.default_nv)
@@ -373,7 +304,7 @@ cdef class H2Stream:
             else:
                 self.out_off += take
         self.out_len -= n
-        if self.out_len == 0 and self.out_eof:
+        if self.out_len == 0 and self.body_ended:
             flags[0] |= nghttp2.NGHTTP2_DATA_FLAG_EOF
             self.out = None
             if self.trailers:
@@ -390,25 +321,13 @@ cdef class H2Stream:
             waiters_wake(waiter)
         return n
 
-    cdef _response_complete(self):
-        self._set_response(RESP_DONE)
-        self._wake()
-        self._account()
-
-    cdef _account(self):
-        """The response is over: its access-log line and its count."""
-        cdef ServerContext ctx = self.ctx
-        if ctx.access_log is not None:
-            try:
-                ctx.access_log(self.scope, self.status, self.sent_length, monotonic() - self.t0)
-            except BaseException:
-                error_log.exception("Access log failed")
-        if M != NULL:
-            count_request_at(2, H2_METHOD_INDEX.get(self.method, M_METHODS - 1), self.status, self.t0)
+    # the server's own answers and aborts ----------------------------------------------------------
 
     cdef _send_error(self, int status):
         """Answer in the app's place (bad input, limits, timeouts, an app failed before its
-        head); a response already begun can only be reset."""
+        head): the same fields as HTTP/1.1's error responses; a response already begun can
+        only be reset."""
+        cdef ServerContext ctx = self.ctx
         cdef bytes body = (<str>REASONS[status]).encode("latin-1")
         cdef nghttp2.nghttp2_data_provider provider
         cdef list fields
@@ -424,19 +343,22 @@ cdef class H2Stream:
         self.sent_length = 0 if self.is_head else PyBytes_GET_SIZE(body)
         fields = [(b":status", H2_STATUS[status]), (b"content-type", H2_CONTENT_TYPE_TEXT),
                   (b"content-length", decimal(&self.conn.scratch, PyBytes_GET_SIZE(body)))]
-        if self.ctx.server_line:
-            fields.append((b"server", b"fastasgi"))
+        if ctx.server_field is not None:
+            fields.append(ctx.server_field)
+        if ctx.date_header:
+            fields.append(h2_date_field())
+        fields.extend(self.conn.default_nv)
         if self.is_head:
             self.out = None
             _submit_fields(self.conn.session, self.stream_id, fields, False, NULL)
         else:
             self.out = [body]
             self.out_len = PyBytes_GET_SIZE(body)
-            self.out_eof = True
+            self.body_ended = True
             provider.source.ptr = <void*>self
             provider.read_callback = h2_read_body
             _submit_fields(self.conn.session, self.stream_id, fields, False, &provider)
-        self._account()
+        self._account(self.sent_length)
         self.disconnected = True        # the app's further sends raise, receive() says so
         self._wake()
         self.conn._flush()
@@ -450,49 +372,5 @@ cdef class H2Stream:
         self._wake()
         self.conn._flush()
 
-    # what the app's end means for the response (the driver calls these) -------------------------
-
-    cdef _app_done(self):
-        self.app_state = APP_DONE
-        if self.task is not None:
-            self.ctx.tasks.discard(self.task)
-            self.task = None
-        self.ctx.active_requests -= 1
-        if M != NULL:
-            M.in_flight -= 1
-
-    cdef _app_returned(self, object result):
-        self._app_done()
-        if result is not None:
-            error_log.error("ASGI callable returned a value (%r); it should return None.", result)
-        if self.disconnected:
-            return
-        if self.response == RESP_NONE:
-            error_log.error("ASGI callable returned without starting response.")
-            self._send_error(500)
-        elif self.response == RESP_STARTED:
-            error_log.error("ASGI callable returned without sending a response body.")
-            self._send_error(500)
-        elif self.response == RESP_STREAMING:
-            error_log.error("ASGI callable returned without completing response.")
-            self._reset(nghttp2.NGHTTP2_INTERNAL_ERROR)
-
-    cdef _app_failed(self, object exc):
-        self._app_done()
-        if self.disconnected and (isinstance(exc, (OSError, aio_CancelledError))
-                                  or type(exc).__name__ == "ClientDisconnect"):
-            error_log.debug("ASGI application ended after the client disconnected: %r", exc)
-            return
-        error_log.error("Exception in ASGI application\n", exc_info=exc)
-        if M != NULL:
-            M.app_exceptions += 1
-        if self.disconnected:
-            return
-        if self.response < RESP_STREAMING:
-            self._send_error(500)
-        elif self.response == RESP_STREAMING:
-            self._reset(nghttp2.NGHTTP2_INTERNAL_ERROR)
-
-
-cdef object h2_receive = H2Stream.__dict__["receive"]
-cdef object h2_send = H2Stream.__dict__["send"]
+    cdef _abort(self, int why):
+        self._reset(nghttp2.NGHTTP2_CANCEL if why == ABORT_TIMEOUT else nghttp2.NGHTTP2_INTERNAL_ERROR)

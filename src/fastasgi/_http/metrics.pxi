@@ -159,11 +159,6 @@ cpdef metrics_ws(long long messages_in=0, long long messages_out=0, long long by
 
 # --- the counting sites' helpers (each caller tests M first) --------------------------------------
 
-cdef inline void count_request(int method, bint http10, int status, double t0) noexcept:
-    """One HTTP/1.x response completed (by the app or the server in its place)."""
-    count_request_at(0 if http10 else 1, METHOD_INDEX[method], status, t0)
-
-
 cdef inline void count_request_at(int protocol, int method_index, int status, double t0) noexcept:
     """One response completed: `protocol` indexes METRIC_PROTOCOLS, `method_index`
     METRIC_METHODS."""

@@ -347,7 +347,7 @@ cdef class HttpProtocol:
         ctx.total_requests += 1
         if M != NULL:
             M.in_flight += 1
-        drive(cycle, ctx.app, cycle_receive, cycle_send)
+        drive(cycle, ctx.app)
 
     cdef _cycle_done(self, RequestCycle cycle):
         """Both the response and the request message are complete."""
@@ -452,8 +452,6 @@ cdef class HttpProtocol:
             cycle._set_response(RESP_DONE)
             cycle.keep_alive = False
             cycle.status = status
-            if M != NULL:
-                count_request(cycle.method, cycle.http10, status, cycle.t0)
         if M != NULL and 100 <= status <= 599:
             M.refused[status - 100] += 1
         b.len = 0
@@ -462,7 +460,7 @@ cdef class HttpProtocol:
             body_len = 0
         self._write(buf_bytes(b))
         if cycle is not None:
-            cycle._log_access(body_len)
+            cycle._account(body_len)
             cycle._connection_lost()
         elif self.ctx.access_log is not None and self.state == CONN_HEAD:
             self._log_rejected_head(status, body_len)
