@@ -691,6 +691,89 @@ def test_error_is_reported(server, h2, case):
     usable(h2)
 
 
+# ============================================= after the response: the stream stays checked (table)
+#
+# RFC 9113 8.1: a server may answer before the request body is complete. The stream is then
+# half-closed (local) on the server, and every rule about the client's frames on it still
+# holds: the app's early answer must not switch the checks off. Each case is sent AFTER the
+# whole response has been read, in a write of its own, so its answer cannot depend on which
+# read of the server it arrives in.
+
+
+def answered(h2: H2Conn, headers: tuple = ()) -> int:
+    """A stream whose response is complete and whose request body is not: POST / is answered
+    without the app reading the body (h2_app r_root)."""
+    sid = h2.request("POST", "/", headers=headers, end_stream=False)
+    resp = h2.response(sid)
+    assert resp.complete and resp.body == b"ok", resp
+    return sid
+
+
+def after_answer(ftype: int, flags: int, payload: bytes, headers: tuple = ()) -> Callable[[H2Conn], int]:
+    def send(h2: H2Conn) -> int:
+        sid = answered(h2, headers)
+        h2.send_raw(ftype, flags, sid, payload)
+        return sid
+
+    return send
+
+
+def _late_window_overflow(h2: H2Conn) -> int:
+    sid = answered(h2)
+    h2.window_update(sid, MAX_WINDOW - h2.stream(sid).recv_window + 1)
+    return sid
+
+
+CL10 = (("content-length", "10"),)
+LATE: list[Err] = [
+    Err("late_data_over_content_length", "RFC 9113 8.1.1", after_answer(T.DATA, F.END_STREAM, b"x" * 20, CL10), STREAM, PROTOCOL),
+    Err("late_data_short_of_content_length", "RFC 9113 8.1.1", after_answer(T.DATA, F.END_STREAM, b"x" * 5, CL10), STREAM, PROTOCOL),
+    Err("late_data_padding_too_long", "RFC 9113 6.1", after_answer(T.DATA, F.PADDED, padded(b"abcd", 5, 0)), CONN, PROTOCOL),
+    Err("late_window_update_0", "RFC 9113 6.9", after_answer(T.WINDOW_UPDATE, 0, u32(0)), STREAM, PROTOCOL),
+    Err("late_window_update_overflow", "RFC 9113 6.9.1", _late_window_overflow, STREAM, FLOW),
+    Err("late_headers_without_end_stream", "RFC 9113 8.1", after_answer(T.HEADERS, F.END_HEADERS, b"\x00\x01x\x011"), EITHER, PROTOCOL),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", LATE, ids=[c.name for c in LATE])
+def test_error_after_response(server, h2, case):
+    """The same errors as before the response (test_error_is_reported's rules)."""
+    test_error_is_reported(server, h2, case)
+
+
+def test_body_after_response_is_dropped(server, h2):
+    """RFC 9113 8.1: the rest of a body nobody reads is accepted and dropped, and its window
+    given back: more than the whole connection window goes through, in bodies each under the
+    bound, and each END_STREAM closes its stream without an error."""
+    total = h2.send_window + DEFAULT_WINDOW
+    per_stream = h2.server_setting(Setting.INITIAL_WINDOW_SIZE, DEFAULT_WINDOW) * 3 // 4
+    sent = 0
+    while sent <= total:
+        sid = answered(h2)
+        h2.send_data(sid, b"y" * per_stream, end_stream=True)  # waits for WINDOW_UPDATE
+        sent += per_stream
+        assert h2.stream(sid).response.reset is None
+    h2.expect_no_error()
+    usable(h2)
+
+
+def test_unread_upload_is_bounded(server, h2):
+    """RFC 9113 8.1: past one stream window of dropped bytes, RST_STREAM(NO_ERROR) asks the
+    client to stop; the connection keeps serving."""
+    sid = answered(h2)
+    resp = h2.stream(sid).response
+    limit = h2.server_setting(Setting.INITIAL_WINDOW_SIZE, DEFAULT_WINDOW)
+    for _ in range(2 * limit // 16384 + 2):  # past the one window the server drops
+        h2.send_data(sid, b"z" * 16384, end_stream=False)
+        if resp.reset is not None:
+            break
+        h2.ping_roundtrip()  # the server's answers to what was sent so far are in
+        if resp.reset is not None:
+            break
+    assert resp.reset == E.NO_ERROR, resp
+    usable(h2)
+
+
 # =========================================================================== accepted (table)
 
 

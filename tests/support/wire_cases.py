@@ -197,6 +197,9 @@ GOOD = [
         + b"content-type: text/plain\r\nconnection: close\r\ncontent-length: 3\r\n\r\nbye",
     ),
     ("http10_close_delimited_cl", b"GET /plain HTTP/1.0\r\n\r\n", CLOSE_RESP),
+    # RFC 9110 2.5: a higher minor version of HTTP/1 is served as HTTP/1.1 (kept alive)
+    ("http_1_2_served_as_1_1", b"GET /plain HTTP/1.2\r\n" + H + b"\r\n" + CLOSE_REQ, ok() + CLOSE_RESP),
+    ("http_1_9_served_as_1_1", b"GET /plain HTTP/1.9\r\n" + H + b"\r\n" + CLOSE_REQ, ok() + CLOSE_RESP),
     (
         "http10_stream_raw_body",
         b"GET /stream HTTP/1.0\r\n\r\n",
@@ -377,6 +380,10 @@ BAD = [
     ("space_in_target", b"GET /pl ain HTTP/1.1\r\n" + H + b"\r\n", 400),
     ("http_2_0", b"GET /plain HTTP/2.0\r\n" + H + b"\r\n", 505),
     ("http_3_0", b"GET /plain HTTP/3.0\r\n" + H + b"\r\n", 505),
+    ("http_0_5", b"GET /plain HTTP/0.5\r\n" + H + b"\r\n", 505),
+    ("http_4_1", b"GET /plain HTTP/4.1\r\n" + H + b"\r\n", 505),
+    # served as HTTP/1.1, so Host is required as of 1.1 (RFC 9112 3.2)
+    ("http_1_2_without_host", b"GET /plain HTTP/1.2\r\n\r\n", 400),
     # ---- unsupported transfer codings (RFC 9112 6.1)
     ("te_gzip", b"POST /echo HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip\r\n\r\nhello", 501),
     (

@@ -62,6 +62,7 @@ cdef extern from "llhttp.h":
         HTTP_OPTIONS
 
     void llhttp_init(llhttp_t* parser, llhttp_type_t type, const llhttp_settings_t* settings)
+    void llhttp_set_lenient_version(llhttp_t* parser, int enabled)
     void llhttp_settings_init(llhttp_settings_t* settings)
     llhttp_errno_t llhttp_execute(llhttp_t* parser, const char* data, size_t len)
     void llhttp_resume(llhttp_t* parser)

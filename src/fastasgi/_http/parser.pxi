@@ -5,8 +5,8 @@
 # the message events (begin, head complete, body, complete) from the trampolines and asks
 # the parser first where a check applies.
 #
-# llhttp parses strictly (no lenient flag), but RFC 9110/9112 ask more of a server than llhttp
-# checks: one Host, a valid Host, the request-target's form, exactly one SP between the parts
+# llhttp parses strictly (no lenient flag but one: the version, see below), but RFC 9110/9112
+# ask more of a server than llhttp checks: one Host, a valid Host, the request-target's form, exactly one SP between the parts
 # of the request line, the protocol name "HTTP", one size limit on the head as a whole,
 # transfer-coding syntax, bounded chunk extensions. They are checked here, as the bytes pass,
 # so a refused request never reaches the app. Each refusal sets err_status and makes llhttp
@@ -33,6 +33,11 @@ cdef class RequestParser:
         # llhttp's data pointer is the owning HttpProtocol (not a reference: it owns us)
         self.ctx = ctx
         llhttp_init(&self.parser, HTTP_REQUEST, &SETTINGS)
+        # RFC 9110 2.5: a request of a higher minor version of HTTP/1 is served as the highest
+        # one the server implements, HTTP/1.1 (strict llhttp refuses HTTP/1.2); any version
+        # other than 1.x is then refused with 505 in _on_headers_complete. llhttp_reset keeps
+        # the flag.
+        llhttp_set_lenient_version(&self.parser, 1)
         self.parser.data = <void*>owner
 
     cdef llhttp_errno_t execute(self, const char* data, Py_ssize_t n):
@@ -204,14 +209,14 @@ cdef class RequestParser:
         form = target_form(self.head.data, self.url_len, p.method)
         if form < 0:
             return self._refuse(-form)
-        if p.http_minor == 1 and self.host_count == 0:
+        if p.http_minor >= 1 and self.host_count == 0:
             return self._refuse(400)    # RFC 9112 3.2; HTTP/1.0 may come without Host
         if ctx.max_body_size >= 0 and (p.flags & F_CONTENT_LENGTH) and \
                 <long long>p.content_length > ctx.max_body_size:
             return self._refuse(413)
         # An upgrade we do not speak (h2c, ...) is served as plain HTTP, and so is any
         # upgrade asked over HTTP/1.0: RFC 9110 7.8, a server MUST ignore Upgrade there.
-        if p.upgrade and not (self.websocket_upgrade and p.http_minor == 1
+        if p.upgrade and not (self.websocket_upgrade and p.http_minor >= 1
                               and p.method == HTTP_GET and ctx.ws_upgrade is not None):
             p.upgrade = 0
         if not p.upgrade:
