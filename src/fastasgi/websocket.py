@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastasgi._http._core import (
+    DEBUG,
     WS_CLOSE,
     WS_CLOSED,
     WS_CLOSING,
@@ -82,27 +83,87 @@ _HANDSHAKE_HEADERS = frozenset(
     )
 )
 
-# Connection states. The rules:
-# - HANDSHAKE: the app has the websocket.connect event and must answer with websocket.accept,
-#   websocket.close or websocket.http.response.start. Nothing is fed to the frame parser yet
-#   (it would answer pings before the 101 went out); early bytes are buffered.
-# - RESPONSE: the app is sending a denial response (websocket.http.response.*); the
-#   connection closes when its last body message is written.
-# - OPEN: the 101 went out; frames flow both ways.
-# - OPEN with a close pending: the peer sent a close frame, or broke a rule (the codec reported
-#   WS_ERROR), after messages the app has not finished with; the close frame (the echo of the
-#   peer's, or the failure's) goes out and the state becomes CLOSING when the app next waits
-#   in receive(), so every message that arrived before reaches the app and its answers go out
-#   before the close (RFC 6455 5.5.1: an endpoint may delay its close frame until its current
-#   message is sent). FAIL_DELAY bounds the wait for an app that never reads.
-# - CLOSING: a close frame was sent or received (by the app, the peer, a protocol error, a ping
-#   timeout or server shutdown); no message reaches the app any more, reading goes on only to
-#   see the peer's close frame or EOF, and a timer aborts the transport if neither comes.
-# - CLOSED: the HTTP exchange is over or the transport is gone. Terminal.
+# Connection states (WsConn.state: an int, because the compiled per-message path tests it on
+# every frame and every send), changed only through WebSocketProtocol._set_state:
+#
+#   HANDSHAKE  the app has the websocket.connect event and must answer with websocket.accept,
+#              websocket.close or websocket.http.response.start. Nothing is fed to the frame
+#              parser yet (it would answer pings before the 101 went out); early bytes are
+#              buffered (EARLY_DATA_LIMIT).
+#   RESPONSE   the app is sending a denial response (websocket.http.response.*); the
+#              connection closes when its last body message is written.
+#   OPEN       the 101 went out; frames flow both ways.
+#   CLOSING    a close frame was sent (RFC 6455 7.1.2), as the first of the closing handshake or
+#              as the answer to the peer's: no message reaches the app any more (1.4), nothing
+#              but the pending writes goes out (5.5.1), reading goes on only to see the peer's
+#              close frame or EOF, and the CLOSE_TIMEOUT timer aborts the transport if neither
+#              comes.
+#   CLOSED     the HTTP exchange is over or the transport is gone. Terminal.
+#
+# Legal transitions, and why each happens:
+#   HANDSHAKE -> OPEN      websocket.accept: the 101 is written (RFC 6455 4.2.2).
+#   HANDSHAKE -> RESPONSE  websocket.http.response.start (the Denial Response extension).
+#   HANDSHAKE -> CLOSED    the handshake is answered with a plain HTTP response and the
+#                          connection closes: 400/426 for a bad request (RFC 6455 4.2.1, 4.4),
+#                          403 for websocket.close before accept (ASGI spec), 500 for an app
+#                          that raised or returned first, 503 during shutdown; or the
+#                          transport is lost before the app answered.
+#   RESPONSE  -> CLOSED    the denial's last body message is written, the app failed in the
+#                          middle of it (500 if nothing went out yet), or the transport is lost.
+#   OPEN      -> CLOSING   a close frame goes out: the app's websocket.close, 1000 when the app
+#                          returned, 1011 when it raised (RFC 6455 7.4.1), the echo of the
+#                          peer's close (5.5.1), a failure (7.1.7: 1002, 1007, 1009, or 1011 for
+#                          a keepalive ping timeout), 1012 at server shutdown.
+#   OPEN      -> CLOSED    the transport is lost without a closing handshake: the app sees 1006
+#                          (RFC 6455 7.1.5), or the code of the peer's close frame when that
+#                          frame had arrived and was pending (see below).
+#   CLOSING   -> CLOSED    the transport is gone: closed by us once both close frames were
+#                          exchanged (RFC 6455 7.1.1), by the peer, or aborted by the close timer.
+# Nothing goes back, and no state moves to itself: connection_lost after a plain HTTP answer
+# finds CLOSED already and leaves it. A debug build of the core (FASTASGI_DEBUG=1), or
+# FASTASGI_DEBUG=1 in the environment at run time, checks every change against _NEXT; a release
+# run only assigns, which costs nothing next to the frames (a connection changes state two or
+# three times in its life, never per message).
+#
+# Orthogonal to the state, one flag: "close pending" (WsConn._failure is not None, the
+# close_pending property; its FAIL_DELAY timer is _fail_handle). It is only ever set in OPEN: the
+# peer sent a close frame, or broke a rule (the codec reported WS_ERROR), after messages the
+# app has not finished with. The value is (peer_closed, code, reason). The state stays OPEN (so
+# the compiled send() keeps sending the app's answers) and the close frame (the echo of the
+# peer's, or the failure's) goes out, making the state CLOSING, when the app next waits in
+# receive(), so every message that arrived before reaches the app and its answers go out
+# before the close (RFC 6455 5.5.1: an endpoint may delay its close frame until its current
+# message is sent). FAIL_DELAY bounds the wait for an app that never reads; an app's own
+# websocket.close carries out the pending close instead of its own. The keepalive stops when
+# the flag is set (no ping timeout may replace the peer's close with 1011). The flag is cleared
+# before the state leaves OPEN: by carrying the close out, or by connection_lost, which first
+# takes the peer's code from it (RFC 6455 7.1.5).
+#
 # The app sees exactly one websocket.disconnect, queued after the messages already received;
 # once it has been read, receive() keeps returning it.
 # (The numbers are the core's: WsConn, the per-message path, tests them too.)
 HANDSHAKE, RESPONSE, OPEN, CLOSING, CLOSED = WS_HANDSHAKE, WS_RESPONSE, WS_OPEN, WS_CLOSING, WS_CLOSED
+
+STATE_NAMES = {
+    HANDSHAKE: "HANDSHAKE",
+    RESPONSE: "RESPONSE",
+    OPEN: "OPEN",
+    CLOSING: "CLOSING",
+    CLOSED: "CLOSED",
+}
+
+#: state -> the states it may move to (the table above)
+_NEXT: dict[int, frozenset[int]] = {
+    HANDSHAKE: frozenset((OPEN, RESPONSE, CLOSED)),
+    RESPONSE: frozenset((CLOSED,)),
+    OPEN: frozenset((CLOSING, CLOSED)),
+    CLOSING: frozenset((CLOSED,)),
+    CLOSED: frozenset(),
+}
+
+#: Whether _set_state checks each change against _NEXT (read at every change, so a test can
+#: turn it on).
+CHECK_TRANSITIONS = DEBUG or os.environ.get("FASTASGI_DEBUG") == "1"
 
 
 class _Settings:
@@ -260,8 +321,8 @@ class WebSocketProtocol(WsConn, asyncio.Protocol):
         # the handshake's early bytes until the app accepts.
         self._early: list[bytes] = []
         self._early_size = 0
-        # _failure (WsConn): a peer close (True) or protocol error (False) waiting for the app
-        # to finish with the messages before it: (peer_closed, code, reason).
+        # The close pending flag (see the states): WsConn._failure, (peer_closed, code, reason)
+        # while set, and the FAIL_DELAY timer that bounds it.
         self._fail_handle: asyncio.TimerHandle | None = None
         self._close_rcvd = False
 
@@ -284,6 +345,36 @@ class WebSocketProtocol(WsConn, asyncio.Protocol):
         self._response_has_connection = False
         self._response_chunked = False
         self._response_sent = False
+
+    # State (the table at the top of this module)
+
+    def _set_state(self, new: int) -> None:
+        """The one place ``state`` changes. Called on the two or three changes of a connection's
+        life, never per message: the compiled per-message path only reads the int."""
+        if CHECK_TRANSITIONS:
+            old = self.state
+            if new not in _NEXT[old]:
+                raise AssertionError(
+                    f"WebSocketProtocol: illegal transition {STATE_NAMES[old]} -> {STATE_NAMES.get(new, new)}"
+                )
+            if self._failure is not None:
+                # The pending close must be carried out or dropped before leaving OPEN, or a
+                # close code would be lost (or sent twice).
+                raise AssertionError(
+                    f"WebSocketProtocol: {STATE_NAMES[old]} -> {STATE_NAMES[new]} with a close pending"
+                )
+        self.state = new
+
+    @property
+    def state_name(self) -> str:
+        """The connection state's name (for tests and debugging)."""
+        return STATE_NAMES[self.state]
+
+    @property
+    def close_pending(self) -> bool:
+        """A peer close or protocol error waits for the app to finish with the messages before
+        it (the flag described with the states)."""
+        return self._failure is not None
 
     # asyncio.Protocol
 
@@ -325,10 +416,12 @@ class WebSocketProtocol(WsConn, asyncio.Protocol):
         metrics_ws(closed=1)
         if self._accepted:
             logger.info("connection closed")
-        self.state = CLOSED
         self._lost = True
-        failure = self._failure  # _cancel_timers() forgets it
+        # The pending close is read, then dropped with its timer, before the state leaves OPEN.
+        failure = self._failure
         self._cancel_timers()
+        if self.state != CLOSED:  # CLOSED already after a plain HTTP answer
+            self._set_state(CLOSED)
         self.ctx.connections.discard(self)
         self.resume_writing()  # a send() waiting for the drain goes on, to find the socket closed
         if failure is not None and failure[0]:
@@ -405,9 +498,9 @@ class WebSocketProtocol(WsConn, asyncio.Protocol):
         if self.state == OPEN:
             # The peer started the closing handshake: echo its code (RFC 6455 5.5.1; an empty
             # close frame for one without a code), then close the TCP connection (7.1.1).
-            self.state = CLOSING
-            self._stop_keepalive()
             self._cancel_failure()
+            self._set_state(CLOSING)
+            self._stop_keepalive()
             self._write(self.codec.close_frame(code))
             self._queue_disconnect(code, reason)
         self._write_pending()
@@ -423,7 +516,12 @@ class WebSocketProtocol(WsConn, asyncio.Protocol):
             self._fail(code, reason)
 
     def _defer(self, peer_closed: bool, code: int, reason: str) -> None:
-        """Messages before this close are still with the app: close once it is done."""
+        """Messages before this close are still with the app: close once it is done. Sets the
+        close pending flag (see the states), which only an open connection can have."""
+        if CHECK_TRANSITIONS and (self.state != OPEN or self._failure is not None):
+            raise AssertionError(
+                f"WebSocketProtocol: close pending set in {STATE_NAMES[self.state]}, or twice"
+            )
         self._failure = (peer_closed, code, reason)
         # The connection is closing already: a ping timeout now must not replace this close
         # (with 1011) while the app finishes.
@@ -457,7 +555,7 @@ class WebSocketProtocol(WsConn, asyncio.Protocol):
     def _fail(self, code: int, reason: str) -> None:
         """Fail the connection (RFC 6455 7.1.7) with ``code``; the app sees it as its disconnect."""
         self._cancel_failure()
-        self.state = CLOSING
+        self._set_state(CLOSING)
         self._stop_keepalive()
         self._write(self.codec.close_frame(code, reason))
         self._queue_disconnect(code, reason)
@@ -506,7 +604,7 @@ class WebSocketProtocol(WsConn, asyncio.Protocol):
             # the app closes before the pending close was carried out: that one goes out
             self._close_deferred()
             return
-        self.state = CLOSING
+        self._set_state(CLOSING)
         self._stop_keepalive()
         self._write(self.codec.close_frame(code, reason))
         self._queue_disconnect(code, reason)
@@ -707,7 +805,7 @@ class WebSocketProtocol(WsConn, asyncio.Protocol):
             head.append(b"sec-websocket-protocol: " + value + b"\r\n")
         head.append(b"\r\n")
         transport.write(b"".join(head))
-        self.state = OPEN
+        self._set_state(OPEN)
         self._accepted = True
         # The same two lines as uvicorn, so log-based tooling keeps working.
         logger.info('%s - "WebSocket %s" [accepted]', *self._describe())
@@ -740,7 +838,7 @@ class WebSocketProtocol(WsConn, asyncio.Protocol):
 
     def _end_exchange(self, code: int = 1006) -> None:
         """The handshake was answered with a plain HTTP response: close the connection."""
-        self.state = CLOSED
+        self._set_state(CLOSED)
         # The client never saw a websocket; for the app, the connection is simply gone.
         self._queue_disconnect(code, "")
         if self.transport is not None:
@@ -764,7 +862,7 @@ class WebSocketProtocol(WsConn, asyncio.Protocol):
                 # The server frames the body (below); a second framing would corrupt it.
                 raise RuntimeError("websocket.http.response.start may not set transfer-encoding.")
         logger.info('%s - "WebSocket %s" %d', *self._describe(), status)
-        self.state = RESPONSE
+        self._set_state(RESPONSE)
         self._response_head = status_line(status) + self._header_block(headers)
         self._response_status = status
         self._response_has_length = has_length

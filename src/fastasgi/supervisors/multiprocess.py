@@ -68,6 +68,15 @@ from fastasgi import _sockets, admin
 from fastasgi.config import STARTUP_FAILURE, Config, ConfigError
 from fastasgi.logging import style
 from fastasgi.supervisors._child import READY, RETIRING, Heartbeat, run_worker
+from fastasgi.supervisors._policy import (
+    RESTART_CAUSES,
+    Gone,
+    Member,
+    MemoryExempt,
+    Policy,
+    StartSuccessor,
+    TakeOver,
+)
 
 logger = logging.getLogger("fastasgi.error")
 
@@ -79,10 +88,6 @@ KILL_GRACE = 3.0
 #: once and SIGINT (the lower number) handled first, as the graceful one (signal(7)).
 FORCE_AFTER = 0.1
 
-#: a recycled worker whose replacement failed to start: seconds until the next attempt
-RECYCLE_RETRY = 10.0
-#: seconds between two readings of a worker's RSS (--limit-max-memory)
-MEMORY_CHECK_INTERVAL = 1.0
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 HANDLED_SIGNALS = (
@@ -100,36 +105,16 @@ HANDLED_SIGNALS = (
 #: the worker starts must not end it.
 IGNORED_IN_WORKERS = (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1)
 
-#: why a worker was replaced (fastasgi_worker_restarts_total{cause}): it died unasked; it
-#: was killed after its healthcheck failed; it reached --limit-max-requests,
-#: --limit-max-memory or --limit-worker-lifetime; a rolling restart (SIGHUP) replaced it
-RESTART_CAUSES = ("crash", "heartbeat", "max_requests", "max_memory", "lifetime", "reload")
+class Worker(Member):
+    """The supervisor's record of one worker process: the policy's facts (``Member``) and
+    the process's handles."""
 
-
-class Worker:
-    """The supervisor's record of one worker process."""
-
-    __slots__ = (
-        "cause",
-        "fd",
-        "kill_at",
-        "killed",
-        "last_seen",
-        "lifetime",
-        "listeners",
-        "memory_checked",
-        "memory_limit",
-        "pid",
-        "ready",
-        "ready_at",
-        "retry_at",
-        "slot",
-        "started_at",
-    )
+    __slots__ = ("fd", "listeners", "pid", "slot")
 
     def __init__(
         self, pid: int, fd: int, listeners: list[socket.socket], now: float, slot: int | None = None
     ) -> None:
+        super().__init__(now)
         self.pid = pid
         #: its counter block in the shared metrics (None: not counting)
         self.slot = slot
@@ -137,23 +122,6 @@ class Worker:
         self.listeners = listeners
         #: read end of the worker's pipe; None once the worker has closed it
         self.fd: int | None = fd
-        self.started_at = now
-        self.last_seen = now
-        self.ready = False
-        #: when a stopping worker gets SIGKILL (None: it may take as long as it needs)
-        self.kill_at: float | None = None
-        self.killed = False
-        #: when it reported ready (--limit-worker-lifetime counts from there)
-        self.ready_at = now
-        #: why it is to be replaced (a RESTART_CAUSES entry); None: it is not
-        self.cause: str | None = None
-        #: a replacement that failed to start: not before this time again
-        self.retry_at = 0.0
-        #: its recycling limits, jitter included (None: none)
-        self.lifetime: float | None = None
-        self.memory_limit: int | None = None
-        #: when its RSS was last read (0: not yet since it is ready)
-        self.memory_checked = 0.0
 
 
 class Multiprocess:
@@ -161,28 +129,26 @@ class Multiprocess:
         if not hasattr(os, "fork"):
             raise ConfigError("--workers needs os.fork(): it is not available on this platform")
         self.config = config
-        self.target = config.workers or 1
         self.healthcheck = float(config.timeout_worker_healthcheck)
-        self.beat_interval = max(0.05, min(1.0, self.healthcheck / 4))
+        timeout = config.timeout_graceful_shutdown
+        #: which worker serves, starts, leaves, and what is to be done about each
+        self.policy: Policy[Worker] = Policy(
+            config.workers or 1,
+            self.healthcheck,
+            stop_grace=None if timeout is None else timeout + KILL_GRACE,
+            lifetime=config.limit_worker_lifetime,
+            lifetime_jitter=config.limit_worker_lifetime_jitter,
+            memory=config.limit_max_memory,
+            memory_jitter=config.limit_max_memory_jitter,
+            rng=random,
+            now=time.monotonic(),
+        )
+        self.beat_interval = self.policy.beat_interval
         self.pid = os.getpid()
         #: the sets of listening sockets: one shared by every worker, or with --reuse-port
         #: one per worker
         self.listener_sets: list[list[socket.socket]] = []
-
-        #: the serving slots (starting or ready): there are ``target`` of them
-        self.workers: list[Worker] = []
-        #: told to stop, or stopping by themselves (--limit-max-requests); not counted
-        self.leaving: list[Worker] = []
-        #: rolling restart: the new worker not yet ready, and the old ones still to replace
-        self.candidate: Worker | None = None
-        self.to_replace: list[Worker] = []
-
-        self.stopping = False
         self.stop_signals = 0
-        #: --drain-delay: when the workers are told to stop (None: not draining)
-        self.drain_until: float | None = None
-        #: when the workers stopping after a forced drain get their SIGINT
-        self._force_at: float | None = None
         #: every worker has been ready once (the first startup is over)
         self.served = False
         #: the last turn of the supervisor's loop (its own heartbeat, for /livez)
@@ -191,10 +157,18 @@ class Multiprocess:
         self._signals: list[int] = []
         self._selector: selectors.BaseSelector | None = None
         self._wakeup: tuple[int, int] | None = None
-        self._last_check = time.monotonic()
         #: --admin-bind: the workers' counter blocks and the listener serving them
         self.metrics: admin.SharedMetrics | None = None
         self.admin: admin.AdminServer | None = None
+
+    @property
+    def workers(self) -> list[Worker]:
+        """The serving workers (starting or ready)."""
+        return self.policy.serving
+
+    @workers.setter
+    def workers(self, workers: list[Worker]) -> None:
+        self.policy.serving = workers
 
     # -- the loop -----------------------------------------------------------------------
 
@@ -229,18 +203,18 @@ class Multiprocess:
             selector.register(self._wakeup[0], selectors.EVENT_READ, None)
             self._selector = selector
             self._maintain_count()
-            while not (self.stopping and not self._all()):
-                self._wait(self._wait_timeout())
+            while not (self.policy.stopping and not self.policy.all()):
+                self._wait(self.policy.sleep(time.monotonic()))
                 self.last_turn = time.monotonic()
                 self._handle_signals()
                 self._reap()
-                if not self.stopping:
+                if not self.policy.stopping:
                     self._check_health()
                     self._check_limits()
                     self._advance_restart()
                     self._maintain_count()
                     self._end_drain()
-                if not self.served and sum(worker.ready for worker in self.workers) >= self.target:
+                if not self.served and sum(w.ready for w in self.policy.serving) >= self.policy.target:
                     self.served = True
                 self._enforce_kill_deadlines()
             self._selector = None
@@ -252,7 +226,7 @@ class Multiprocess:
         if endpoint is None:
             return True
         # Slots for the workers at any time: a generous default; more for many workers.
-        metrics = admin.SharedMetrics(max(admin.SLOTS, 4 * self.target))
+        metrics = admin.SharedMetrics(max(admin.SLOTS, 4 * self.policy.target))
         for cause in RESTART_CAUSES:
             metrics.restarts[cause] = 0
         try:
@@ -283,7 +257,7 @@ class Multiprocess:
         ``_check_health`` kills it once the whole bound has passed."""
         now = time.monotonic()
         beats = [("supervisor", self.last_turn)]
-        beats += [(f"worker [{worker.pid}]", worker.last_seen) for worker in list(self._counted())]
+        beats += [(f"worker [{worker.pid}]", worker.last_seen) for worker in list(self.policy.counted())]
         for group, bound in ((beats[:1], self.healthcheck), (beats[1:], self.healthcheck / 2)):
             live, reason = admin.judge_liveness(now, group, bound)
             if not live:
@@ -294,29 +268,12 @@ class Multiprocess:
         """``/readyz``: every worker has completed lifespan startup (then: at least one is
         ready, see ``admin.judge_readiness``), and no stop was asked for."""
         ready = sum(1 for worker in list(self.workers) if worker.ready)
-        draining = self.stop_signals > 0 or self.stopping
-        return admin.judge_readiness(draining, ready, self.target, self.served, workers=True)
+        draining = self.stop_signals > 0 or self.policy.stopping
+        return admin.judge_readiness(draining, ready, self.policy.target, self.served, workers=True)
 
     def _count_restart(self, cause: str) -> None:
         if self.metrics is not None:
             self.metrics.count_restart(cause)
-
-    def _all(self) -> list[Worker]:
-        return self._counted() + self.leaving
-
-    def _counted(self) -> list[Worker]:
-        """The workers that serve or will: the slots plus a rolling restart's new worker."""
-        return self.workers + ([self.candidate] if self.candidate is not None else [])
-
-    def _wait_timeout(self) -> float:
-        """Up to the next heartbeat check, or the end of the drain delay, or the forced
-        stop's SIGINT, whichever comes first."""
-        timeout = min(0.5, self.beat_interval)
-        now = time.monotonic()
-        for when in (self.drain_until if not self.stopping else None, self._force_at):
-            if when is not None:
-                timeout = min(timeout, max(0.0, when - now))
-        return timeout
 
     def _wait(self, timeout: float) -> None:
         """Sleep until a signal, a message from a worker, or ``timeout``; read the messages."""
@@ -343,12 +300,9 @@ class Multiprocess:
             data += chunk
         if not data:
             return
-        worker.last_seen = time.monotonic()
-        if READY in data and not worker.ready:
-            worker.ready = True
-            worker.ready_at = worker.last_seen
-        if RETIRING in data and worker in self.workers:
-            self._recycle(worker, "max_requests", "reached the request limit")
+        recycle = self.policy.heard(worker, time.monotonic(), ready=READY in data, retiring=RETIRING in data)
+        if recycle is not None:
+            self._recycling(recycle.worker, recycle.why)
 
     def _close_pipe(self, worker: Worker) -> None:
         if worker.fd is None:
@@ -391,7 +345,7 @@ class Multiprocess:
         if self.metrics is not None and slot is not None:
             self.metrics.assign(slot, pid)
         worker = Worker(pid, read_fd, listeners, time.monotonic(), slot)
-        self._set_limits(worker)
+        self.policy.plan(worker)
         assert self._selector is not None
         self._selector.register(read_fd, selectors.EVENT_READ, worker)
         return worker
@@ -401,7 +355,7 @@ class Multiprocess:
             return self.listener_sets[0]
         if replacing is not None:
             return replacing.listeners  # the queue of the old worker goes to its successor
-        in_use = {id(worker.listeners) for worker in self._counted()}
+        in_use = {id(worker.listeners) for worker in self.policy.counted()}
         for listeners in self.listener_sets:
             if id(listeners) not in in_use:
                 return listeners
@@ -412,9 +366,9 @@ class Multiprocess:
     def _close_unused_listeners(self) -> None:
         """--reuse-port after SIGTTOU: close the sets no worker will serve on again (a
         listener nobody accepts from would keep its share of the connections waiting)."""
-        in_use = {id(worker.listeners) for worker in self._counted()}
+        in_use = {id(worker.listeners) for worker in self.policy.counted()}
         for listeners in list(self.listener_sets):
-            if len(self.listener_sets) <= self.target:
+            if len(self.listener_sets) <= self.policy.target:
                 break
             if id(listeners) not in in_use:
                 self.listener_sets.remove(listeners)
@@ -449,7 +403,7 @@ class Multiprocess:
         assert self._wakeup is not None
         for fd in self._wakeup:
             os.close(fd)
-        for other in self._all():
+        for other in self.policy.all():
             if other.fd is not None:
                 os.close(other.fd)
         for other_listeners in self.listener_sets:
@@ -465,71 +419,33 @@ class Multiprocess:
             self.admin = None
 
     def _stop(self, worker: Worker) -> None:
-        """Ask a worker to stop gracefully; it moves to ``leaving``."""
+        """Ask a worker that the policy moved to its leaving workers to stop gracefully."""
         _kill(worker.pid, signal.SIGTERM)
-        timeout = self.config.timeout_graceful_shutdown
-        if timeout is not None and worker.kill_at is None:
-            worker.kill_at = time.monotonic() + timeout + KILL_GRACE
-        self.leaving.append(worker)
         logger.info(
             "Waiting for child process [%d]",
             worker.pid,
             extra={"color_message": "Waiting for child process [" + style("%d", fg="cyan") + "]"},
         )
 
-    def _set_limits(self, worker: Worker) -> None:
-        """Draw the worker's recycling limits: each configured limit plus its jitter."""
-        config = self.config
-        if config.limit_worker_lifetime is not None:
-            jitter = float(config.limit_worker_lifetime_jitter or 0)
-            worker.lifetime = float(config.limit_worker_lifetime) + random.uniform(0, jitter)
-        if config.limit_max_memory is not None:
-            worker.memory_limit = config.limit_max_memory + random.randint(0, config.limit_max_memory_jitter)
-
-    def _recycle(self, worker: Worker, cause: str, why: str) -> None:
-        """Queue a serving worker for replacement: ``_advance_restart`` starts its successor
-        and stops it once the successor is ready."""
-        if worker.cause is not None or worker not in self.workers:
-            return
-        worker.cause = cause
-        self.to_replace.append(worker)
+    def _recycling(self, worker: Worker, why: str) -> None:
         logger.info("Child process [%d] %s; starting a replacement.", worker.pid, why)
 
     def _check_limits(self) -> None:
-        """--limit-worker-lifetime and --limit-max-memory: queue the workers past theirs."""
-        now = time.monotonic()
-        for worker in self.workers:
-            if not worker.ready or worker.cause is not None:
-                continue
-            if worker.lifetime is not None and now - worker.ready_at >= worker.lifetime:
-                self._recycle(worker, "lifetime", f"has served for {now - worker.ready_at:.0f}s")
-            elif worker.memory_limit is not None and now - worker.memory_checked >= MEMORY_CHECK_INTERVAL:
-                first = worker.memory_checked == 0.0
-                worker.memory_checked = now
-                rss = _rss_mib(worker.pid)
-                if rss is None or rss <= worker.memory_limit:
-                    continue
-                if first:
-                    # Its successor would start as large: recycling it would loop.
-                    logger.error(
-                        "Child process [%d] uses %d MiB right after startup, more than its"
-                        " --limit-max-memory of %d MiB: it will not be recycled for memory.",
-                        worker.pid,
-                        rss,
-                        worker.memory_limit,
-                    )
-                    worker.memory_limit = None
-                    continue
-                self._recycle(
-                    worker, "max_memory", f"uses {rss} MiB, over its limit of {worker.memory_limit} MiB"
+        """--limit-worker-lifetime and --limit-max-memory: the policy queues the workers past theirs."""
+        for found in self.policy.check_limits(time.monotonic(), lambda worker: _rss_mib(worker.pid)):
+            if isinstance(found, MemoryExempt):
+                logger.error(
+                    "Child process [%d] uses %d MiB right after startup, more than its"
+                    " --limit-max-memory of %d MiB: it will not be recycled for memory.",
+                    found.worker.pid,
+                    found.rss,
+                    found.limit,
                 )
+            else:
+                self._recycling(found.worker, found.why)
 
     def _stop_all(self) -> None:
-        self.stopping = True
-        self.to_replace.clear()
-        running = self.workers + ([self.candidate] if self.candidate is not None else [])
-        self.workers, self.candidate = [], None
-        for worker in running:
+        for worker in self.policy.stop_all(time.monotonic()):
             self._stop(worker)
         # No worker will be started again: drop the supervisor's copies of the listening
         # sockets, so that each closes when the last worker serving on it closes its own.
@@ -541,20 +457,20 @@ class Multiprocess:
                 sock.close()
 
     def _maintain_count(self) -> None:
-        while len(self.workers) < self.target:
+        for _ in range(self.policy.shortfall()):
             worker = self._spawn()
             if worker is None:
                 return  # fork failed (logged); try again on the next turn
-            self.workers.append(worker)
-        while len(self.workers) > self.target:
-            self._stop(self.workers.pop())
+            self.policy.add(worker)
+        for worker in self.policy.trim(time.monotonic()):
+            self._stop(worker)
         if self.config.reuse_port:
             self._close_unused_listeners()
 
     # -- watching -----------------------------------------------------------------------
 
     def _reap(self) -> None:
-        for worker in self._all():
+        for worker in self.policy.all():
             try:
                 pid, status = os.waitpid(worker.pid, os.WNOHANG)
             except ChildProcessError:  # reaped by someone else: its status is lost
@@ -570,25 +486,19 @@ class Multiprocess:
             self.metrics.release(worker.slot)  # its counts stay in the totals
             worker.slot = None
         how = _describe_exit(code)
-
-        if worker in self.leaving:
-            self.leaving.remove(worker)
+        gone = self.policy.exited(worker, time.monotonic())
+        if gone is Gone.STOPPED:
             if code != 0 and not worker.killed:
                 logger.warning("Child process [%d] %s while stopping.", worker.pid, how)
             return
-
-        if worker is self.candidate:
-            self.candidate = None
-            self._abort_restart()
+        if gone is Gone.SUCCESSOR:
             logger.error(
                 "New child process [%d] %s before it was ready; keeping the old workers and aborting the restart.",
                 worker.pid,
                 how,
             )
             return
-
-        self.workers.remove(worker)
-        if self.stopping:
+        if self.policy.stopping:
             return
         if code == STARTUP_FAILURE and not worker.ready:
             logger.error("Child process [%d] failed to start, stopping the parent process.", worker.pid)
@@ -604,94 +514,50 @@ class Multiprocess:
         )
 
     def _check_health(self) -> None:
-        now = time.monotonic()
-        if now - self._last_check > self.healthcheck:
-            # The supervisor itself was not running (suspended): it cannot judge the silence.
-            for worker in self._all():
-                worker.last_seen = max(worker.last_seen, now)
-        self._last_check = now
-        watched = self.workers + ([self.candidate] if self.candidate is not None else [])
-        for worker in watched:
-            if not worker.killed and now - worker.last_seen > self.healthcheck:
-                logger.error(
-                    "Child process [%d] did not answer its healthcheck within %gs; killing it.",
-                    worker.pid,
-                    self.healthcheck,
-                )
-                _kill(worker.pid, signal.SIGKILL)
-                worker.killed = True
+        for worker in self.policy.silent(time.monotonic()):
+            logger.error(
+                "Child process [%d] did not answer its healthcheck within %gs; killing it.",
+                worker.pid,
+                self.healthcheck,
+            )
+            _kill(worker.pid, signal.SIGKILL)
 
     def _end_drain(self) -> None:
         """The drain delay is over: tell the workers to stop."""
-        if self.drain_until is not None and time.monotonic() >= self.drain_until:
+        if self.policy.drain_over(time.monotonic()):
             logger.info("Drain delay over: stopping the child processes.")
             self._stop_all()
 
     def _enforce_kill_deadlines(self) -> None:
         now = time.monotonic()
-        if self._force_at is not None and now >= self._force_at:
-            self._force_at = None
-            for worker in self.leaving:
+        if self.policy.force_due(now):
+            for worker in self.policy.leaving:
                 _kill(worker.pid, signal.SIGINT)
-        for worker in self.leaving:
-            if worker.kill_at is not None and now >= worker.kill_at and not worker.killed:
-                logger.warning("Child process [%d] did not stop in time; killing it.", worker.pid)
-                _kill(worker.pid, signal.SIGKILL)
-                worker.killed = True
+        for worker in self.policy.overdue(now):
+            logger.warning("Child process [%d] did not stop in time; killing it.", worker.pid)
+            _kill(worker.pid, signal.SIGKILL)
 
     # -- rolling restart ----------------------------------------------------------------
 
     def _advance_restart(self) -> None:
-        candidate = self.candidate
-        if candidate is not None:
-            if candidate.ready:
-                self.candidate = None
-                self.workers.append(candidate)
-                old = self._next_to_replace()
-                if old is not None:
-                    self.to_replace.remove(old)
-                    self.workers.remove(old)
-                    self._stop(old)
-                    self._count_restart(old.cause or "reload")
-                # else the old one died meanwhile and was replaced: _maintain_count trims
-            elif time.monotonic() - candidate.started_at > self.healthcheck:
+        for step in self.policy.advance(time.monotonic()):
+            if isinstance(step, TakeOver):
+                if step.old is not None:
+                    self._stop(step.old)
+                if step.cause is not None:
+                    self._count_restart(step.cause)
+            elif isinstance(step, StartSuccessor):
+                successor = self._spawn(replacing=step.old)
+                if successor is not None:
+                    self.policy.started(successor)
+            else:
                 logger.error(
                     "New child process [%d] was not ready within %gs; keeping the old workers and "
                     "aborting the restart.",
-                    candidate.pid,
-                    self.healthcheck,
+                    step.successor.pid,
+                    step.timeout,
                 )
-                self.candidate = None
-                self._abort_restart()
-                _kill(candidate.pid, signal.SIGKILL)
-                candidate.killed = True
-                self.leaving.append(candidate)
-                return
-            else:
-                return
-        old = self._next_to_replace()
-        if old is not None:
-            self.candidate = self._spawn(replacing=old)
-
-    def _next_to_replace(self) -> Worker | None:
-        """The next old worker to replace (one still serving, not waiting to retry)."""
-        self.to_replace = [worker for worker in self.to_replace if worker in self.workers]
-        now = time.monotonic()
-        return next((worker for worker in self.to_replace if worker.retry_at <= now), None)
-
-    def _abort_restart(self) -> None:
-        """A replacement did not start. A rolling restart ends here (the old workers keep
-        serving; another SIGHUP tries again); a recycled worker keeps serving and is
-        replaced again ``RECYCLE_RETRY`` seconds later."""
-        retry_at = time.monotonic() + RECYCLE_RETRY
-        pending = []
-        for worker in self.to_replace:
-            if worker.cause == "reload":
-                worker.cause = None
-            else:
-                worker.retry_at = retry_at
-                pending.append(worker)
-        self.to_replace = pending
+                _kill(step.successor.pid, signal.SIGKILL)
 
     # -- signals ------------------------------------------------------------------------
 
@@ -737,66 +603,57 @@ class Multiprocess:
         if self.stop_signals == 1:
             logger.info("Received %s, exiting.", name)
             delay = float(self.config.drain_delay or 0)
-            if delay > 0 and not self.stopping:
+            if delay > 0 and not self.policy.stopping:
                 # /readyz reads stop_signals: it answers 503 from now on, while every
                 # worker keeps serving; _end_drain stops them when the delay is over.
-                self.drain_until = time.monotonic() + delay
+                self.policy.drain(time.monotonic(), delay)
                 logger.info("Draining: /readyz answers 503; still serving for %gs (--drain-delay).", delay)
             else:
                 self._stop_all()
-        elif self.stop_signals == 2 and not self.stopping:
+        elif self.stop_signals == 2 and not self.policy.stopping:
             logger.warning(
                 "Received %s again: ending the drain delay and forcing the child processes to stop.", name
             )
             self._stop_all()
-            self._force_at = time.monotonic() + FORCE_AFTER
+            self.policy.force_later(time.monotonic(), FORCE_AFTER)
         elif self.stop_signals == 2:
             logger.warning("Received %s again: forcing the child processes to stop.", name)
-            for worker in self.leaving:
+            for worker in self.policy.leaving:
                 _kill(worker.pid, signal.SIGINT)
         else:
             logger.warning("Received %s again: killing the child processes.", name)
-            for worker in self.leaving:
+            for worker in self.policy.kill_leaving():
                 _kill(worker.pid, signal.SIGKILL)
-                worker.killed = True
 
     def _handle_hup(self) -> None:
-        if self.stopping or self.drain_until is not None:
+        if not self.policy.steady:
             return
         logger.info("Received SIGHUP, restarting processes.")
-        if self.candidate is not None:
-            # It was started before this signal, perhaps with older code: start over.
-            self._stop(self.candidate)
-            self.candidate = None
-        for worker in self.workers:
-            worker.retry_at = 0.0
-            if worker.cause is None:
-                worker.cause = "reload"
-        self.to_replace = list(self.workers)
+        abandoned = self.policy.rolling_restart(time.monotonic())
+        if abandoned is not None:
+            self._stop(abandoned)
 
     def _handle_usr1(self) -> None:
         if not self.config.is_ssl:
             logger.info("Received SIGUSR1: no TLS certificate to reload.")
             return
-        workers = self._counted()
+        workers = self.policy.counted()
         logger.info("Received SIGUSR1, reloading the TLS certificate in %d process(es).", len(workers))
         for worker in workers:
             _kill(worker.pid, signal.SIGUSR1)
 
     def _handle_ttin(self) -> None:
-        if self.stopping or self.drain_until is not None:
+        if not self.policy.steady:
             return
         logger.info("Received SIGTTIN, increasing the number of processes.")
-        self.target += 1
+        self.policy.grow()
 
     def _handle_ttou(self) -> None:
-        if self.stopping or self.drain_until is not None:
+        if not self.policy.steady:
             return
         logger.info("Received SIGTTOU, decreasing number of processes.")
-        if self.target <= 1:
+        if not self.policy.shrink():
             logger.info("Already reached one process, cannot decrease the number of processes anymore.")
-            return
-        self.target -= 1
 
 
 def _kill(pid: int, sig: int) -> None:
