@@ -106,6 +106,7 @@ cdef class ServerContext:
     cdef readonly double timeout_request         # 0: off
     cdef readonly int header_map            # HEADER_MAP_*
     cdef readonly bint http2                # h2c by its preface, h2 by ALPN (h2.pxi)
+    cdef readonly bint http2_only           # every connection is HTTP/2 (--http h2)
     # HTTP/2: (max streams, stream window, connection window, max frame, max header list)
     cdef readonly tuple h2_settings
     cdef readonly object clock              # None: the C monotonic clock; else a callable

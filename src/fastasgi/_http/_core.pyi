@@ -1,7 +1,9 @@
 """Typing and documentation for the compiled hot path, ``fastasgi._http._core``.
 
-The module is Cython over the vendored llhttp C parser. It holds the HTTP/1.1
-``asyncio.Protocol`` and the per-server context every connection shares.
+The module is Cython over the vendored llhttp (HTTP/1.1) and nghttp2 (HTTP/2) C libraries. It
+holds the connection protocol (``HttpProtocol``: HTTP/1.1, handing a connection to
+``H2Protocol`` or to the WebSocket layer when it asks for it), the request model both protocols
+share, the WebSocket frame codec, and the per-server context every connection shares.
 """
 
 import asyncio
@@ -111,6 +113,7 @@ class ServerContext:
         timeout_request: float | None = None,
         header_map: str = "drop",
         http2: bool = True,
+        http2_only: bool = False,
         h2_max_concurrent_streams: int = 100,
         h2_initial_stream_window_size: int = 1048576,
         h2_initial_connection_window_size: int = 4194304,
@@ -146,6 +149,8 @@ class ServerContext:
         ``http2``: a connection whose first bytes are the HTTP/2 preface (cleartext) or whose
         TLS handshake chose ALPN "h2" is served as HTTP/2 (``H2Protocol``); ``h2_*``: its
         SETTINGS and windows; ``h2_max_headers_size`` None: ``max_header_bytes``.
+        ``http2_only``: every connection is HTTP/2, in cleartext by prior knowledge (an invalid
+        connection preface is a connection error, GOAWAY(PROTOCOL_ERROR)), never HTTP/1.1.
         """
 
     def tick(self) -> None:

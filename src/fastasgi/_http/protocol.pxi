@@ -114,7 +114,12 @@ cdef class HttpProtocol:
         }
         if ctx.shutting_down:
             self.keep_alive_allowed = False
-        if ctx.http2:   # HTTP/2 (h2.pxi): by ALPN over TLS, by the preface in cleartext
+        if ctx.http2_only:
+            # --http h2: every connection is HTTP/2 (prior knowledge in cleartext, RFC 9113
+            # 3.3); nghttp2 checks the preface, and an invalid one is a connection error
+            # (3.4: GOAWAY(PROTOCOL_ERROR)), never an HTTP/1.1 request
+            h2_takeover(self, EMPTY)
+        elif ctx.http2:   # HTTP/2 (h2.pxi): by ALPN over TLS, by the preface in cleartext
             ssl_object = transport.get_extra_info("ssl_object")
             if ssl_object is None:
                 self.h2_undecided = True
