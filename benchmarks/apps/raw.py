@@ -5,6 +5,7 @@ numbers compare servers, not apps. The apps do the least a correct app must do:
 no framework, no routing, bodies prebuilt where the scenario allows it.
 """
 
+import asyncio
 import json
 
 PLAINTEXT = b"Hello, World!"
@@ -36,6 +37,17 @@ async def _lifespan(receive, send):
 
 async def plaintext(scope, receive, send):
     if scope["type"] == "http":
+        await send(_PLAIN_START)
+        await send(_PLAIN_BODY)
+    elif scope["type"] == "lifespan":
+        await _lifespan(receive, send)
+
+
+async def plaintext_suspend(scope, receive, send):
+    """plaintext after one real suspension, as an app that awaits a database or a cache does
+    before it answers."""
+    if scope["type"] == "http":
+        await asyncio.sleep(0)
         await send(_PLAIN_START)
         await send(_PLAIN_BODY)
     elif scope["type"] == "lifespan":

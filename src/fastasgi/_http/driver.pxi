@@ -34,18 +34,24 @@ cdef bint EAGER_START = sys.version_info >= (3, 12)
 
 @cython.final
 cdef class _StepCatcher:
-    """Stands in for loop.call_soon while a Task is constructed: keeps the Task's first step
-    and its context instead of scheduling them (3.10/3.11, see the top)."""
+    """Its catch() stands in for loop.call_soon while a Task is constructed: keeps the Task's
+    first step and its context instead of scheduling them (3.10/3.11, see the top). A bound
+    method, not __call__: the Task calls it with the vectorcall protocol, no argument tuple."""
     cdef object step
     cdef object context
 
-    def __call__(self, callback, *args, context=None):
+    def catch(self, callback, *args, context=None):
         self.step = callback
         self.context = context
 
 
 cdef _StepCatcher STEP_CATCHER = _StepCatcher()
+cdef object CATCH_STEP = STEP_CATCHER.catch
 cdef str CALL_SOON = "call_soon"
+# a Task's methods, looked up once (the Tasks here are always exactly asyncio.Task)
+cdef object task_done = aio_Task.done
+cdef object task_exception = aio_Task.exception
+cdef object task_result = aio_Task.result
 
 
 cdef object _start_task(ServerContext ctx, object coro, object context):
@@ -56,7 +62,7 @@ cdef object _start_task(ServerContext ctx, object coro, object context):
         return aio_Task(coro, loop=loop, context=context, eager_start=True)
     if not ctx.eager:
         return _new_task(loop, coro, context)
-    setattr(loop, CALL_SOON, STEP_CATCHER)
+    setattr(loop, CALL_SOON, CATCH_STEP)
     try:
         task = _new_task(loop, coro, context)
     finally:
@@ -91,7 +97,7 @@ cdef bint _probe_eager(object loop) except -1:
     if EAGER_START:
         return True
     try:
-        setattr(loop, CALL_SOON, STEP_CATCHER)
+        setattr(loop, CALL_SOON, CATCH_STEP)
     except (AttributeError, TypeError):
         return False
     delattr(loop, CALL_SOON)
@@ -117,7 +123,7 @@ cdef drive(Exchange ex, object app):
     except (SystemExit, KeyboardInterrupt) as exc:
         ex._app_failed(exc)     # the Task holds it too, as asyncio's does
         raise
-    if task.done():
+    if task_done(task):
         _task_ended(ex, task)
         return
     ex.task = task
@@ -131,11 +137,11 @@ cdef _task_ended(Exchange ex, object task):
     if ex.app_state != APP_RUNNING:
         return
     try:
-        exc = task.exception()
+        exc = task_exception(task)
     except aio_CancelledError as cancelled:
         exc = cancelled
     if exc is None:
-        ex._app_returned(task.result())
+        ex._app_returned(task_result(task))
     else:
         ex._app_failed(exc)
 
