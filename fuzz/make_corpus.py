@@ -12,17 +12,24 @@ WINDOW_UPDATEs, every app behaviour, the connection events.
 fuzz_wsconn: websocket connections by hand (wsconn_seeds): echo with and without deflate,
 fragments, early frames, read back-pressure, a deferred close, pings and their timeout, every
 app behaviour but the concurrent receive() (an open finding), refused handshakes, shutdown.
+fuzz_proxy_protocol: PROXY protocol headers by hand (proxy_seeds): v1 TCP4, TCP6 and UNKNOWN
+lines, v2 PROXY and LOCAL over IPv4, IPv6, unix sockets, UNSPEC and datagrams, with TLVs,
+each followed by a request; their truncations, the limits (107 bytes, the v2 cap), malformed
+ones, HTTP and garbage; under each mode, from trusted and untrusted peers, cut into pieces.
 
 Each seed is encoded with fuzz._fdp.Encoder and checked to decode back to what was meant.
-Cases over MAX_SEED bytes are left out (libFuzzer's -max_len in fuzz/run.sh). Run from the
-repository root: python3 fuzz/make_corpus.py (it replaces the seed-* files, nothing else).
+Cases over MAX_SEED bytes are left out (libFuzzer's -max_len in fuzz/run.sh; for
+fuzz_proxy_protocol its MAX_LEN). Run from the repository root: python3 fuzz/make_corpus.py
+(it replaces the seed-* files, nothing else).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
 import os
 import re
+import struct
 import sys
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -31,6 +38,7 @@ if _ROOT not in sys.path:
 
 from fuzz import fuzz_h2 as H2  # noqa: E402
 from fuzz import fuzz_http as H  # noqa: E402
+from fuzz import fuzz_proxy_protocol as PP  # noqa: E402
 from fuzz import fuzz_target as T  # noqa: E402
 from fuzz import fuzz_wsconn as WS  # noqa: E402
 from fuzz._common import FuzzedDataProvider  # noqa: E402
@@ -576,11 +584,120 @@ def wsconn_seeds():
     yield "abort", P(behaviour=B("slow", wait=6.0), ops=(deliver, idle, *talk, deliver, ("abort",)))
 
 
+def proxy_seeds():
+    def case(data, mode="auto", cuts=(), peer="trusted", shape="raw", extra=0):
+        return {"mode": mode, "peer": peer, "shape": shape, "extra": extra, "cuts": list(cuts), "data": data}
+
+    def v2(command, family, block=b"", tlvs=b"", length=None):
+        body = block + tlvs
+        size = len(body) if length is None else length
+        return PP.V2_SIGNATURE + bytes([command, family]) + struct.pack("!H", size) + body
+
+    def inet(src, dst, sport, dport):
+        a, b = ipaddress.ip_address(src), ipaddress.ip_address(dst)
+        return a.packed + b.packed + struct.pack("!HH", sport, dport)
+
+    def tlv(kind, value):
+        return bytes([kind]) + struct.pack("!H", len(value)) + value
+
+    request = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
+    v4 = inet("192.0.2.1", "192.0.2.11", 56324, 443)
+    v6 = inet("2001:db8::1", "2001:db8::11", 56324, 8443)
+    unix = b"/run/client.sock".ljust(108, b"\x00") + b"/run/haproxy.sock".ljust(108, b"\x00")
+    ssl = tlv(0x20, b"\x07" + b"\x00\x00\x00\x00" + tlv(0x21, b"TLSv1.3") + tlv(0x22, b"client"))
+    tlvs = tlv(0x01, b"h2") + tlv(0x02, b"example.com") + tlv(0x05, b"id-1") + tlv(0x04, b"\x00" * 3) + ssl
+    good = {
+        "v1-tcp4": b"PROXY TCP4 192.0.2.1 192.0.2.11 56324 443\r\n",
+        "v1-tcp6": b"PROXY TCP6 2001:db8::1 2001:db8::11 56324 8443\r\n",
+        "v1-tcp6-long-form": b"PROXY TCP6 2001:0db8:0:0:0:0:0:1 ::ffff:192.0.2.11 1 65535\r\n",
+        "v1-tcp4-ports-0": b"PROXY TCP4 0.0.0.0 255.255.255.255 0 0\r\n",
+        "v1-unknown": b"PROXY UNKNOWN\r\n",
+        "v1-unknown-rest": b"PROXY UNKNOWN ffff:f...f:ffff ffff:f...f:ffff 65535 65535\r\n",
+        "v1-longest": b"PROXY UNKNOWN " + b"f" * (PP.V1_LIMIT - 16) + b"\r\n",
+        "v2-tcp4": v2(0x21, 0x11, v4),
+        "v2-tcp6": v2(0x21, 0x21, v6),
+        "v2-unix": v2(0x21, 0x31, unix),
+        "v2-unix-no-path": v2(0x21, 0x31, b"\x00" * 216),
+        "v2-udp4": v2(0x21, 0x12, v4),
+        "v2-udp6": v2(0x21, 0x22, v6),
+        "v2-unix-dgram": v2(0x21, 0x32, unix),
+        "v2-unspec": v2(0x21, 0x00),
+        "v2-unspec-tlvs": v2(0x21, 0x00, b"", tlv(0x04, b"")),
+        "v2-local": v2(0x20, 0x00),
+        "v2-local-block": v2(0x20, 0x11, v4),
+        "v2-local-any-family": v2(0x20, 0xFF, b"xyz"),
+        "v2-tcp4-tlvs": v2(0x21, 0x11, v4, tlvs),
+        "v2-tcp6-tlvs": v2(0x21, 0x21, v6, tlv(0x03, b"\x12\x34\x56\x78") + tlv(0x30, b"netns")),
+        "v2-cap": v2(0x21, 0x11, v4, tlv(0x04, b"\x00" * (PP.V2_CAP - len(v4) - 3))),
+    }
+    for name, header in good.items():
+        modes = ["auto", "v1" if header.startswith(b"PROXY") else "v2"]
+        for mode in modes:
+            yield f"{name}-{mode}", case(header + request, mode)
+        yield f"{name}-bytewise-head", case(header + request, modes[1], cuts=range(1, 24))
+        yield f"{name}-cut", case(header + request, modes[1], cuts=(len(header) // 2, len(header) + 3))
+        yield f"{name}-alone", case(header, modes[1])
+        yield f"{name}-truncated", case(header[: len(header) - 1], modes[1])
+        yield f"{name}-other-mode", case(header + request, "v2" if modes[1] == "v1" else "v1")
+        yield f"{name}-untrusted", case(header + request, "auto", peer="untrusted")
+    for cut in (1, 5, 6, 12, 13, 15, 16, 20):
+        yield f"v2-tcp4-first-{cut}", case(good["v2-tcp4"][:cut], "v2")
+    bad = {
+        "v1-108": b"PROXY UNKNOWN " + b"f" * (PP.V1_LIMIT - 15) + b"\r\n",
+        "v1-no-crlf": b"PROXY UNKNOWN " + b"f" * 120,
+        "v1-bare-lf": b"PROXY TCP4 192.0.2.1 192.0.2.11 56324 443\n",
+        "v1-bare-cr": b"PROXY TCP4 192.0.2.1\r192.0.2.11 56324 443\r\n",
+        "v1-no-space": b"PROXYTCP4 192.0.2.1 192.0.2.11 56324 443\r\n",
+        "v1-proxy-alone": b"PROXY\r\n",
+        "v1-udp4": b"PROXY UDP4 192.0.2.1 192.0.2.11 56324 443\r\n",
+        "v1-two-spaces": b"PROXY TCP4  192.0.2.1 192.0.2.11 56324 443\r\n",
+        "v1-trailing-space": b"PROXY TCP4 192.0.2.1 192.0.2.11 56324 443 \r\n",
+        "v1-five-fields": b"PROXY TCP4 192.0.2.1 192.0.2.11 56324\r\n",
+        "v1-v6-under-tcp4": b"PROXY TCP4 2001:db8::1 192.0.2.11 56324 443\r\n",
+        "v1-v4-under-tcp6": b"PROXY TCP6 192.0.2.1 2001:db8::11 56324 443\r\n",
+        "v1-leading-zero": b"PROXY TCP4 192.0.2.01 192.0.2.11 56324 443\r\n",
+        "v1-zone": b"PROXY TCP6 fe80::1%eth0 2001:db8::11 56324 443\r\n",
+        "v1-port-zero-led": b"PROXY TCP4 192.0.2.1 192.0.2.11 056324 443\r\n",
+        "v1-port-65536": b"PROXY TCP4 192.0.2.1 192.0.2.11 65536 443\r\n",
+        "v1-port-sign": b"PROXY TCP4 192.0.2.1 192.0.2.11 +1 443\r\n",
+        "v1-port-unicode-digit": "PROXY TCP4 192.0.2.1 192.0.2.11 \u0661 443\r\n".encode(),
+        "v1-not-ascii": b"PROXY UNKNOWN \xc3\xa9\r\n",
+        "v1-lower-case": b"PROXY tcp4 192.0.2.1 192.0.2.11 56324 443\r\n",
+        "v1-nul": b"PROXY TCP4 192.0.2.1\x00 192.0.2.11 56324 443\r\n",
+        "v2-version-1": PP.V2_SIGNATURE + b"\x11\x11\x00\x0c" + v4,
+        "v2-version-3": PP.V2_SIGNATURE + b"\x31\x11\x00\x0c" + v4,
+        "v2-command-2": v2(0x22, 0x11, v4),
+        "v2-family-4": v2(0x21, 0x41, v4),
+        "v2-transport-3": v2(0x21, 0x13, v4),
+        "v2-short-v4": v2(0x21, 0x11, v4[:8]),
+        "v2-short-v6": v2(0x21, 0x21, v4),
+        "v2-short-unix": v2(0x21, 0x31, b"\x00" * 108),
+        "v2-over-cap": v2(0x21, 0x11, v4, length=PP.V2_CAP + 1),
+        "v2-length-65535": v2(0x21, 0x11, v4, length=0xFFFF),
+        "v2-tlv-truncated": v2(0x21, 0x11, v4, b"\x01\x00"),
+        "v2-tlv-past-end": v2(0x21, 0x11, v4, b"\x02\x00\x05abc"),
+        "v2-tlv-past-end-unspec": v2(0x21, 0x00, b"", b"\x02\x00\x05abc"),
+        "http": request,
+        "http-leading-crlf": b"\r\n" + request,
+        "v2-signature-prefix": PP.V2_SIGNATURE[:7] + b"GET",
+        "tls-client-hello": b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+        "empty": b"",
+        "p": b"P",
+        "garbage": bytes(range(256)),
+    }
+    for name, data in bad.items():
+        for mode in PP.MODES:
+            yield f"{name}-{mode}", case(data + request, mode)
+    fixed = v2(0x21, 0x11, v4, tlvs, length=0) + request
+    yield "v2-length-fixed", case(fixed, "v2", shape="v2-length", extra=len(request))
+    yield "v2-length-fixed-tlvs-cut", case(v2(0x21, 0x21, v6, tlvs), "v2", (17, 40), shape="v2-length")
+
+
 def safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", name)[:80]
 
 
-def write(harness: str, seeds, encode, decode) -> int:
+def write(harness: str, seeds, encode, decode, limit: int = MAX_SEED) -> int:
     folder = os.path.join(CORPUS, harness)
     os.makedirs(folder, exist_ok=True)
     for old in os.listdir(folder):
@@ -595,7 +712,7 @@ def write(harness: str, seeds, encode, decode) -> int:
         except ValueError:  # a piece longer than a feed op carries: too big anyway
             continue
         data = enc.data()
-        if len(data) > MAX_SEED:
+        if len(data) > limit:
             continue
         assert decode(FuzzedDataProvider(data)) == value, name
         fname = "seed-" + safe(name)
@@ -612,9 +729,11 @@ def main() -> None:
     m = write("fuzz_target", target_seeds(), T.encode, T.decode)
     k = write("fuzz_h2", h2_seeds(), H2.encode, H2.decode)
     w = write("fuzz_wsconn", wsconn_seeds(), WS.encode, WS.decode)
+    # a v2 header at the cap is 16 + 4096 bytes: its -max_len is MAX_LEN (fuzz/run.sh)
+    p = write("fuzz_proxy_protocol", proxy_seeds(), PP.encode, PP.decode, PP.MAX_LEN)
     print(
         f"fuzz/corpus/fuzz_http: {n} seeds; fuzz/corpus/fuzz_target: {m} seeds; fuzz/corpus/fuzz_h2: {k} seeds; "
-        f"fuzz/corpus/fuzz_wsconn: {w} seeds"
+        f"fuzz/corpus/fuzz_wsconn: {w} seeds; fuzz/corpus/fuzz_proxy_protocol: {p} seeds"
     )
 
 

@@ -6,7 +6,9 @@
 #     fuzz/run.sh fuzz_http replay FILE...          # run inputs once (a crash, a corpus)
 #     fuzz/run.sh fuzz_h2 600                       # HTTP/2
 #     fuzz/run.sh fuzz_ws 600                       # WebSocket frames and the inflater
-#                                                   # (harnesses: fuzz_http, fuzz_target, fuzz_h2, fuzz_ws)
+#     fuzz/run.sh fuzz_proxy_protocol 600           # the PROXY protocol header parser
+#                                                   # (harnesses: fuzz_http, fuzz_target, fuzz_h2, fuzz_ws,
+#                                                   #  fuzz_wsconn, fuzz_proxy_protocol)
 #
 # Needs fuzz/build-sanitized.sh first and `pip install atheris`. New inputs go to
 # fuzz/build/corpus/HARNESS (the seeds in fuzz/corpus/HARNESS are read, never written),
@@ -58,6 +60,11 @@ if [ "$seconds" = replay ]; then
     exec env "${common[@]}" "$PYTHON" "fuzz/$harness.py" "$@"
 fi
 
+max_len=4096
+if [ "$harness" = fuzz_proxy_protocol ]; then
+    max_len=8192
+fi
+
 pin=()
 if [ -n "${FUZZ_CPU:-}" ]; then
     pin=(taskset -c "$FUZZ_CPU")
@@ -66,10 +73,11 @@ fi
 # detect_leaks=0: CPython keeps memory until exit by design, LeakSanitizer would report it.
 # PYTHONMALLOC=malloc: every Python object from malloc, so ASan sees overruns of them too.
 # -max_len: the seeds are under 4 KiB (fuzz/make_corpus.py); flood ops reach the big sizes.
+# fuzz_proxy_protocol's is 8 KiB (its MAX_LEN): a v2 header may be 16 + 4096 bytes.
 # -rss_limit_mb: ASan's shadow memory and quarantine on top of CPython.
 echo "fuzz/run.sh: $harness for ${seconds}s, log $log" >&2
 env "${common[@]}" "${pin[@]}" "$PYTHON" "fuzz/$harness.py" \
-    -max_total_time="$seconds" -max_len=4096 -timeout=20 -rss_limit_mb=4096 \
+    -max_total_time="$seconds" -max_len="$max_len" -timeout=20 -rss_limit_mb=4096 \
     -print_final_stats=1 -artifact_prefix="$artifacts/" \
     "$@" "$corpus" "fuzz/corpus/$harness" 2>&1 | tee "$log"
 exit "${PIPESTATUS[0]}"

@@ -203,7 +203,9 @@ def _fuzz(module: str):
     return pytest.importorskip(f"fuzz.{module}", reason="fuzz/ is not in this tree (an sdist)")
 
 
-@pytest.mark.parametrize("harness", ["fuzz_http", "fuzz_target", "fuzz_h2", "fuzz_ws", "fuzz_wsconn"])
+@pytest.mark.parametrize(
+    "harness", ["fuzz_http", "fuzz_target", "fuzz_h2", "fuzz_ws", "fuzz_wsconn", "fuzz_proxy_protocol"]
+)
 def test_corpus_replays(harness, monkeypatch):
     """Every input in fuzz/corpus/<harness>/ through the harness's one-input function, with
     the build the suite runs (no atheris, no sanitizers): the invariants hold. Findings not
