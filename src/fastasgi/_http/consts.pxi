@@ -1,10 +1,7 @@
 # --- module-level Python objects, cached as C globals once ------------------------------------
 
 cdef object aio_Task = asyncio.Task
-cdef object aio_Task_new = asyncio.Task.__new__
 cdef object aio_CancelledError = asyncio.CancelledError
-cdef object aio_enter_task = asyncio.tasks._enter_task
-cdef object aio_leave_task = asyncio.tasks._leave_task
 cdef object error_log = logging.getLogger("fastasgi.error")
 cdef object time_time = time.time
 cdef bint TASK_TAKES_CONTEXT = sys.version_info >= (3, 11)     # Task(..., context=) is 3.11+
@@ -48,7 +45,7 @@ def nghttp2_has_security_options() -> bool:
 
 
 # A debug build (FASTASGI_DEBUG=1 when building, see setup.py) checks every state transition
-# against the tables at the top of protocol.pxi and cycle.pxi; a release build compiles the
+# against the tables at the top of protocol.pxi, exchange.pxi and h2.pxi; a release build compiles the
 # checks away.
 cdef extern from *:
     """
