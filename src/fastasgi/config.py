@@ -7,7 +7,10 @@ Settings that this version cannot honour yet are refused the same way instead of
 accepted and ignored (see ``NOT_SUPPORTED``).
 
 ``load()`` imports the application (``fastasgi._importer``), puts the proxy headers middleware
-around it and builds the TLS context. Every default is ``fastasgi._defaults``'s.
+around it and builds the TLS context. The keywords, their defaults and their kinds, bounds
+and choices are the settings table's (``fastasgi._settings``); what is checked here beyond
+them is how settings fit together and what only code can tell (a file exists, an address
+parses).
 """
 
 from __future__ import annotations
@@ -19,14 +22,15 @@ import os
 import socket
 import ssl
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, Literal
 
-from fastasgi import _defaults, _sockets
+from fastasgi import _defaults, _settings, _sockets
 from fastasgi._accesslog import compile_access_format
 from fastasgi._http._core import check_header, is_token
 from fastasgi._importer import LoadError, import_from_string, load_app
-from fastasgi.logging import LOG_FORMATS, LOG_LEVELS, LOGGING_CONFIG, LogConfig, configure_logging
+from fastasgi._settings import Settings
+from fastasgi.logging import LOG_LEVELS, LOGGING_CONFIG, configure_logging
 from fastasgi.middleware.proxy_headers import ProxyHeadersMiddleware, TrustedProxies
 
 LifespanType = Literal["auto", "on", "off"]
@@ -34,18 +38,18 @@ LoopType = Literal["none", "auto", "asyncio", "uvloop"]
 WSType = Literal["auto", "none", "websockets", "websockets-sansio"]
 InterfaceType = Literal["auto", "asgi3", "asgi2"]
 
-LIFESPAN_MODES = ("auto", "on", "off")
-LOOP_TYPES = ("none", "auto", "asyncio", "uvloop")
-WS_TYPES = ("auto", "none", "websockets", "websockets-sansio", "wsproto")
-HTTP_TYPES = ("auto", "h11", "httptools")
-INTERFACES = ("auto", "asgi3", "asgi2", "wsgi")
-HEADER_MAPS = _defaults.HEADER_MAPS
-PROXY_PROTOCOLS = _defaults.PROXY_PROTOCOLS
+LIFESPAN_MODES = _settings.LIFESPAN_MODES
+LOOP_TYPES = _settings.LOOP_TYPES
+WS_TYPES = _settings.WS_TYPES
+HTTP_TYPES = _settings.HTTP_TYPES
+INTERFACES = _settings.INTERFACES
+HEADER_MAPS = _settings.HEADER_MAPS
+PROXY_PROTOCOLS = _settings.PROXY_PROTOCOLS
 
 #: Exit code when the application cannot start (lifespan startup failed), as uvicorn.
 STARTUP_FAILURE = 3
 
-SSL_PROTOCOL_VERSION: int = ssl.PROTOCOL_TLS_SERVER
+SSL_PROTOCOL_VERSION: int = _settings.BY_NAME["ssl_version"].default
 
 logger = logging.getLogger("fastasgi.error")
 
@@ -67,8 +71,9 @@ class ConfigError(Exception):
 
 def flag_name(name: str) -> str:
     """The command-line flag for a Config attribute: ``limit_concurrency`` ->
-    ``--limit-concurrency``."""
-    return "--" + name.replace("_", "-")
+    ``--limit-concurrency``, ``reload_dirs`` -> ``--reload-dir`` (the table's)."""
+    entry = _settings.BY_NAME.get(name)
+    return entry.flag if entry is not None else "--" + name.replace("_", "-")
 
 
 def _invalid(name: str, value: Any, reason: str) -> ConfigError:
@@ -102,220 +107,27 @@ NOT_SUPPORTED: list[tuple[str, Callable[[Any], bool], str]] = [
 ]
 
 
-class Config:
-    """Every setting of one server. Arguments are uvicorn's (same names, same defaults,
-    same meaning) plus:
+class Config(Settings):
+    """Every setting of one server: ``Config(app, **settings)``, a keyword for each entry of
+    the settings table (``fastasgi._settings.Settings``, which lists them with their
+    defaults, bounds and help), by name: uvicorn's settings with uvicorn's defaults, plus
+    fastasgi's own. ``app`` is the application or its ``"module:attr"`` import string.
 
-    ``app_dir``: a directory put first on ``sys.path`` before the app is imported.
-    ``limit_request_head_size``: most bytes in a request line plus headers (431 beyond it);
-    uvicorn's ``h11_max_incomplete_event_size`` is accepted as another name for it.
-    ``limit_request_fields``: most header lines in one request (431 beyond it).
-    ``limit_request_body``: most bytes in a request body (413 beyond it); None: no limit.
-    ``timeout_request_head``: seconds to receive a whole request head once it has begun
-    (slowloris defence; 408 and close); ``timeout_request_body``: seconds without a body
-    byte while the app waits for the body (408 and close); ``timeout_request``: seconds
-    for a whole request, head to the response's end (the app is cancelled; 504, or a close
-    once the response has begun; websockets are exempt once accepted). 0 or None turns each
-    off.
-    ``access_log_format``: the access line, with ``%(atom)s`` parts (see
-    ``fastasgi._accesslog.ACCESS_LOG_ATOMS``); None: uvicorn's line.
-    ``bind``: listening addresses, each ``HOST:PORT``, ``[IPV6]:PORT``, ``unix:PATH`` or
-    ``fd://N``; when given they replace ``host``/``port``/``uds``/``fd``.
-    ``reuse_port``: ``SO_REUSEPORT`` on the TCP listeners; with ``workers`` each worker
-    gets listeners of its own (see ``fastasgi.supervisors``).
-    ``http2``: serve HTTP/2 too (h2c by its preface, h2 by ALPN); ``http2_*``: its SETTINGS
-    and windows (see ``fastasgi._defaults``); ``http2_max_headers_size`` defaults to
-    ``limit_request_head_size``.
-    ``limit_max_memory`` (MiB of RSS) and ``limit_worker_lifetime`` (seconds): recycle a
-    worker past either, each limit plus a random jitter of up to ``limit_*_jitter`` per
-    worker. The supervisor starts the replacement and waits until it is ready before the old
-    worker stops accepting; setting either runs the supervisor even with one worker.
-    ``drain_delay``: seconds between SIGTERM (or the first SIGINT) and the graceful stop,
-    during which ``/readyz`` on the admin listener answers 503 and the server keeps serving
-    (the load balancer's time to take it out of rotation); 0: stop at once.
-    ``admin_bind``: the address of the admin listener (``GET /metrics``, see
-    ``fastasgi.admin``): ``HOST:PORT``, ``[IPV6]:PORT`` or ``unix:PATH``; None (the
-    default): no admin listener, and nothing is counted.
-    ``log_format``: ``"text"`` (uvicorn's lines) or ``"json"`` (one JSON object per line,
-    see ``fastasgi.logging.JsonFormatter``); it changes the default log config only, a
-    ``log_config`` of one's own says how lines look.
-    ``worker_init``: ``"module:function"`` (or the function), called with no arguments once
-    in every process that serves, before the app is imported (see ``load``).
-    ``header_map``: what happens to a request header field whose name contains ``_``
-    (gunicorn's setting): ``"drop"`` it, ``"refuse"`` the request (400), or pass it
-    through (``"dangerous"``). Behind a proxy that strips ``X-Forwarded-For``, an
-    ``X_Forwarded_For`` would get through, and WSGI-style mappings (Django's ``META``) read
-    both as ``HTTP_X_FORWARDED_FOR``.
-    ``proxy_protocol``: ``"off"``, or read a PROXY protocol header (haproxy's) before HTTP
-    on every connection, only from peers in ``forwarded_allow_ips``: ``"v1"``, ``"v2"``, or
-    ``"auto"`` (either, or none); see ``fastasgi.middleware.proxy_protocol``. Not with TLS.
-
-    ``forwarded_allow_ips`` (None: ``$FORWARDED_ALLOW_IPS``, else ``127.0.0.1,::1``) and
-    ``workers`` (None: ``$WEB_CONCURRENCY``, else 1) read the environment as uvicorn does,
-    after ``env_file`` has been loaded.
+    A setting that can be off is off with None (``"off"`` is taken too; see
+    ``fastasgi._settings``). ``forwarded_allow_ips`` (None: ``$FORWARDED_ALLOW_IPS``, else
+    ``127.0.0.1,::1``) and ``workers`` (None: ``$WEB_CONCURRENCY``, else 1) read the
+    environment as uvicorn does, after ``env_file`` has been loaded.
     """
 
-    def __init__(
-        self,
-        app: Any,
-        host: str | None = _defaults.HOST,
-        port: int = _defaults.PORT,
-        uds: str | os.PathLike[str] | None = None,
-        fd: int | None = None,
-        loop: LoopType | str = _defaults.LOOP,
-        http: str = _defaults.HTTP,
-        ws: WSType | str = _defaults.WS,
-        ws_max_size: int = _defaults.WS_MAX_SIZE,
-        ws_max_queue: int = _defaults.WS_MAX_QUEUE,
-        ws_ping_interval: float | None = _defaults.WS_PING_INTERVAL,
-        ws_ping_timeout: float | None = _defaults.WS_PING_TIMEOUT,
-        ws_per_message_deflate: bool = _defaults.WS_PER_MESSAGE_DEFLATE,
-        ws_per_message_deflate_level: int = _defaults.WS_PER_MESSAGE_DEFLATE_LEVEL,
-        lifespan: LifespanType | str = _defaults.LIFESPAN,
-        env_file: str | os.PathLike[str] | None = None,
-        log_config: LogConfig = LOGGING_CONFIG,
-        log_level: str | int | None = None,
-        access_log: bool = True,
-        use_colors: bool | None = None,
-        interface: InterfaceType | str = _defaults.INTERFACE,
-        reload: bool = False,
-        reload_dirs: list[str] | str | None = None,
-        reload_delay: float = _defaults.RELOAD_DELAY,
-        reload_includes: list[str] | str | None = None,
-        reload_excludes: list[str] | str | None = None,
-        workers: int | None = None,
-        reuse_port: bool = False,
-        proxy_headers: bool = True,
-        server_header: bool = True,
-        date_header: bool = True,
-        forwarded_allow_ips: list[str] | str | None = None,
-        root_path: str = "",
-        limit_concurrency: int | None = None,
-        limit_max_requests: int | None = None,
-        limit_max_requests_jitter: int = _defaults.LIMIT_MAX_REQUESTS_JITTER,
-        http2: bool = _defaults.HTTP2,
-        http2_max_concurrent_streams: int = _defaults.HTTP2_MAX_CONCURRENT_STREAMS,
-        http2_initial_stream_window_size: int = _defaults.HTTP2_INITIAL_STREAM_WINDOW_SIZE,
-        http2_initial_connection_window_size: int = _defaults.HTTP2_INITIAL_CONNECTION_WINDOW_SIZE,
-        http2_max_frame_size: int = _defaults.HTTP2_MAX_FRAME_SIZE,
-        http2_max_headers_size: int | None = None,
-        limit_max_memory: int | None = _defaults.LIMIT_MAX_MEMORY,
-        limit_max_memory_jitter: int = _defaults.LIMIT_MAX_MEMORY_JITTER,
-        limit_worker_lifetime: float | None = _defaults.LIMIT_WORKER_LIFETIME,
-        limit_worker_lifetime_jitter: float = _defaults.LIMIT_WORKER_LIFETIME_JITTER,
-        backlog: int = _defaults.BACKLOG,
-        timeout_keep_alive: float = _defaults.TIMEOUT_KEEP_ALIVE,
-        timeout_notify: float = _defaults.TIMEOUT_NOTIFY,
-        timeout_graceful_shutdown: float | None = None,
-        timeout_worker_healthcheck: float = _defaults.TIMEOUT_WORKER_HEALTHCHECK,
-        drain_delay: float = _defaults.DRAIN_DELAY,
-        callback_notify: Callable[..., Awaitable[None]] | None = None,
-        ssl_keyfile: str | os.PathLike[str] | None = None,
-        ssl_certfile: str | os.PathLike[str] | None = None,
-        ssl_keyfile_password: str | None = None,
-        ssl_version: int = SSL_PROTOCOL_VERSION,
-        ssl_cert_reqs: int = ssl.CERT_NONE,
-        ssl_ca_certs: str | os.PathLike[str] | None = None,
-        ssl_ciphers: str | None = None,
-        ssl_context_factory: Callable[..., Any] | None = None,
-        headers: list[tuple[str, str]] | list[str] | None = None,
-        factory: bool = False,
-        h11_max_incomplete_event_size: int | None = None,
-        reset_contextvars: bool = False,
-        app_dir: str | None = None,
-        limit_request_head_size: int = _defaults.LIMIT_REQUEST_HEAD_SIZE,
-        limit_request_fields: int = _defaults.LIMIT_REQUEST_FIELDS,
-        limit_request_body: int | None = None,
-        timeout_request_head: float | None = _defaults.TIMEOUT_REQUEST_HEAD,
-        timeout_request_body: float | None = _defaults.TIMEOUT_REQUEST_BODY,
-        timeout_request: float | None = _defaults.TIMEOUT_REQUEST,
-        access_log_format: str | None = None,
-        bind: list[str] | tuple[str, ...] | str | None = None,
-        header_map: str = _defaults.HEADER_MAP,
-        log_format: str = _defaults.LOG_FORMAT,
-        worker_init: str | Callable[[], Any] | None = None,
-        admin_bind: str | None = _defaults.ADMIN_BIND,
-        proxy_protocol: str = _defaults.PROXY_PROTOCOL,
-    ) -> None:
+    def __init__(self, app: Any, **settings: Any) -> None:
+        unknown = settings.keys() - _settings.BY_NAME.keys()
+        if unknown:
+            # what Python says of an explicit signature, so a typo reads the same as before
+            raise TypeError(f"Config.__init__() got an unexpected keyword argument {min(unknown)!r}")
         self.app = app
-        self.host = host
-        self.port = port
-        self.uds = os.fspath(uds) if uds is not None else None
-        self.fd = fd
-        self.loop = loop
-        self.http = http
-        self.ws = ws
-        self.ws_max_size = ws_max_size
-        self.ws_max_queue = ws_max_queue
-        self.ws_ping_interval = ws_ping_interval
-        self.ws_ping_timeout = ws_ping_timeout
-        self.ws_per_message_deflate = ws_per_message_deflate
-        self.ws_per_message_deflate_level = ws_per_message_deflate_level
-        self.lifespan = lifespan
-        self.env_file = env_file
-        self.log_config = log_config
-        self.log_level = log_level
-        self.access_log = access_log
-        self.use_colors = use_colors
-        self.interface = interface
-        self.reload = reload
-        self.reload_dirs = reload_dirs
-        self.reload_delay = reload_delay
-        self.reload_includes = reload_includes
-        self.reload_excludes = reload_excludes
-        self.workers = workers
-        self.reuse_port = reuse_port
-        self.proxy_headers = proxy_headers
-        self.server_header = server_header
-        self.date_header = date_header
-        self.forwarded_allow_ips = forwarded_allow_ips
-        self.root_path = root_path
-        self.limit_concurrency = limit_concurrency
-        self.limit_max_requests = limit_max_requests
-        self.limit_max_requests_jitter = limit_max_requests_jitter
-        self.http2 = http2
-        self.http2_max_concurrent_streams = http2_max_concurrent_streams
-        self.http2_initial_stream_window_size = http2_initial_stream_window_size
-        self.http2_initial_connection_window_size = http2_initial_connection_window_size
-        self.http2_max_frame_size = http2_max_frame_size
-        self.http2_max_headers_size = http2_max_headers_size
-        self.limit_max_memory = limit_max_memory
-        self.limit_max_memory_jitter = limit_max_memory_jitter
-        self.limit_worker_lifetime = limit_worker_lifetime
-        self.limit_worker_lifetime_jitter = limit_worker_lifetime_jitter
-        self.backlog = backlog
-        self.timeout_keep_alive = timeout_keep_alive
-        self.timeout_notify = timeout_notify
-        self.timeout_graceful_shutdown = timeout_graceful_shutdown
-        self.timeout_worker_healthcheck = timeout_worker_healthcheck
-        self.drain_delay = drain_delay
-        self.callback_notify = callback_notify
-        self.ssl_keyfile = ssl_keyfile
-        self.ssl_certfile = ssl_certfile
-        self.ssl_keyfile_password = ssl_keyfile_password
-        self.ssl_version = ssl_version
-        self.ssl_cert_reqs = ssl_cert_reqs
-        self.ssl_ca_certs = ssl_ca_certs
-        self.ssl_ciphers = ssl_ciphers
-        self.ssl_context_factory = ssl_context_factory
-        self.headers = list(headers or [])
-        self.factory = factory
-        self.h11_max_incomplete_event_size = h11_max_incomplete_event_size
-        self.reset_contextvars = reset_contextvars
-        self.app_dir = app_dir
-        self.limit_request_head_size = limit_request_head_size
-        self.limit_request_fields = limit_request_fields
-        self.limit_request_body = limit_request_body
-        self.timeout_request_head = timeout_request_head
-        self.timeout_request_body = timeout_request_body
-        self.timeout_request = timeout_request
-        self.access_log_format = access_log_format
-        self.header_map = header_map
-        self.log_format = log_format
-        self.worker_init = worker_init
-        self.bind = [bind] if isinstance(bind, str) else list(bind or [])
-        self.admin_bind = admin_bind
-        self.proxy_protocol = proxy_protocol
+        for entry in _settings.SETTINGS:
+            value = settings[entry.name] if entry.name in settings else entry.get_default()
+            setattr(self, entry.name, entry.normalise(value))
         #: where the admin listener listens (from admin_bind): ("tcp", (host, port)) or
         #: ("unix", path); None: no admin listener
         self.admin_endpoint: _sockets.Endpoint | None = None
@@ -354,7 +166,7 @@ class Config:
             )
         if self.limit_max_memory is not None and not os.path.exists("/proc/self/statm"):
             raise ConfigError("--limit-max-memory reads the workers' RSS from /proc: it needs Linux.")
-        if (reload_dirs or reload_includes or reload_excludes) and not reload:
+        if (self.reload_dirs or self.reload_includes or self.reload_excludes) and not self.reload:
             logger.warning(
                 "--reload-dir, --reload-include and --reload-exclude have no effect without --reload."
             )
@@ -362,54 +174,14 @@ class Config:
     # -- validation ---------------------------------------------------------------------
 
     def _validate(self) -> None:
-        _check_choice("loop", self.loop, LOOP_TYPES, allow_import_string=True)
-        _check_choice("http", self.http, HTTP_TYPES)
-        _check_choice("ws", self.ws, WS_TYPES)
-        _check_choice("lifespan", self.lifespan, LIFESPAN_MODES)
-        _check_choice("interface", self.interface, INTERFACES)
-        _check_choice("header_map", self.header_map, HEADER_MAPS)
-        _check_choice("proxy_protocol", self.proxy_protocol, PROXY_PROTOCOLS)
+        # kinds, bounds and choices: the table's
+        for entry in _settings.SETTINGS:
+            _check_setting(entry, getattr(self, entry.name))
         if self.ws == "websockets-sansio":
             self.ws = "websockets"  # one implementation, fastasgi's own (sans-I/O already)
 
         if self.host is not None and not isinstance(self.host, str):
             raise _invalid("host", self.host, "is not a host name or address")
-        _check_int("port", self.port, 0, 65535)
-        _check_int("fd", self.fd, 0, optional=True)
-        _check_int("backlog", self.backlog, 1)
-        _check_int("workers", self.workers, 1, optional=True)
-        _check_int("limit_concurrency", self.limit_concurrency, 1, optional=True)
-        _check_int("limit_max_requests", self.limit_max_requests, 1, optional=True)
-        _check_int("limit_max_requests_jitter", self.limit_max_requests_jitter, 0)
-        _check_int("http2_max_concurrent_streams", self.http2_max_concurrent_streams, 1, 2**31 - 1)
-        # RFC 9113 6.5.2 and 6.9.1: the windows are at most 2^31-1; frames 2^14 to 2^24-1
-        _check_int("http2_initial_stream_window_size", self.http2_initial_stream_window_size, 1, 2**31 - 1)
-        _check_int(
-            "http2_initial_connection_window_size",
-            self.http2_initial_connection_window_size,
-            65535,
-            2**31 - 1,
-        )
-        _check_int("http2_max_frame_size", self.http2_max_frame_size, 16384, 2**24 - 1)
-        _check_int("http2_max_headers_size", self.http2_max_headers_size, 1, 2**31 - 1, optional=True)
-        _check_int("limit_max_memory", self.limit_max_memory, 1, optional=True)
-        _check_int("limit_max_memory_jitter", self.limit_max_memory_jitter, 0)
-        _check_number("limit_worker_lifetime", self.limit_worker_lifetime, optional=True, positive=True)
-        _check_number("limit_worker_lifetime_jitter", self.limit_worker_lifetime_jitter)
-        _check_int("limit_request_head_size", self.limit_request_head_size, 1)
-        _check_int("limit_request_fields", self.limit_request_fields, 1)
-        _check_int("h11_max_incomplete_event_size", self.h11_max_incomplete_event_size, 1, optional=True)
-        _check_int("ws_max_size", self.ws_max_size, 1)
-        _check_int("ws_max_queue", self.ws_max_queue, 1)
-        _check_int("ws_per_message_deflate_level", self.ws_per_message_deflate_level, 0, 9)
-        _check_number("ws_ping_interval", self.ws_ping_interval, optional=True, positive=True)
-        _check_number("ws_ping_timeout", self.ws_ping_timeout, optional=True, positive=True)
-        _check_number("timeout_keep_alive", self.timeout_keep_alive)
-        _check_number("timeout_notify", self.timeout_notify)
-        _check_number("timeout_graceful_shutdown", self.timeout_graceful_shutdown, optional=True)
-        _check_number("timeout_worker_healthcheck", self.timeout_worker_healthcheck, positive=True)
-        _check_number("drain_delay", self.drain_delay)
-        _check_number("reload_delay", self.reload_delay)
         if not isinstance(self.root_path, str):
             raise _invalid("root_path", self.root_path, "is not a string")
 
@@ -434,7 +206,7 @@ class Config:
                 raise ConfigError(message.format(value=value))
 
     def _validate_logging(self) -> None:
-        _check_choice("log_format", self.log_format, LOG_FORMATS)
+        _check_setting(_settings.BY_NAME["log_format"], self.log_format)
         if self.log_level is not None and not isinstance(self.log_level, int):
             if not isinstance(self.log_level, str) or self.log_level.lower() not in LOG_LEVELS:
                 choices = ", ".join(repr(level) for level in LOG_LEVELS)
@@ -495,12 +267,7 @@ class Config:
         self.workers = workers
 
     def _validate_operations(self) -> None:
-        """Limits, timeouts, proxies, TLS, access log format and listening addresses."""
-        _check_int("limit_request_body", self.limit_request_body, 0, optional=True)
-        _check_number("timeout_request_head", self.timeout_request_head, optional=True)
-        _check_number("timeout_request_body", self.timeout_request_body, optional=True)
-        _check_number("timeout_request", self.timeout_request, optional=True)
-
+        """Proxies, TLS, access log format and listening addresses."""
         if self.access_log_format is not None:
             if not isinstance(self.access_log_format, str):
                 raise _invalid("access_log_format", self.access_log_format, "is not a string")
@@ -530,10 +297,6 @@ class Config:
         self.admin_endpoint = self._admin_endpoint()
 
     def _validate_ssl(self) -> None:
-        if self.ssl_cert_reqs not in (ssl.CERT_NONE, ssl.CERT_OPTIONAL, ssl.CERT_REQUIRED):
-            raise _invalid(
-                "ssl_cert_reqs", self.ssl_cert_reqs, "is not one of 0 (none), 1 (optional), 2 (required)"
-            )
         _check_int("ssl_version", self.ssl_version, 0)
         for name in ("ssl_certfile", "ssl_keyfile", "ssl_ca_certs"):
             path = getattr(self, name)
@@ -542,17 +305,11 @@ class Config:
         if self.ssl_certfile is None and self.ssl_context_factory is None:
             # Without a certificate there is no TLS: refuse the TLS settings instead of
             # dropping them.
+            tls_only = (
+                "ssl_keyfile", "ssl_keyfile_password", "ssl_ca_certs", "ssl_ciphers", "ssl_cert_reqs", "ssl_version",
+            )  # fmt: skip
             given = [
-                flag_name(name)
-                for name, default in (
-                    ("ssl_keyfile", None),
-                    ("ssl_keyfile_password", None),
-                    ("ssl_ca_certs", None),
-                    ("ssl_ciphers", None),
-                    ("ssl_cert_reqs", ssl.CERT_NONE),
-                    ("ssl_version", SSL_PROTOCOL_VERSION),
-                )
-                if getattr(self, name) != default
+                flag_name(name) for name in tls_only if getattr(self, name) != _settings.BY_NAME[name].default
             ]
             if given:
                 verb = "needs" if len(given) == 1 else "need"
@@ -751,6 +508,30 @@ class Config:
         self.loaded = True
 
 
+def _init_signature() -> inspect.Signature:
+    """``Config.__init__``'s signature as ``help()``, ``inspect`` and IDEs show it: ``app``,
+    then each setting as a keyword with its default (the table's order)."""
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    annotations = Settings.__annotations__
+    return inspect.Signature(
+        [
+            inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+            inspect.Parameter("app", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation="Any"),
+            *(
+                inspect.Parameter(
+                    entry.name, keyword, default=entry.get_default(), annotation=annotations[entry.name]
+                )
+                for entry in _settings.SETTINGS
+            ),
+        ],
+        return_annotation="None",
+    )
+
+
+# Through __dict__: a function's attributes are not declared to type checkers.
+Config.__init__.__dict__["__signature__"] = _init_signature()
+
+
 def _same_address(one: _sockets.Endpoint, other: _sockets.Endpoint) -> bool:
     """Would ``one`` and ``other`` be the same listening address (port 0 never is)?"""
     if one[0] != other[0]:
@@ -816,6 +597,17 @@ def run_worker_init(worker_init: str | Callable[[], Any] | None) -> None:
     _worker_init_done.add(key)
 
 
+def _check_setting(entry: _settings.Setting, value: Any) -> None:
+    """The table's checks of one setting's value (after ``Setting.normalise``)."""
+    if entry.kind == "choice":
+        _check_choice(entry.name, value, entry.choices, entry.import_string)
+    elif entry.kind == "int" and entry.minimum is not None:
+        maximum = int(entry.maximum) if entry.maximum is not None else None
+        _check_int(entry.name, value, int(entry.minimum), maximum, optional=entry.optional)
+    elif entry.kind == "float" and entry.minimum is not None:
+        _check_number(entry.name, value, optional=entry.optional, positive=entry.min_open)
+
+
 def _check_choice(name: str, value: Any, choices: tuple[str, ...], allow_import_string: bool = False) -> None:
     if value in choices:
         return
@@ -838,6 +630,7 @@ def _check_int(
 
 
 def _check_number(name: str, value: Any, optional: bool = False, positive: bool = False) -> None:
+    # every float setting's lower bound is 0 (positive: 0 excluded)
     if value is None and optional:
         return
     if not isinstance(value, (int, float)) or isinstance(value, bool) or value != value:

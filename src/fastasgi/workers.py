@@ -2,7 +2,8 @@
 
 gunicorn's arbiter binds the sockets, forks the workers, restarts them and handles its
 signals; each worker runs a fastasgi ``Server`` on the sockets it inherited. gunicorn's
-settings pass through as:
+settings pass through as below (the settings table's ``gunicorn`` column,
+``fastasgi._settings``, says which gunicorn setting each fastasgi one is read from):
 
 =========================  ==============================================================
 gunicorn                   fastasgi
@@ -54,13 +55,14 @@ from typing import Any, ClassVar
 from gunicorn.arbiter import Arbiter
 from gunicorn.workers.base import Worker
 
+from fastasgi._settings import BY_NAME, SETTINGS
 from fastasgi.config import Config, ConfigError, run_worker_init
 from fastasgi.server import Server, StartupError
 
 __all__ = ["FastASGIWorker"]
 
 #: the environment variable that sets ``--worker-init`` (the command line's name for it)
-WORKER_INIT_ENV = "FASTASGI_WORKER_INIT"
+WORKER_INIT_ENV = BY_NAME["worker_init"].envvar_names[0]
 
 
 class _GunicornServer(Server):
@@ -129,23 +131,20 @@ class FastASGIWorker(Worker):
             sys.exit(Arbiter.WORKER_BOOT_ERROR)
 
     def config_kwargs(self, access_log: bool) -> dict[str, Any]:
-        """The ``Config`` keywords for gunicorn's settings (see the module docstring)."""
+        """The ``Config`` keywords for gunicorn's settings (see the module docstring): the
+        settings table's ``gunicorn`` column, and the worker's own wiring."""
         cfg = self.cfg
         kwargs: dict[str, Any] = {
             "app": self.wsgi,
             "log_config": None,  # gunicorn owns logging
             "access_log": access_log,
-            "timeout_keep_alive": cfg.keepalive,
             "timeout_notify": self.timeout,  # the arbiter passes --timeout / 2
             "callback_notify": self.callback_notify,
-            "timeout_graceful_shutdown": cfg.graceful_timeout,
-            # Worker.__init__ has added the jitter already.
-            "limit_max_requests": self.max_requests if cfg.max_requests > 0 else None,
-            "forwarded_allow_ips": list(cfg.forwarded_allow_ips),
-            "header_map": cfg.header_map,
-            "proxy_protocol": _proxy_protocol_mode(getattr(cfg, "proxy_protocol", "off")),
         }
-        if kwargs["proxy_protocol"] != "off" and set(getattr(cfg, "proxy_allow_ips", ())) != set(
+        kwargs.update(gunicorn_settings(cfg))
+        if kwargs.get("limit_max_requests") is not None:
+            kwargs["limit_max_requests"] = self.max_requests  # Worker.__init__ added the jitter
+        if kwargs.get("proxy_protocol", "off") != "off" and set(getattr(cfg, "proxy_allow_ips", ())) != set(
             cfg.forwarded_allow_ips
         ):
             self.log.warning(
@@ -153,18 +152,6 @@ class FastASGIWorker(Worker):
                 " (%s); --proxy-allow-from (%s) is not used.",
                 ",".join(cfg.forwarded_allow_ips),
                 ",".join(cfg.proxy_allow_ips),
-            )
-        if cfg.backlog:
-            kwargs["backlog"] = cfg.backlog
-        if cfg.limit_request_fields:  # 0 means no limit to gunicorn
-            kwargs["limit_request_fields"] = cfg.limit_request_fields
-        if cfg.is_ssl:
-            kwargs.update(
-                ssl_keyfile=cfg.keyfile,
-                ssl_certfile=cfg.certfile,
-                ssl_cert_reqs=cfg.cert_reqs,
-                ssl_ca_certs=cfg.ca_certs,
-                ssl_ciphers=cfg.ciphers,
             )
         kwargs.update(self.CONFIG_KWARGS)
         return kwargs
@@ -203,9 +190,23 @@ class FastASGIWorker(Worker):
         return bool(self.log.access_log.handlers)
 
 
-def _proxy_protocol_mode(value: Any) -> str:
-    """gunicorn's ``proxy_protocol``: ``off``/``v1``/``v2``/``auto`` since gunicorn 24.1, a
-    boolean before (on: PROXY v1 when the connection starts with one, which ``auto`` covers)."""
-    if isinstance(value, bool) or value is None:
-        return "auto" if value else "off"
-    return str(value)
+def gunicorn_settings(cfg: Any) -> dict[str, Any]:
+    """The ``Config`` keywords read from gunicorn's settings object: every setting of the
+    table with a ``gunicorn`` name, normalised as Config would (gunicorn's boolean
+    ``proxy_protocol`` becomes a mode). The TLS ones only when gunicorn serves TLS. gunicorn's
+    0 for a setting that cannot be 0 means no limit: off where the setting can be off
+    (``--max-requests 0``), fastasgi's default where it cannot (``--limit-request-fields 0``,
+    ``--backlog 0``)."""
+    kwargs: dict[str, Any] = {}
+    for entry in SETTINGS:
+        if entry.gunicorn is None or not hasattr(cfg, entry.gunicorn):
+            continue  # not gunicorn's, or not in this gunicorn version
+        if entry.name.startswith("ssl_") and not cfg.is_ssl:
+            continue
+        value = getattr(cfg, entry.gunicorn)
+        if value == 0 and not isinstance(value, bool) and (entry.minimum or 0) >= 1:
+            if not entry.off:
+                continue
+            value = None
+        kwargs[entry.name] = entry.normalise(value)
+    return kwargs

@@ -45,6 +45,12 @@ def test_defaults():
         ({"limit_max_memory_jitter": -1}, "--limit-max-memory-jitter", "-1"),
         ({"limit_worker_lifetime": 0}, "--limit-worker-lifetime", "0"),
         ({"limit_worker_lifetime_jitter": "x"}, "--limit-worker-lifetime-jitter", "'x'"),
+        # off is "off" (or None), not any word
+        ({"limit_concurrency": "never"}, "--limit-concurrency", "'never'"),
+        ({"timeout_request": -1}, "--timeout-request", "-1"),
+        ({"ssl_cert_reqs": 5}, "--ssl-cert-reqs", "5"),
+        ({"http2_max_frame_size": 1024}, "--http2-max-frame-size", "1024"),
+        ({"ws": "tornado"}, "--ws", "'tornado'"),
     ],
 )
 def test_bad_values_name_the_flag_and_the_value(kwargs, flag, shown):
@@ -68,6 +74,19 @@ def test_bad_values_name_the_flag_and_the_value(kwargs, flag, shown):
 def test_settings_that_cannot_be_honoured_are_refused(kwargs, says):
     with pytest.raises(ConfigError, match=says):
         Config("app:app", **kwargs)
+
+
+def test_off_is_none_whatever_the_spelling():
+    config = Config("app:app", timeout_request_head=0, timeout_request="off", limit_request_body="none")
+    assert config.timeout_request_head is config.timeout_request is config.limit_request_body is None
+    # uvicorn's None turns websocket pings off, as before
+    assert Config("app:app", ws_ping_interval=None).ws_ping_interval is None
+
+
+def test_flags_in_messages_are_the_command_lines():
+    # the repeatable options' flags are singular, their keywords plural
+    with pytest.raises(ConfigError, match="'--header'"):
+        Config("app:app", headers=["no colon"])
 
 
 def test_h11_max_incomplete_event_size_is_the_head_size_limit():
