@@ -16,6 +16,17 @@ from support import server as servers
 from support.server import CORE, REPO, ServerProcess, free_port
 
 
+#: the benchmark harness's tests run servers under load, for seconds a round and several rounds
+BENCH_BUDGET = 300
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # a larger budget (tests/support/budget.py) for those tests, unless one says otherwise
+    for item in items:
+        if item.path.name.startswith("test_bench_") and item.get_closest_marker("budget") is None:
+            item.add_marker(pytest.mark.budget(BENCH_BUDGET))
+
+
 @pytest.fixture(scope="session")
 def serve(tmp_path_factory):
     """``serve(app, *flags, fresh=False)`` -> a running ServerProcess on a loopback port.
