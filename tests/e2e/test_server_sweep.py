@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from support.server import ServerProcess
+from support.server import ServerProcess, run_to_end
 from support.supervisors import is_alive, wait_until
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -78,7 +78,7 @@ import sys
 
 import pytest
 
-from support.server import ServerProcess
+from support.server import ServerProcess, run_to_end
 
 FAMILY = {family!r}
 
@@ -136,3 +136,16 @@ def test_the_sweeps_stop_what_was_left_running(tmp_path):
     assert len(pids) == 6
     # (the children were reparented when their parent died: to init, which reaps them)
     wait_until(lambda: gone(*pids), 5, f"every process of the run to be gone: {pids}")
+
+
+def test_run_to_end_kills_the_group_when_its_wait_ends_early(tmp_path):
+    pids = tmp_path / "pids"
+    script = (
+        "import subprocess, sys, os, time; "
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)']); "
+        f"open({str(pids)!r}, 'w').write(f'{{os.getpid()}} {{child.pid}}'); time.sleep(120)"
+    )
+    with pytest.raises(subprocess.TimeoutExpired):
+        run_to_end([sys.executable, "-c", script], timeout=3)
+    both = [int(pid) for pid in pids.read_text().split()]
+    wait_until(lambda: gone(*both), 5, f"the command and its child to be gone: {both}")

@@ -81,14 +81,24 @@ def run_cli(
     *args: str, cwd: str | Path | None = None, timeout: float = 30.0
 ) -> subprocess.CompletedProcess[str]:
     """Run the CLI to completion (for the paths that must exit by themselves)."""
-    return subprocess.run(
-        fastasgi_command(*args),
-        cwd=cwd or APPS,
-        env=server_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_to_end(fastasgi_command(*args), cwd=cwd or APPS, env=server_env(), timeout=timeout)
+
+
+def run_to_end(command: list[str], timeout: float, **kwargs) -> subprocess.CompletedProcess[str]:
+    """``subprocess.run(command, capture_output=True, text=True, timeout=timeout)``, the
+    command in a session of its own; when the wait ends early (the timeout, the test's
+    budget, Ctrl-C) its whole group is killed, not only the process run would kill."""
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, **kwargs
+    ) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # not reaped yet: the group is still its
+            proc.communicate()
+            raise
+    return subprocess.CompletedProcess(command, proc.returncode, out, err)
 
 
 def free_port() -> int:
