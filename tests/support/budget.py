@@ -113,7 +113,8 @@ def _armed(item: pytest.Item, phase: str, deadline: float, budget: float, grace:
         signal.setitimer(signal.ITIMER_REAL, 0)
         if _stderr_fd is not None:
             faulthandler.cancel_dump_traceback_later()
-        signal.signal(signal.SIGALRM, previous)
+        # (None: a handler set from C, which Python cannot put back; the default then)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL if previous is None else previous)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
