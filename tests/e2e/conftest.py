@@ -1,16 +1,30 @@
 """Fixtures of the end-to-end suite: the real fastasgi server as a subprocess.
 
-Servers are started once per distinct (app, flags) pair for the whole session and stopped by
-PID at the end; tests that need a process of their own ask for ``fresh=True``.
+Servers are started once per distinct (app, flags) pair for the whole session and stopped (by
+process group) at the end; tests that need a process of their own ask for ``fresh=True``, and
+theirs is stopped after the test.
 """
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 
 import pytest
 
+from support import server as servers
 from support.server import CORE, REPO, ServerProcess, free_port
+
+
+#: the benchmark harness's tests run servers under load, for seconds a round and several rounds
+BENCH_BUDGET = 300
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # a larger budget (tests/support/budget.py) for those tests, unless one says otherwise
+    for item in items:
+        if item.path.name.startswith("test_bench_") and item.get_closest_marker("budget") is None:
+            item.add_marker(pytest.mark.budget(BENCH_BUDGET))
 
 
 @pytest.fixture(scope="session")
@@ -18,7 +32,8 @@ def serve(tmp_path_factory):
     """``serve(app, *flags, fresh=False)`` -> a running ServerProcess on a loopback port.
 
     Servers with the same app and flags are shared by the whole session unless ``fresh``;
-    every process is terminated by PID at the end of the session.
+    a fresh one is stopped after the test that asked for it (tests/conftest.py's sweep: the
+    fixture is done with it then), the shared ones at the end of the session, all at once.
     """
     logdir = tmp_path_factory.mktemp("servers")
     shared: dict[tuple, ServerProcess] = {}
@@ -32,9 +47,12 @@ def serve(tmp_path_factory):
         if not fresh and key in shared and shared[key].alive():
             return shared[key]
         port = free_port()
-        proc = ServerProcess.cli(
-            app, "--host", "127.0.0.1", "--port", str(port), *args, cwd=REPO, logdir=logdir
-        )
+        # a shared one outlives the test (or fixture) that asked first; a fresh one does not
+        with contextlib.nullcontext() if fresh else servers.scope("session"):
+            proc = ServerProcess.cli(
+                app, "--host", "127.0.0.1", "--port", str(port), *args, cwd=REPO, logdir=logdir
+            )
+        proc.quiet = fresh
         started.append(proc)
         try:
             proc.wait_listening(port)
@@ -47,8 +65,7 @@ def serve(tmp_path_factory):
         return proc
 
     yield _serve
-    for proc in started:
-        proc.close()
+    servers.sweep(started, grace=5.0)
 
 
 @pytest.fixture(scope="session")

@@ -108,6 +108,7 @@ def start_nginx(directory: Path, upstream: str) -> tuple[ServerProcess, int]:
         config.write_text(CONFIG.format(directory=directory, upstream=upstream, port=port, user=user))
         check = ServerProcess([NGINX, "-t", "-p", str(directory), "-c", str(config), "-e", "stderr"])
         assert check.wait_exit(15) == 0, check.stderr
+        check.close()
         proxy = ServerProcess([NGINX, "-p", str(directory), "-c", str(config), "-e", "stderr"])
         try:
             wait_for_port(port)

@@ -1,5 +1,12 @@
 """The real server as a subprocess: ONE ServerProcess, the environment it runs in, and
-free_port. Every wait is bounded; a process is only ever stopped by its own PID.
+free_port. Every wait is bounded.
+
+Each process starts in a session (so a process group) of its own, and is ended by signalling
+that group: the workers and helpers a server starts go with it, and nothing outside it is
+touched (the group's id is the PID started here, never a name). Every ServerProcess not yet
+closed is in ``LIVE``; ``sweep`` ends what is left there: tests/conftest.py runs it after each
+test for the servers that test started, and at the end of the session for all; an atexit
+hook runs it too, for a run that ends without that.
 
 ``ServerProcess`` starts a command (usually ``python -m fastasgi ...``) with its stdout and
 stderr in files, so a test can read the log at any time, mark a point in it and wait for a
@@ -11,6 +18,7 @@ line after it, also after the process has exited. Readiness is either the "runni
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import re
 import shutil
@@ -73,14 +81,24 @@ def run_cli(
     *args: str, cwd: str | Path | None = None, timeout: float = 30.0
 ) -> subprocess.CompletedProcess[str]:
     """Run the CLI to completion (for the paths that must exit by themselves)."""
-    return subprocess.run(
-        fastasgi_command(*args),
-        cwd=cwd or APPS,
-        env=server_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_to_end(fastasgi_command(*args), cwd=cwd or APPS, env=server_env(), timeout=timeout)
+
+
+def run_to_end(command: list[str], timeout: float, **kwargs) -> subprocess.CompletedProcess[str]:
+    """``subprocess.run(command, capture_output=True, text=True, timeout=timeout)``, the
+    command in a session of its own; when the wait ends early (the timeout, the test's
+    budget, Ctrl-C) its whole group is killed, not only the process run would kill."""
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, **kwargs
+    ) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # not reaped yet: the group is still its
+            proc.communicate()
+            raise
+    return subprocess.CompletedProcess(command, proc.returncode, out, err)
 
 
 def free_port() -> int:
@@ -119,6 +137,70 @@ def _default_logdir() -> Path:
     return _logdir
 
 
+#: every ServerProcess whose files are not closed yet (a set: its objects hash by identity)
+LIVE: set[ServerProcess] = set()
+#: the scope a new ServerProcess belongs to: "function" (the test's) unless a fixture of a
+#: wider scope is being set up (tests/conftest.py keeps this up to date)
+_scopes: list[str] = ["function"]
+
+
+@contextlib.contextmanager
+def scope(name: str):
+    """New ServerProcess objects belong to ``name`` ("session", "module"...) meanwhile."""
+    _scopes.append(name)
+    try:
+        yield
+    finally:
+        _scopes.pop()
+
+
+def _stat_fields(pid: int) -> list[bytes] | None:
+    """/proc/<pid>/stat after the command name: state, ppid, pgrp, session, ... or None."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return data[data.rindex(b")") + 2 :].split()  # the name may hold spaces and parentheses
+
+
+def start_ticks(pid: int) -> int | None:
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields else None  # field 22 of stat(5): start time
+
+
+def group_members(pgid: int, since: int | None = None) -> list[int]:
+    """Live (not zombie) processes in process group ``pgid`` that started at ``since`` (clock
+    ticks after boot) or later."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (fields := _stat_fields(int(entry))) is not None:
+            if int(fields[2]) == pgid and fields[0] != b"Z":
+                if since is None or int(fields[19]) >= since:
+                    found.append(int(entry))
+    return found
+
+
+def sweep(procs=None, grace: float = 2.0) -> list[ServerProcess]:
+    """End the processes of ``procs`` (default: every live ServerProcess) and close their
+    files, all at once: SIGTERM to each group first, SIGKILL for what is left after ``grace``
+    seconds. Returns those that still had processes running."""
+    procs = list(LIVE if procs is None else procs)
+    running = [proc for proc in procs if proc.running()]
+    for proc in running:
+        proc._signal_group(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for proc in running:
+        proc._wait_unreaped(max(deadline - time.monotonic(), 0.0))
+    for proc in procs:
+        proc.kill()
+        proc._close_files()
+    return running
+
+
+atexit.register(sweep)
+
+
 def _lines(text: str) -> list[str]:
     """Lines as a text-mode pipe reads them (universal newlines), without line ends."""
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
@@ -128,9 +210,14 @@ def _lines(text: str) -> list[str]:
 
 
 class ServerProcess:
-    """A server (or any script that starts one) running as a subprocess, its stdout and
-    stderr in files under ``logdir``. ``stop()``, ``close()`` and the context manager end
-    the process by its PID only."""
+    """A server (or any script that starts one) running as a subprocess in a session of its
+    own, its stdout and stderr in files under ``logdir``. ``send_signal()`` and ``stop()``
+    signal the process itself (what a test checks the server does with a signal); ``kill()``,
+    ``close()`` and the context manager end its whole process group.
+
+    ``new_session``: None (default) starts one unless the command makes its own (``python
+    -c`` code calling ``os.setsid()``, which fails in a process that already leads a group);
+    once it has, its group is still the one its PID names, which is what ``kill()`` ends."""
 
     def __init__(
         self,
@@ -139,8 +226,11 @@ class ServerProcess:
         env: dict[str, str] | None = None,
         pass_fds: tuple[int, ...] = (),
         logdir: str | Path | None = None,
+        new_session: bool | None = None,
     ) -> None:
         self.command = list(command)
+        if new_session is None:
+            new_session = not (len(command) > 2 and command[1] == "-c" and "os.setsid()" in command[2])
         tag = uuid.uuid4().hex[:8]
         logdir = Path(logdir) if logdir is not None else _default_logdir()
         self.stderr_path = logdir / f"server-{tag}.stderr"
@@ -148,15 +238,27 @@ class ServerProcess:
         # the server's output files stay open while it runs: _close_files() closes them
         self._err = open(self.stderr_path, "wb")  # noqa: SIM115
         self._out = open(self.stdout_path, "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            self.command,
-            cwd=cwd or APPS,
-            env=env or server_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=self._out,
-            stderr=self._err,
-            pass_fds=pass_fds,
-        )
+        try:
+            self.proc = subprocess.Popen(
+                self.command,
+                cwd=cwd or APPS,
+                env=env or server_env(),
+                stdin=subprocess.DEVNULL,
+                stdout=self._out,
+                stderr=self._err,
+                pass_fds=pass_fds,
+                start_new_session=new_session,
+            )
+        except BaseException:
+            self._close_files()
+            raise
+        #: the group's processes start after its first one (a check of ``_members``)
+        self.started_ticks = start_ticks(self.proc.pid)
+        #: who ends it: "function" (the sweep after the test that started it) or a wider scope
+        self.scope = _scopes[-1]
+        #: the sweep after a test stops it without reporting it (a fixture's, e.g. ``fresh``)
+        self.quiet = False
+        LIVE.add(self)
         self.port: int | None = None
         self.host: str | None = None
 
@@ -285,6 +387,7 @@ class ServerProcess:
 
     # ---- ending it
     def send_signal(self, sig: int) -> None:
+        """Signal the process itself (not its group): what a test checks the server does."""
         if self.proc.poll() is None:
             os.kill(self.proc.pid, sig)
 
@@ -299,24 +402,67 @@ class ServerProcess:
         self.send_signal(sig)
         return self.wait_exit(timeout)
 
+    def running(self) -> bool:
+        """The process, or any process of its group, is still there."""
+        return not self._exited() or bool(self._members())
+
+    def _exited(self) -> bool | None:
+        """True once the process has exited, without reaping it (a zombie keeps its PID, so
+        the group's id cannot be handed to another process meanwhile); None while it runs."""
+        if self.proc.returncode is not None:
+            return True
+        try:
+            info = os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:  # reaped meanwhile (another thread's poll)
+            return True
+        return True if info is not None else None
+
+    def _wait_unreaped(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not self._exited():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
+    def _members(self) -> list[int]:
+        """The live processes of the group. While the process is not reaped (alive or a
+        zombie), its PID, so the group's id, is its own. Once reaped, the id stays taken while
+        one of the group lives, and is handed out again only after the PID counter wraps: then
+        a process of that PID is not ours (ours is gone), and neither is its group."""
+        if self.proc.returncode is not None and _stat_fields(self.proc.pid) is not None:
+            return []
+        return group_members(self.proc.pid, self.started_ticks)
+
+    def _signal_group(self, sig: int) -> None:
+        if self.proc.returncode is not None and not self._members():
+            return  # nothing of ours is left in a group of that number
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            # ESRCH: the group is gone, or the process never made one (it was to make its own)
+            os.killpg(self.proc.pid, sig)
+
     def kill(self) -> None:
-        if self.proc.poll() is None:
+        """SIGKILL the process group, then reap the process. Never fails."""
+        self._signal_group(signal.SIGKILL)
+        if self.proc.returncode is None:
+            # a process that was to make its own group may not have yet: then only its PID
             self.proc.kill()
-            self.proc.wait(10)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(10)
 
     def close(self, grace: float = 5.0) -> None:
-        """SIGTERM, SIGKILL after ``grace`` seconds; then close the log files. Never fails."""
-        if self.proc.poll() is None:
+        """SIGTERM, SIGKILL to the group after ``grace`` seconds (at once for a group whose
+        process has exited); then close the log files. Never fails."""
+        if self.proc.returncode is None and not self._exited():
             self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                self.kill()
+            self._wait_unreaped(grace)
+        self.kill()
         self._close_files()
 
     def _close_files(self) -> None:
         self._err.close()
         self._out.close()
+        LIVE.discard(self)
 
     def _log(self) -> str:
         return f"--- stderr ---\n{self.stderr}\n--- stdout ---\n{self.stdout()}"

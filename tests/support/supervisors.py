@@ -2,8 +2,9 @@
 test_gunicorn.py).
 
 A supervisor starts processes of its own. The tests find them by scanning /proc for the
-children of the supervisor's PID (no psutil), and clean up only those: the supervisor's
-children and the worker PIDs its log named, each checked to still be one of ours.
+children of the supervisor's PID (no psutil). They are in the supervisor's process group,
+which ServerProcess ends as a whole; a process seen as ours that is no longer in it is ended
+by its PID, when that PID is still the same process (same start time).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sys
 import threading
 import time
 
-from support.server import HTTP_TIMEOUT, ServerProcess, fastasgi_command, server_env
+from support.server import HTTP_TIMEOUT, ServerProcess, fastasgi_command, server_env, start_ticks
 
 STARTED = re.compile(r"Started server process \[(\d+)\]")
 
@@ -48,14 +49,6 @@ def is_alive(pid: int) -> bool:
     except OSError:
         return False
     return data[data.rindex(b")") + 2 :].split()[0] != b"Z"
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as file:
-            return file.read()
-    except OSError:
-        return b""
 
 
 def get(
@@ -96,7 +89,13 @@ class Supervised(ServerProcess):
     def __init__(self, command: list[str], **kwargs) -> None:
         kwargs.setdefault("env", server_env())
         super().__init__(command, **kwargs)
-        self._known: set[int] = set()
+        #: pid -> start time of each process seen as the supervisor's
+        self._known: dict[int, int] = {}
+
+    def _remember(self, pids) -> None:
+        for pid in pids:
+            if pid not in self._known and (ticks := start_ticks(pid)) is not None:
+                self._known[pid] = ticks
 
     @classmethod
     def cli(cls, *args: str, **kwargs) -> Supervised:
@@ -113,13 +112,13 @@ class Supervised(ServerProcess):
     def children(self) -> set[int]:
         """The live child processes of the supervisor (zombies left out)."""
         found = {pid for pid in children_of(self.pid) if is_alive(pid)}
-        self._known |= found
+        self._remember(found)
         return found
 
     def started_pids(self) -> list[int]:
         """Worker PIDs in the order their "Started server process" lines appeared."""
         pids = [int(m.group(1)) for line in list(self.stderr_lines) if (m := STARTED.search(line))]
-        self._known |= set(pids)
+        self._remember(pids)
         return pids
 
     def wait_workers(self, count: int, timeout: float = 20.0, exclude: set[int] = frozenset()) -> set[int]:
@@ -138,20 +137,14 @@ class Supervised(ServerProcess):
         return wait_until(ready, timeout, f"{count} workers of [{self.pid}]; log:\n{self._log()}")
 
     def __exit__(self, *exc_info) -> None:
-        ours = set(self._known) | self.children()
-        for child in list(ours):
-            ours |= children_of(child)  # e.g. multiprocessing's resource tracker
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGKILL)
-        for pid in ours:
-            # Only a process that is still one of ours (a PID is not reused while its
-            # program is the same): fastasgi, gunicorn, or --reload's multiprocessing child.
-            if is_alive(pid) and any(
-                name in _cmdline(pid) for name in (b"fastasgi", b"gunicorn", b"multiprocessing")
-            ):
+        if self.proc.returncode is None:
+            self.children()  # (the grandchildren are in the group too)
+        super().__exit__(*exc_info)  # the supervisor's whole process group
+        for pid, ticks in self._known.items():
+            # one that left the group, if any; a PID whose start time differs is another process
+            if is_alive(pid) and start_ticks(pid) == ticks:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-        super().__exit__(*exc_info)
 
 
 class SteadyClient(threading.Thread):
