@@ -49,7 +49,7 @@ OFF_WORDS = ("off", "none")
 LIFESPAN_MODES = ("auto", "on", "off")
 LOOP_TYPES = ("none", "auto", "asyncio", "uvloop")
 WS_TYPES = ("auto", "none", "websockets", "websockets-sansio", "wsproto")
-HTTP_TYPES = ("auto", "h11", "httptools")
+HTTP_TYPES = ("auto", "h11", "httptools", "h2")
 INTERFACES = ("auto", "asgi3", "asgi2", "wsgi")
 #: in the order of the core's HEADER_MAP_* values (src/fastasgi/_http/_core.pxd)
 HEADER_MAPS = ("drop", "refuse", "dangerous")
@@ -437,10 +437,12 @@ class Settings:
     http: str = setting(
         "auto",
         "choice",
-        "HTTP protocol implementation. fastasgi has one, its own (llhttp): anything but auto is refused.",
+        "HTTP protocol implementation. fastasgi has its own (llhttp, nghttp2): h11 and httptools "
+        "are refused. h2: every connection is HTTP/2 (prior knowledge in cleartext, ALPN h2 over "
+        "TLS), never HTTP/1.1; an invalid connection preface gets GOAWAY(PROTOCOL_ERROR).",
         choices=HTTP_TYPES,
         cli_kind="str",
-        metavar="[auto|h11|httptools]",
+        metavar="[auto|h11|httptools|h2]",
         since="0.1.0",
         uvicorn=True,
     )

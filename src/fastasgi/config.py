@@ -86,8 +86,9 @@ def _invalid(name: str, value: Any, reason: str) -> ConfigError:
 NOT_SUPPORTED: list[tuple[str, Callable[[Any], bool], str]] = [
     (
         "http",
-        lambda v: v != "auto",
-        "--http {value} is not supported: fastasgi always uses its own llhttp-based HTTP/1.1 protocol (--http auto)",
+        lambda v: v not in ("auto", "h2"),
+        "--http {value} is not supported: fastasgi always uses its own llhttp-based HTTP/1.1 protocol"
+        " (--http auto; --http h2 serves HTTP/2 only)",
     ),
     (
         "interface",
@@ -415,7 +416,12 @@ class Config(Settings):
                 ) from None
         # RFC 7301 / RFC 9113 3.3: offer h2 first when HTTP/2 is on; a client offering only
         # http/1.1 gets it, and without HTTP/2 a client offering h2 falls back.
-        context.set_alpn_protocols(["h2", "http/1.1"] if self.http2 else ["http/1.1"])
+        # --http h2 offers h2 alone (RFC 7301 3.2: a client with no protocol in common gets the
+        # no_application_protocol alert).
+        if self.http == "h2":
+            context.set_alpn_protocols(["h2"])
+        else:
+            context.set_alpn_protocols(["h2", "http/1.1"] if self.http2 else ["http/1.1"])
         return context
 
     def bind_sockets(self) -> list[socket.socket]:

@@ -93,7 +93,8 @@ def test_run_refuses_what_it_cannot_honour(tmp_path):
     with ServerProcess(command) as server:
         assert server.wait_exit() == 1
     assert server.stderr_lines == [
-        "ERROR:    --http h11 is not supported: fastasgi always uses its own llhttp-based HTTP/1.1 protocol (--http auto)"
+        "ERROR:    --http h11 is not supported: fastasgi always uses its own llhttp-based HTTP/1.1 protocol"
+        " (--http auto; --http h2 serves HTTP/2 only)"
     ]
 
 
@@ -263,7 +264,7 @@ def config(**kwargs) -> Config:
         ({"headers": [("bad name", "v")]}, "Invalid value for '--header': 'bad name:v' has an invalid header name."),
         ({"env_file": "/nonexistent/.env"}, "Invalid value for '--env-file': '/nonexistent/.env' is not a file."),
         ({"http": "h11"}, "--http h11 is not supported: fastasgi always uses its own llhttp-based "
-                          "HTTP/1.1 protocol (--http auto)"),
+                          "HTTP/1.1 protocol (--http auto; --http h2 serves HTTP/2 only)"),
         ({"interface": "wsgi"}, "--interface wsgi is not supported: fastasgi serves ASGI 3 and ASGI 2 applications"),
         ({"ws": "wsproto"}, "--ws wsproto is not supported: fastasgi's WebSockets are its own "
                             "implementation (--ws auto)"),

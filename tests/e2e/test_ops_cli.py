@@ -151,8 +151,8 @@ def test_bad_value_from_the_environment_names_the_flag():
     "args, message",
     [
         (["--http", "h11"], "--http h11 is not supported: fastasgi always uses its own llhttp-based HTTP/1.1 protocol "
-                            "(--http auto)"),
-        (["--http", "zttp"], "Invalid value for '--http': 'zttp' is not one of 'auto', 'h11', 'httptools'."),
+                            "(--http auto; --http h2 serves HTTP/2 only)"),
+        (["--http", "zttp"], "Invalid value for '--http': 'zttp' is not one of 'auto', 'h11', 'httptools', 'h2'."),
         (["--interface", "wsgi"], "--interface wsgi is not supported: fastasgi serves ASGI 3 and ASGI 2 applications"),
         (["--reset-contextvars"], "--reset-contextvars is not supported yet"),
     ],
