@@ -111,7 +111,8 @@ cdef class ServerContext:
     cdef readonly tuple h2_settings
     cdef readonly object clock              # None: the C monotonic clock; else a callable
     cdef readonly double now                # the clock as of the last tick()
-    cdef bint eager                         # 3.10/3.11: app Tasks start eagerly (driver.pxi)
+    cdef dict loop_dict                     # 3.10/3.11: the loop's __dict__, for eager Tasks (driver.pxi)
+    cdef dict task_kwargs                   # the keywords of every app Task (driver.pxi)
 
     cdef inline double _clock(self) except? -1.0
     cdef _build_default_head(self)

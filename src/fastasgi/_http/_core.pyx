@@ -9,7 +9,7 @@ _core.pxd; typing and documentation of the Python-visible API live in _core.pyi.
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_Copy, PyDict_GetItemWithError
-from cpython.object cimport PyObject
+from cpython.object cimport PyObject, PyObject_Call
 from cpython.ref cimport Py_DECREF
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.stdlib cimport free, realloc

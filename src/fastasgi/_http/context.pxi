@@ -62,7 +62,8 @@ cdef class ServerContext:
                             h2_initial_connection_window_size, h2_max_frame_size,
                             max_header_bytes if h2_max_headers_size is None else h2_max_headers_size)
         self.clock = clock
-        self.eager = _probe_eager(loop)
+        self.loop_dict = _eager_dict(loop)
+        self.task_kwargs = _task_kwargs(loop)
         self.now = self._clock()
         refresh_date(time_time())
         self._build_default_head()

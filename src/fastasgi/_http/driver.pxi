@@ -16,7 +16,7 @@
 #   call_soon is shadowed by an instance attribute that keeps that step instead, and the step
 #   is then called right away, in the Task's context. It is the Task's own C step (the one the
 #   loop would have run a moment later), so the Task behaves as any Task does. The shadowing
-#   is checked to work once per loop (_probe_eager); where it does not (a loop without an
+#   is checked to work once per loop (_eager_dict); where it does not (a loop without an
 #   instance dict), the Task starts the standard way, on the loop's next iteration.
 #
 # Invariants:
@@ -56,24 +56,22 @@ cdef object task_result = aio_Task.result
 
 cdef object _start_task(ServerContext ctx, object coro, object context):
     """The app's Task, its first step already run (unless the loop cannot start it eagerly)."""
-    cdef object loop = ctx.loop
     cdef object task, step, step_context
-    if EAGER_START:
-        return aio_Task(coro, loop=loop, context=context, eager_start=True)
-    if not ctx.eager:
-        return _new_task(loop, coro, context)
-    setattr(loop, CALL_SOON, CATCH_STEP)
+    cdef dict loop_dict = ctx.loop_dict
+    if EAGER_START or loop_dict is None:
+        return _new_task(ctx, coro, context)
+    loop_dict[CALL_SOON] = CATCH_STEP
     try:
-        task = _new_task(loop, coro, context)
+        task = _new_task(ctx, coro, context)
     finally:
-        delattr(loop, CALL_SOON)
+        del loop_dict[CALL_SOON]
     step = STEP_CATCHER.step
     step_context = STEP_CATCHER.context
     STEP_CATCHER.step = STEP_CATCHER.context = None
     if step is None:
         # the Task scheduled its step some other way: it starts on the loop's next
         # iteration, and so do the Tasks after it
-        ctx.eager = False
+        ctx.loop_dict = None
     elif step_context is None:
         step()
     else:
@@ -81,27 +79,46 @@ cdef object _start_task(ServerContext ctx, object coro, object context):
     return task
 
 
-cdef inline object _new_task(object loop, object coro, object context):
-    if TASK_TAKES_CONTEXT:
-        return aio_Task(coro, loop=loop, context=context)
-    # Python 3.10: Task() copies the current context, so make it the request's
-    PyContext_Enter(context)
+cdef inline object _new_task(ServerContext ctx, object coro, object context):
+    """asyncio.Task(coro, loop=..., context=context[, eager_start=True]) with the keywords of
+    ctx.task_kwargs, a dict made once per server: only its context changes per request."""
+    cdef dict kwargs = ctx.task_kwargs
+    if not TASK_TAKES_CONTEXT:
+        # Python 3.10: Task() copies the current context, so make it the request's
+        PyContext_Enter(context)
+        try:
+            return PyObject_Call(aio_Task, (coro,), kwargs)
+        finally:
+            PyContext_Exit(context)
+    kwargs["context"] = context
     try:
-        return aio_Task(coro, loop=loop)
+        return PyObject_Call(aio_Task, (coro,), kwargs)
     finally:
-        PyContext_Exit(context)
+        kwargs["context"] = None
 
 
-cdef bint _probe_eager(object loop) except -1:
-    """Whether loop.call_soon can be shadowed on `loop` (3.10/3.11, see the top)."""
+cdef dict _task_kwargs(object loop):
+    """The keywords every app Task is made with (_new_task)."""
     if EAGER_START:
-        return True
+        return {"loop": loop, "context": None, "eager_start": True}
+    if TASK_TAKES_CONTEXT:
+        return {"loop": loop, "context": None}
+    return {"loop": loop}
+
+
+cdef dict _eager_dict(object loop):
+    """The instance dict of `loop` in which call_soon can be shadowed (3.10/3.11, see the
+    top), or None: 3.12+, or a loop without one, or whose call_soon is a data descriptor
+    (which an instance attribute would not shadow)."""
+    if EAGER_START:
+        return None
     try:
-        setattr(loop, CALL_SOON, CATCH_STEP)
-    except (AttributeError, TypeError):
-        return False
-    delattr(loop, CALL_SOON)
-    return True
+        loop_dict = object.__getattribute__(loop, "__dict__")
+    except AttributeError:
+        return None
+    if type(loop_dict) is not dict or hasattr(type(getattr(type(loop), CALL_SOON, None)), "__set__"):
+        return None
+    return loop_dict
 
 
 cdef drive(Exchange ex, object app):

@@ -175,7 +175,9 @@ cdef class Exchange:
         already-complete _DONE when nothing has to wait (no coroutine object, no loop
         round-trip), or a future while the transport or the flow-control window holds the
         response back."""
-        cdef str mtype = message["type"]
+        # ASGI messages are dicts: read them with the dict's C API (anything else is copied)
+        cdef dict m = message if type(message) is dict else dict(message)
+        cdef str mtype = m["type"]
         cdef object body
         if self.disconnected:
             raise ClientDisconnected("client disconnected")
@@ -188,23 +190,23 @@ cdef class Exchange:
                 raise RuntimeError(
                     "Unexpected ASGI message 'http.response.body' sent, after response "
                     "already completed.")
-            body = message.get("body", EMPTY)
+            body = m.get("body", EMPTY)
             if type(body) is not bytes:
                 body = bytes(body)
-            self._send_body(<bytes>body, message.get("more_body", False))
+            self._send_body(<bytes>body, m.get("more_body", False))
             return self._send_wait()
         if mtype == T_START:
             if self.response != RESP_NONE:
                 raise RuntimeError(
                     "Unexpected ASGI message 'http.response.start' sent, after response "
                     "already started.")
-            status = message["status"]
+            status = m["status"]
             if type(status) is not int or not (100 <= <int>status <= 599):
                 raise RuntimeError("Invalid HTTP status code %r in response." % (status,))
             self.status = status
-            self.resp_headers = message.get("headers", ())
+            self.resp_headers = m.get("headers", ())
             if self.trailers_ok:
-                self.trailers = bool(message.get("trailers", False))
+                self.trailers = bool(m.get("trailers", False))
             self._set_response(RESP_STARTED)
             return _DONE
         if mtype == T_TRAILERS and self.trailers_ok:
@@ -213,10 +215,10 @@ cdef class Exchange:
                                    " need 'trailers': True in http.response.start and the whole body.")
             if self.trailer_fields is None:
                 self.trailer_fields = []
-            for name, value in message.get("headers", ()):
+            for name, value in m.get("headers", ()):
                 check_header(name, value)
                 self.trailer_fields.append((name.lower(), value))
-            if not message.get("more_trailers", False):
+            if not m.get("more_trailers", False):
                 self._send_trailers()
             return _DONE
         raise RuntimeError("Unexpected ASGI message '%s' sent for an http scope." % (mtype,))

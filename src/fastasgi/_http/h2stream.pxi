@@ -114,7 +114,8 @@ cdef class H2Stream(Exchange):
         method = "GET" if self.method == b"GET" else H2_METHODS.get(self.method)
         if method is None:
             method = (self.method or EMPTY).decode("latin-1")
-        self.m_method = H2_METHOD_INDEX.get(self.method, M_METHODS - 1)
+        if M != NULL:
+            self.m_method = H2_METHOD_INDEX.get(self.method, M_METHODS - 1)
         scope["method"] = method
         self.is_head = method == "HEAD"
         if self.scheme == b"https" or self.scheme == b"http":
