@@ -730,7 +730,9 @@ class Settings:
     reset_contextvars: bool = setting(
         False,
         "flag",
-        "Run each ASGI request in a fresh contextvars.Context (not supported yet: refused).",
+        "Run each ASGI request in a fresh contextvars.Context. Hides context set in the lifespan."
+        " (Without it each request starts from a copy of its connection's context, never from"
+        " another request's.)",
         since="0.1.0",
         uvicorn=True,
     )

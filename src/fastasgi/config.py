@@ -100,11 +100,6 @@ NOT_SUPPORTED: list[tuple[str, Callable[[Any], bool], str]] = [
         lambda v: v == "wsproto",
         "--ws wsproto is not supported: fastasgi's WebSockets are its own implementation (--ws auto)",
     ),
-    (
-        "reset_contextvars",
-        bool,
-        "--reset-contextvars is not supported yet",
-    ),
 ]
 
 

@@ -478,6 +478,7 @@ def _context_options(config: Config) -> dict[str, Any]:
         "header_map": config.header_map,
         "http2": config.http2,
         "http2_only": config.http == "h2",
+        "reset_contextvars": config.reset_contextvars,
         "h2_max_concurrent_streams": config.http2_max_concurrent_streams,
         "h2_initial_stream_window_size": config.http2_initial_stream_window_size,
         "h2_initial_connection_window_size": config.http2_initial_connection_window_size,

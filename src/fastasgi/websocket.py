@@ -21,6 +21,7 @@ RFC 6455 and RFC 7692.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
 from collections.abc import Callable
@@ -176,6 +177,7 @@ class _Settings:
         "max_size",
         "ping_interval",
         "ping_timeout",
+        "reset_contextvars",
         "resume_at",
     )
 
@@ -189,6 +191,7 @@ class _Settings:
         self.ping_timeout: float | None = config.ws_ping_timeout or None
         self.deflate: bool = bool(config.ws_per_message_deflate)
         self.deflate_level: int = config.ws_per_message_deflate_level
+        self.reset_contextvars: bool = bool(config.reset_contextvars)
 
 
 # permessage-deflate: the settings uvicorn serves with (those of the websockets package):
@@ -393,7 +396,11 @@ class WebSocketProtocol(WsConn, asyncio.Protocol):
             self._end_exchange()
             return
         self._queue.append({"type": "websocket.connect"})
-        self._task = self.loop.create_task(self._run_asgi())
+        if self.settings.reset_contextvars:
+            # --reset-contextvars: the app starts from an empty context (the Task copies it)
+            self._task = contextvars.Context().run(self.loop.create_task, self._run_asgi())
+        else:
+            self._task = self.loop.create_task(self._run_asgi())
         # The HTTP protocol may have paused reading while it handled the upgrade request; a
         # closed socket must be seen during the handshake, so read (early data is buffered).
         if not transport.is_reading():  # type: ignore[attr-defined]

@@ -154,7 +154,6 @@ def test_bad_value_from_the_environment_names_the_flag():
                             "(--http auto; --http h2 serves HTTP/2 only)"),
         (["--http", "zttp"], "Invalid value for '--http': 'zttp' is not one of 'auto', 'h11', 'httptools', 'h2'."),
         (["--interface", "wsgi"], "--interface wsgi is not supported: fastasgi serves ASGI 3 and ASGI 2 applications"),
-        (["--reset-contextvars"], "--reset-contextvars is not supported yet"),
     ],
 )  # fmt: skip
 def test_options_fastasgi_cannot_honour_are_refused_in_one_line(args, message):

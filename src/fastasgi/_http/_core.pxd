@@ -107,6 +107,7 @@ cdef class ServerContext:
     cdef readonly int header_map            # HEADER_MAP_*
     cdef readonly bint http2                # h2c by its preface, h2 by ALPN (h2.pxi)
     cdef readonly bint http2_only           # every connection is HTTP/2 (--http h2)
+    cdef readonly bint reset_contextvars    # each request starts from an empty Context
     # HTTP/2: (max streams, stream window, connection window, max frame, max header list)
     cdef readonly tuple h2_settings
     cdef readonly object clock              # None: the C monotonic clock; else a callable
@@ -171,6 +172,7 @@ cdef class HttpProtocol:
 
     # per-connection scope pieces, computed once in connection_made
     cdef dict scope_template
+    cdef object base_context      # the context every request starts from a copy of (driver.pxi)
 
     cdef RequestCycle cycle       # the one request in progress, or None
     cdef list corked              # writes held back while _parse runs, flushed at its end
@@ -289,6 +291,7 @@ cdef class H2Protocol:
     cdef H2State state
     cdef dict streams               # stream id -> H2Stream: the references nghttp2 points to
     cdef dict scope_template
+    cdef object base_context        # as HttpProtocol's (driver.pxi)
     cdef list default_nv            # (name, value) of the server's own response fields
     cdef object exc                 # exception raised inside an nghttp2 callback
     cdef bint in_recv               # inside data_received: output is flushed at its end

@@ -22,8 +22,10 @@
 # Invariants:
 # - drive() runs from the protocol's callbacks, never from inside another Task (3.10/3.11:
 #   a Task's step refuses to run inside another one).
-# - The app is called in a copy of the current context, which its Task then runs in, so
-#   context variables stay per request and never leak into the next request.
+# - The app is called in a copy of its connection's context (taken at connection_made), which
+#   its Task then runs in, so context variables stay per request and never leak into the next
+#   request, whatever context the protocol callback that starts it runs in; with
+#   --reset-contextvars, in an empty context.
 # - Exactly one of Exchange._app_returned / _app_failed runs per request: right after the
 #   first step if the Task is already done, else from the Task's done callback.
 # - SystemExit and KeyboardInterrupt from the app propagate, as asyncio does for a Task.
@@ -121,11 +123,16 @@ cdef dict _eager_dict(object loop):
     return loop_dict
 
 
-cdef drive(Exchange ex, object app):
+cdef drive(Exchange ex, object app, object base_context):
     """Run the app for `ex`: call it with the exchange's receive and send (bound methods made
-    here, directly), and start its Task."""
-    cdef object context = PyContext_CopyCurrent()
+    here, directly), and start its Task, in a copy of `base_context` (its connection's) or,
+    with --reset-contextvars, in an empty context (uvicorn's meaning of the flag)."""
+    cdef object context
     cdef object coro, task
+    if ex.ctx.reset_contextvars:
+        context = PyContext_New()
+    else:
+        context = PyContext_Copy(base_context)
     ex.app_state = APP_RUNNING
     PyContext_Enter(context)
     try:

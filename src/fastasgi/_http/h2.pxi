@@ -155,13 +155,14 @@ cdef class H2Protocol:
     def state_name(self):
         return H2_NAMES[<int>self.state]
 
-    def _take_over(self, transport, dict template, bytes data):
+    def _take_over(self, transport, dict template, object base_context, bytes data):
         """Start serving `transport` (HttpProtocol's, already connected): the server's
         SETTINGS first (RFC 9113 3.4), then what the client has sent so far."""
         cdef ServerContext ctx = self.ctx
         cdef nghttp2.nghttp2_settings_entry iv[4]
         cdef tuple settings = ctx.h2_settings
         self.transport = transport
+        self.base_context = base_context
         ctx.connections.add(self)
         self.idle_since = ctx._clock()
         self.scope_template = dict(template)
@@ -400,7 +401,7 @@ cdef class H2Protocol:
         ctx.total_requests += 1
         if M != NULL:
             M.in_flight += 1
-        drive(stream, ctx.app)
+        drive(stream, ctx.app, self.base_context)
 
     cdef _flush(self):
         """Write what nghttp2 has to send; close when the session is over."""

@@ -81,6 +81,12 @@ cdef class HttpProtocol:
     def connection_made(self, transport):
         cdef ServerContext ctx = self.ctx
         self.transport = transport
+        # The context every request of this connection starts from a copy of (driver.pxi),
+        # taken once, here: later callbacks may run in whatever context last paused or resumed
+        # reading, a request's Task among them (asyncio's transports copy the current context
+        # when reading resumes: CPython issue 140947), and a request must never start from
+        # another request's context.
+        self.base_context = PyContext_CopyCurrent()
         ctx.connections.add(self)
         if M != NULL:
             M.connections_accepted += 1
@@ -352,7 +358,7 @@ cdef class HttpProtocol:
         ctx.total_requests += 1
         if M != NULL:
             M.in_flight += 1
-        drive(cycle, ctx.app)
+        drive(cycle, ctx.app, self.base_context)
 
     cdef _cycle_done(self, RequestCycle cycle):
         """Both the response and the request message are complete."""

@@ -10,6 +10,8 @@ cdef extern from "Python.h":
         PYGEN_NEXT
     PySendResult PyIter_Send(object iter, object arg, PyObject** presult) except? PYGEN_ERROR
     object PyContext_CopyCurrent()
+    object PyContext_Copy(object ctx)
+    object PyContext_New()
     object PyMethod_New(object func, object self)
     int PyContext_Enter(object ctx) except -1
     int PyContext_Exit(object ctx) except -1

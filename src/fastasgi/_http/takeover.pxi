@@ -69,4 +69,4 @@ cdef h2_takeover(HttpProtocol proto, bytes data):
         M.open_http -= 1
         M.open_http2 += 1
     transport.set_protocol(conn)
-    conn._take_over(transport, proto.scope_template, data)
+    conn._take_over(transport, proto.scope_template, proto.base_context, data)
