@@ -744,6 +744,7 @@ def play(loop, plan: Plan) -> None:
         ws_ping_timeout=timeout,
         ws_per_message_deflate=plan.deflate is not None,
         ws_per_message_deflate_level=6 if plan.deflate is None else plan.deflate,
+        reset_contextvars=False,
     )
     seen = Seen()
     app = App(plan.behaviour)

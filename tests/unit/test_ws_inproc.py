@@ -26,6 +26,7 @@ def settings(**kw):
         ws_ping_timeout=None,
         ws_per_message_deflate=False,
         ws_per_message_deflate_level=6,
+        reset_contextvars=False,
     )
     base.update(kw)
     return types.SimpleNamespace(**base)
