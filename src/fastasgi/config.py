@@ -22,6 +22,7 @@ import os
 import socket
 import ssl
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -419,6 +420,25 @@ class Config(Settings):
             context.set_alpn_protocols(["h2", "http/1.1"] if self.http2 else ["http/1.1"])
         return context
 
+    def bind_socket(self) -> socket.socket:
+        """uvicorn's ``Config.bind_socket``: the listening socket of the one address of the
+        settings (``host``/``port``, ``uds`` or ``fd``), inheritable (a process started
+        with it can serve on it: ``Server.run(sockets=[sock])``), and its "running on" line
+        logged, as the server logs none for sockets handed in. A host name that resolves to
+        several addresses gets the first. Raises ``ConfigError`` when the settings listen on
+        more than one address (use ``bind_sockets``), ``BindError`` (an OSError naming the
+        address) when it cannot be bound."""
+        if len(self.endpoints) != 1:
+            raise ConfigError(
+                f"bind_socket() makes one socket; these settings listen on {len(self.endpoints)}"
+                " addresses (--bind): use bind_sockets()."
+            )
+        first, *others = _sockets.bind(self.endpoints, self.backlog, self.reuse_port)
+        _sockets.close_all(others)
+        first.set_inheritable(True)
+        _sockets.log_running([first], self.endpoints, tls=self.is_ssl)
+        return first
+
     def bind_sockets(self) -> list[socket.socket]:
         """The listening sockets of every endpoint, as uvicorn's ``Config.bind_socket``
         (see ``fastasgi._sockets.bind``). Raises ``BindError``, an OSError whose
@@ -476,6 +496,25 @@ class Config(Settings):
         except LoadError as exc:
             raise ConfigError(str(exc), show_cause=exc.show_cause) from exc.__cause__
         return factory
+
+    def setup_event_loop(self) -> None:
+        """Make ``--loop``'s event loop the one ``asyncio.run()`` and
+        ``asyncio.new_event_loop()`` create from now on, as uvicorn's ``setup_event_loop``
+        did before ``get_loop_factory`` replaced it (uvicorn 0.36): for code that calls it
+        and then runs ``Server.serve()`` itself. ``Server.run()`` needs none of it."""
+        factory = self.get_loop_factory()
+        if factory is None:
+            return  # --loop none: whatever the process has set up stays
+        # Through the policy: the only switch asyncio.run() and new_event_loop() read. Made
+        # here, not at import: policies are deprecated from Python 3.14 on.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+
+            class FactoryPolicy(asyncio.DefaultEventLoopPolicy):
+                def new_event_loop(self) -> asyncio.AbstractEventLoop:
+                    return factory()
+
+            asyncio.set_event_loop_policy(FactoryPolicy())
 
     # -- the application ----------------------------------------------------------------
 

@@ -34,7 +34,11 @@ def run(app: Any, **kwargs: Any) -> None:
             if exit_code:
                 sys.exit(exit_code)
             return
-        Server(config).run()
+        server = Server(config)
+        # The process exits 0 after a graceful stop, SIGTERM included, rather than dying of
+        # the signal raised again (see Server.reraise_signals).
+        server.reraise_signals = False
+        server.run()
     except ConfigError as exc:
         logger.error(str(exc), exc_info=exc.__cause__ if exc.show_cause else None)
         sys.exit(exc.exit_code)

@@ -1,6 +1,8 @@
 """The server: binds the listening sockets, owns the event loop, signals and shutdown.
 
-Life of one ``Server.serve()``:
+Life of one ``Server.serve()``, which is ``startup()``, ``main_loop()`` and ``shutdown()``
+inside ``capture_signals()``, uvicorn's pieces with uvicorn's names (an embedder may call
+them one by one):
 
 1. load the app (``Config.load``), build the ``ServerContext`` every connection shares;
    with ``--admin-bind`` (and no supervisor serving it), bind the admin listener and count
@@ -9,7 +11,8 @@ Life of one ``Server.serve()``:
 3. bind (host/port, ``--uds``, ``--fd`` or sockets handed in) and serve; one timer calls
    ``ctx.tick()`` every second (Date header, idle keep-alive connections), from the start of
    lifespan startup: its last run is the event loop's heartbeat (``/livez``);
-4. on SIGINT/SIGTERM (or ``should_exit``): ``/readyz`` turns 503 at once; the drain
+4. on SIGINT/SIGTERM (or ``should_exit``, the way to stop a server that runs outside the
+   main thread, where it installs no signal handlers): ``/readyz`` turns 503 at once; the drain
    (``--drain-delay``) keeps serving normally for that long, then stop accepting, let
    in-flight requests finish (bounded by ``--timeout-graceful-shutdown``), then lifespan
    shutdown. A second signal (``force_exit``) ends the drain delay and the waiting, and
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -63,6 +67,32 @@ class StartupError(Exception):
         self.exit_code = exit_code
 
 
+class ServerState:
+    """uvicorn's ``Server.server_state``: what the connections of one server share, read
+    from its ``ServerContext`` (``Server.ctx``, which exists from ``startup()`` on); before
+    that, no requests, connections or tasks. Read-only: the server keeps the counts."""
+
+    def __init__(self, server: Server) -> None:
+        self._server = server
+
+    @property
+    def total_requests(self) -> int:
+        ctx = self._server.ctx
+        return 0 if ctx is None else int(ctx.total_requests)
+
+    @property
+    def connections(self) -> set[Any]:
+        """The open connections (HTTP and WebSocket): ``shutdown()`` and ``abort()`` each."""
+        ctx = self._server.ctx
+        return set() if ctx is None else ctx.connections
+
+    @property
+    def tasks(self) -> set[asyncio.Task[Any]]:
+        """The request tasks still running."""
+        ctx = self._server.ctx
+        return set() if ctx is None else ctx.tasks
+
+
 class Server:
     #: whether this server runs the ``--admin-bind`` listener itself (a ``--workers``
     #: worker does not: its supervisor serves the counts of every worker)
@@ -94,6 +124,15 @@ class Server:
         self.tls: CertificateReloader | None = None
         self._tls_watch: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._prepared = False
+        #: time.time() of the last ``callback_notify`` call (uvicorn's attribute)
+        self.last_notified = 0.0
+        #: uvicorn's shared state: request count, connections and tasks of this server
+        self.server_state = ServerState(self)
+        #: the stop signals handle_exit received, raised again once serve() has returned
+        self._captured_signals: list[int] = []
+        #: set once --limit-max-requests has been announced to a server that serves on
+        self._request_limit_announced = False
 
     def run(self, sockets: list[socket.socket] | None = None) -> None:
         """Serve on a new event loop (``--loop``) until told to stop."""
@@ -101,15 +140,15 @@ class Server:
         _run_in_new_loop(self.serve(sockets=sockets), loop_factory)
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
-        """Serve on the running event loop until told to stop. Raises ``ConfigError`` when
-        the app cannot be loaded and ``StartupError`` when the server cannot start."""
-        with self._capture_signals():
+        """Serve on the running event loop until told to stop: ``startup()``, ``main_loop()``
+        and ``shutdown()``, inside ``capture_signals()``. Raises ``ConfigError`` when the app
+        cannot be loaded and ``StartupError`` when the server cannot start."""
+        with self.capture_signals():
             await self._serve(sockets)
 
-    async def _serve(self, sockets: list[socket.socket] | None) -> None:
+    async def _serve(self, sockets: list[socket.socket] | None = None) -> None:
         # Everything that can be refused is checked before anything is started.
-        self.config.load()
-        self._ws_upgrade = _ws_upgrade(self.config)
+        self._prepare()
         process_id = os.getpid()
         logger.info(
             "Started server process [%d]",
@@ -118,15 +157,15 @@ class Server:
         )
 
         try:
-            await self.startup(sockets)
+            await self.startup(sockets=sockets)
+            # not started: a forced stop during lifespan startup, nothing to shut down
             if self.started:
-                await self.main_loop()
-                await self.drain()
-                await self.shutdown()
+                if not self.should_exit:
+                    await self.main_loop()
+                await self.shutdown(sockets=sockets)
         finally:
-            self._cancel_tick()
-            self._stop_admin()
-            await self._stop_tls_watch()
+            # also after an exception: nothing of this server keeps running
+            await self._release()
 
         logger.info(
             "Finished server process [%d]",
@@ -134,9 +173,37 @@ class Server:
             extra={"color_message": "Finished server process [" + style("%d", fg="cyan") + "]"},
         )
 
+    def _prepare(self) -> None:
+        """Load the app and settle what depends on it, once: ``serve()`` does it before its
+        first log line, ``startup()`` when an embedder calls it directly."""
+        if self._prepared:
+            return
+        self.config.load()
+        self._ws_upgrade = _ws_upgrade(self.config)
+        self._prepared = True
+
+    async def _release(self) -> None:
+        """Stop what startup started besides the listeners; safe to call more than once."""
+        self._cancel_tick()
+        self._stop_admin()
+        await self._stop_tls_watch()
+
     # -- startup ------------------------------------------------------------------------
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Lifespan startup, then listen on ``sockets`` (or bind the settings' addresses);
+        ``started`` is True after it unless ``force_exit`` cut lifespan startup short.
+        Loads the app first when ``serve()`` has not."""
+        self._prepare()
+        try:
+            await self._startup(sockets)
+        except BaseException:
+            await self._release()
+            raise
+        if not self.started:
+            await self._release()
+
+    async def _startup(self, sockets: list[socket.socket] | None) -> None:
         config = self.config
         loop = asyncio.get_running_loop()
         self._loop = loop
@@ -298,23 +365,47 @@ class Server:
     # -- running ------------------------------------------------------------------------
 
     async def main_loop(self) -> None:
-        config = self.config
-        assert self.ctx is not None
-        loop = asyncio.get_running_loop()
-        max_requests = config.limit_max_requests
-        if max_requests is not None and config.limit_max_requests_jitter:
-            max_requests += random.randint(0, config.limit_max_requests_jitter)
-        last_notified = loop.time()
-
-        while not self.should_exit:
+        """Wait until ``on_tick()`` says to stop: every 0.1 s, ``counter`` counting the
+        ticks (it wraps after a day of them, as uvicorn's)."""
+        counter = 0
+        should_exit = await self.on_tick(counter)
+        while not should_exit:
+            counter = (counter + 1) % 864000
             await asyncio.sleep(0.1)
-            if max_requests is not None and self.ctx.total_requests >= max_requests:
-                if self.request_limit_reached(max_requests):
-                    break
-                max_requests = None
-            if config.callback_notify is not None and loop.time() - last_notified >= config.timeout_notify:
-                last_notified = loop.time()
+            should_exit = await self.on_tick(counter)
+
+    async def on_tick(self, counter: int) -> bool:
+        """One turn of the main loop; True ends it. Once a second (``counter`` a multiple
+        of 10) ``callback_notify`` is called when ``timeout_notify`` has passed. The Date
+        header and idle timeouts do not wait for this: the tick timer turns them over on
+        the wall-clock second."""
+        config = self.config
+        if counter % 10 == 0 and config.callback_notify is not None:
+            now = time.time()
+            if now - self.last_notified > config.timeout_notify:
+                self.last_notified = now
                 await config.callback_notify()
+        if self.should_exit:
+            return True
+        limit = self.limit_max_requests
+        if (
+            limit is not None
+            and not self._request_limit_announced
+            and self.server_state.total_requests >= limit
+        ):
+            if self.request_limit_reached(limit):
+                return True
+            self._request_limit_announced = True
+        return False
+
+    @functools.cached_property
+    def limit_max_requests(self) -> int | None:
+        """``--limit-max-requests`` plus this server's draw of ``--limit-max-requests-jitter``,
+        drawn once, so that servers started together do not all stop together."""
+        limit = self.config.limit_max_requests
+        if limit is None or not self.config.limit_max_requests_jitter:
+            return limit
+        return int(limit + random.randint(0, self.config.limit_max_requests_jitter))
 
     def request_limit_reached(self, limit: int) -> bool:
         """``--limit-max-requests`` reached: True ends the main loop (the process stops, as
@@ -347,12 +438,14 @@ class Server:
             await asyncio.sleep(min(0.05, left))
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        """Stop accepting, finish what is in flight (within ``--timeout-graceful-shutdown``,
-        then cancel it), lifespan shutdown. ``sockets`` is accepted for uvicorn's
-        signature; the listeners are this server's own."""
+        """After a stop signal, the drain (``--drain-delay``); then stop accepting, finish
+        what is in flight (within ``--timeout-graceful-shutdown``, then cancel it), lifespan
+        shutdown. ``sockets``, those given to ``startup()``, are closed with the listeners,
+        as uvicorn closes them."""
         assert self.ctx is not None and self.lifespan is not None
         ctx = self.ctx
         loop = asyncio.get_running_loop()
+        await self.drain()
         logger.info("Shutting down")
 
         # Stop accepting; then no keep-alive: idle connections close now, busy ones after
@@ -363,6 +456,8 @@ class Server:
         # another process or instance (a drain, a rolling restart, a recycled worker).
         for server in self.servers:
             server.close()
+        for sock in sockets or ():
+            sock.close()  # closing twice is harmless: the listener may have closed it already
         ctx.begin_shutdown()
 
         timeout = self.config.timeout_graceful_shutdown
@@ -406,7 +501,7 @@ class Server:
             if not await self._unless_forced(self.lifespan.shutdown()):
                 self.lifespan.cancel()
         # The tick runs until here: /livez keeps judging the loop during lifespan shutdown.
-        self._cancel_tick()
+        await self._release()
         if self._access_log is not None:
             self._access_log.flush()
 
@@ -430,25 +525,61 @@ class Server:
 
     # -- signals ------------------------------------------------------------------------
 
+    #: raise the captured stop signals again once ``capture_signals()`` has put the previous
+    #: handlers back, as uvicorn does, so that what embeds the server gets their usual effect
+    #: (SIGINT: KeyboardInterrupt; SIGTERM's default: the process ends). ``fastasgi.run()``
+    #: and the supervised servers turn it off: they exit 0 after a graceful stop.
+    reraise_signals = True
+
     @contextlib.contextmanager
-    def _capture_signals(self) -> Generator[None, None, None]:
-        # signal.signal rather than loop.add_signal_handler: it works on every loop and
-        # the previous handlers can be put back when serve() returns. Signals can only be
-        # handled in the main thread; elsewhere the caller stops us with should_exit.
+    def capture_signals(self) -> Generator[None, None, None]:
+        """Handle the stop signals (``install_signal_handlers()``) for the time of the
+        block, then put the previous handlers back and, unless ``reraise_signals`` is
+        False, raise the signals received meanwhile again, the last one first. Outside the
+        main thread, where Python cannot install handlers, it does nothing: stop such a
+        server with ``should_exit``."""
         if threading.current_thread() is not threading.main_thread():
             yield
             return
-        original_handlers = {sig: signal.signal(sig, self.handle_exit) for sig in HANDLED_SIGNALS}
-        if self.config.is_ssl:
-            for sig in self.tls_reload_signals:
-                original_handlers[sig] = signal.signal(sig, self.handle_tls_reload)
+        signals = HANDLED_SIGNALS + (self.tls_reload_signals if self.config.is_ssl else ())
+        # Taken here rather than by install_signal_handlers(), so that a subclass that
+        # overrides it (a no-op, its own handlers) is undone all the same.
+        original_handlers = {sig: signal.getsignal(sig) for sig in signals}
+        self._captured_signals = []
         try:
+            self.install_signal_handlers()
             yield
         finally:
             for sig, handler in original_handlers.items():
-                signal.signal(sig, handler)
+                if handler is not None:  # None: installed from C, cannot be put back
+                    signal.signal(sig, handler)
+        captured, self._captured_signals = self._captured_signals, []
+        if self.reraise_signals:
+            # one at a time: a Python handler (KeyboardInterrupt) ends the loop at the first
+            for sig in reversed(captured):
+                signal.raise_signal(sig)
+
+    # The old private name, kept for code that used it.
+    _capture_signals = capture_signals
+
+    def install_signal_handlers(self) -> None:
+        """SIGINT and SIGTERM call ``handle_exit``; with TLS, SIGHUP and SIGUSR1 reload the
+        certificate. With ``signal.signal`` rather than ``loop.add_signal_handler``: it
+        works on every loop and the previous handlers can be put back. Only in the main
+        thread (elsewhere Python refuses). A subclass may make it a no-op, as test suites
+        that run the server in a thread do."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in HANDLED_SIGNALS:
+            signal.signal(sig, self.handle_exit)
+        if self.config.is_ssl:
+            for sig in self.tls_reload_signals:
+                signal.signal(sig, self.handle_tls_reload)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """A stop signal: the first asks for a graceful stop (``should_exit``), a second,
+        SIGINT or SIGTERM, forces it (``force_exit``)."""
+        self._captured_signals.append(sig)
         if self.should_exit:
             self.force_exit = True
         else:

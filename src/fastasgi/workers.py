@@ -66,6 +66,9 @@ WORKER_INIT_ENV = BY_NAME["worker_init"].envvar_names[0]
 
 
 class _GunicornServer(Server):
+    #: gunicorn's arbiter reads the worker's exit code: 0 after a graceful stop
+    reraise_signals = False
+
     def __init__(self, config: Config, worker: FastASGIWorker) -> None:
         super().__init__(config)
         self.worker = worker

@@ -218,7 +218,10 @@ def test_server_run_with_sockets_handed_in(tmp_path):
         import fastasgi
 
         sock = socket.socket(fileno={listener.fileno()})
-        fastasgi.Server(fastasgi.Config("cli_app:app", loop="asyncio")).run(sockets=[sock])
+        try:
+            fastasgi.Server(fastasgi.Config("cli_app:app", loop="asyncio")).run(sockets=[sock])
+        except KeyboardInterrupt:  # the SIGINT, raised again once the server has stopped
+            print("KeyboardInterrupt; socket closed:", sock.fileno() == -1, flush=True)
         """,
     )
     try:
@@ -232,6 +235,8 @@ def test_server_run_with_sockets_handed_in(tmp_path):
         listener.close()
     # With sockets handed in (a supervisor's), the supervisor reports the address.
     assert "running on" not in server.stderr
+    assert "Finished server process" in server.stderr
+    assert server.stdout_lines[-1] == "KeyboardInterrupt; socket closed: True"
 
 
 # --- Config, in process -----------------------------------------------------------------------

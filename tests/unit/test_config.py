@@ -132,3 +132,76 @@ def test_uds_and_fd_endpoints():
 )
 def test_which_settings_run_a_supervisor(kwargs, supervised):
     assert Config("app:app", **kwargs).supervised is supervised
+
+
+# -- uvicorn's Config methods that embedders call ---------------------------------------------
+
+
+def test_load_is_idempotent():
+    calls = []
+
+    def factory():
+        calls.append("built")
+
+        async def app(scope, receive, send):
+            pass
+
+        return app
+
+    config = Config(factory, factory=True, proxy_headers=False)
+    assert (config.loaded, config.loaded_app) == (False, None)
+    config.load()
+    first = config.loaded_app
+    config.load()  # a second call (Server.serve after the embedder's own) changes nothing
+    assert config.loaded and config.loaded_app is first and callable(first)
+    assert calls == ["built"]
+
+
+@pytest.mark.parametrize("loop, expected", [("asyncio", "_UnixSelectorEventLoop"), ("uvloop", "Loop")])
+def test_setup_event_loop_makes_the_loop_asyncio_creates(loop, expected):
+    import asyncio
+
+    pytest.importorskip("uvloop")
+    try:
+        Config("app:app", loop=loop).setup_event_loop()
+        made = asyncio.new_event_loop()
+        made.close()
+
+        async def running():
+            return type(asyncio.get_running_loop()).__name__
+
+        assert (type(made).__name__, asyncio.run(running())) == (expected, expected)
+    finally:
+        asyncio.set_event_loop_policy(None)
+
+
+def test_bind_socket_returns_one_listening_inheritable_socket():
+    import socket
+
+    sock = Config("app:app", host="127.0.0.1", port=0).bind_socket()
+    try:
+        assert sock.family == socket.AF_INET and sock.get_inheritable()
+        # listening already: a client connects before anything serves it
+        with socket.create_connection(sock.getsockname(), timeout=2):
+            pass
+    finally:
+        sock.close()
+
+
+def test_bind_socket_refuses_several_addresses_and_names_the_one_it_cannot_bind():
+    import socket
+
+    from fastasgi._sockets import BindError
+
+    with pytest.raises(ConfigError, match=r"listen on 2 addresses \(--bind\): use bind_sockets\(\)"):
+        Config("app:app", bind=["127.0.0.1:0", "127.0.0.1:0"]).bind_socket()
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        with pytest.raises(BindError) as caught:
+            Config("app:app", host="127.0.0.1", port=port).bind_socket()
+        assert caught.value.where == f"127.0.0.1:{port}"
+    finally:
+        taken.close()

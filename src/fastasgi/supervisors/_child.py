@@ -61,6 +61,8 @@ class ChildServer(Server):
     #: SIGHUP is the supervisor's (a rolling restart); SIGUSR1, which the supervisor
     #: forwards, reloads the TLS certificate in place
     tls_reload_signals = tuple(sig for sig in Server.tls_reload_signals if sig != signal.SIGHUP)
+    #: the supervisor reads the exit code: 0 after a graceful stop, not death by the signal
+    reraise_signals = False
 
     def __init__(self, config: Config, supervisor_pid: int) -> None:
         super().__init__(config)
@@ -91,13 +93,14 @@ class ChildServer(Server):
         return 0.0
 
     def _periodic(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.on_tick()
+        self.on_check()
         if os.getppid() != self.supervisor_pid:
             self.supervisor_lost()
         self._timer = loop.call_later(self.check_interval, self._periodic, loop)
 
-    def on_tick(self) -> None:
-        """Called every ``check_interval`` seconds from the event loop while serving."""
+    def on_check(self) -> None:
+        """Called every ``check_interval`` seconds from the event loop while serving (not
+        ``on_tick``: that is the main loop's, every 0.1 s, with uvicorn's signature)."""
 
     def supervisor_lost(self) -> None:
         if not self.should_exit:
@@ -163,7 +166,7 @@ class WorkerServer(ChildServer):
         self.serving.set()
         self.heartbeat.send(READY)
 
-    def on_tick(self) -> None:
+    def on_check(self) -> None:
         self.heartbeat.send(BEAT)
         if self.heartbeat.lost:
             self.supervisor_lost()
