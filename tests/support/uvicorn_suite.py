@@ -164,7 +164,8 @@ KNOWN_FAILURES: dict[str, tuple[str, str]] = {
     "tests/test_cli.py::test_set_app_via_environment_variable": (
         BUG, "uvicorn: APP from $UVICORN_APP; fastasgi: $FASTASGI_APP only, so run() is never called"),
     # -- Config
-    "tests/test_config.py::test_config_should_reload_is_set*": (BUG, "uvicorn: Config.should_reload; fastasgi: no such attribute"),
+    "tests/test_config.py::test_config_should_reload_is_set*": (
+        BUG, "uvicorn: Config.should_reload; fastasgi: no such attribute"),
     "tests/test_config.py::test_should_warn_on_invalid_reload_configuration": (
         BUG, "uvicorn: Config.should_reload, and a warning on uvicorn.error for reload with an app object; fastasgi: neither"),
     **{f"tests/test_config.py::test_{name}": (
@@ -209,7 +210,8 @@ KNOWN_FAILURES: dict[str, tuple[str, str]] = {
         BUG, "uvicorn: run() imports the app before Server.run and exits 3 on a bad path; fastasgi imports it in Server.run"),
     "tests/test_main.py::test_run_imports_app_before_starting_event_loop": (
         BUG, "uvicorn: run() imports the app before Server.run opens the event loop; fastasgi: inside it"),
-    "tests/test_main.py::test_run_skips_eager_app_import_with_workers": (BUG, "uvicorn: Config.load_app; fastasgi: no such method"),
+    "tests/test_main.py::test_run_skips_eager_app_import_with_workers": (
+        BUG, "uvicorn: Config.load_app; fastasgi: no such method"),
     "tests/test_main.py::test_run_match_config_params": (
         BUG, "uvicorn: run() spells out Config's keywords in its signature; fastasgi: run(app, **kwargs)"),
     "tests/test_main.py::test_exit_on_create_server_with_invalid_host": (
