@@ -257,6 +257,7 @@ cdef class Exchange:
     cdef _send_body(self, bytes body, bint more)
     cdef _send_trailers(self)
     cdef object _send_wait(self)
+    cdef int _scan_headers(self) except -1
     cdef _response_done(self)
     cdef _account(self, long long nbytes)
     cdef _send_error(self, int status)

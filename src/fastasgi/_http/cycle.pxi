@@ -114,50 +114,25 @@ cdef class RequestCycle(Exchange):
             proto._write(buf_bytes(b))
 
     cdef _build_head(self, bytes body, bint final):
-        """Write status line and headers into proto.out: first the headers that change
-        framing are found, response_framing() decides, then the head is written."""
+        """Write status line and headers into proto.out: the policy scans the app's fields,
+        response_framing() decides, then the head is written."""
         cdef HttpProtocol proto = self.proto
         cdef Buf* b = &proto.out
         cdef bytes name, value
-        cdef const char* np
-        cdef const char* vp
-        cdef Py_ssize_t nl, vl
-        cdef bint has_server = False, has_date = False, has_connection = False
-        cdef bint app_chunked = False
         cdef object headers = self.resp_headers
         cdef Framing framing
+        cdef int found = self._scan_headers()
+        if found & FOUND_CLOSE:
+            self.keep_alive = False
 
-        for item in headers:
-            name, value = item
-            check_header(name, value)
-            nl = PyBytes_GET_SIZE(name)
-            np = PyBytes_AS_STRING(name)
-            vp = PyBytes_AS_STRING(value)
-            vl = PyBytes_GET_SIZE(value)
-            if nl == CONTENT_LENGTH_NAME_LEN and lower_equals(np, nl, "content-length", nl):
-                self.expected_length = parse_length(vp, vl)
-                if self.expected_length < 0:
-                    raise RuntimeError("Invalid Content-Length header: %r" % (value,))
-            elif nl == TRANSFER_ENCODING_LEN and lower_equals(np, nl, "transfer-encoding", nl):
-                if lower_contains(vp, vl, "chunked", CHUNKED_LEN):
-                    app_chunked = True
-            elif nl == CONNECTION_LEN and lower_equals(np, nl, "connection", nl):
-                has_connection = True
-                if lower_contains(vp, vl, "close", CLOSE_LEN):
-                    self.keep_alive = False
-            elif nl == SERVER_LEN and lower_equals(np, nl, "server", nl):
-                has_server = True
-            elif nl == DATE_LEN and lower_equals(np, nl, "date", nl):
-                has_date = True
-
-        framing = response_framing(self.status, self.expected_length >= 0, app_chunked, final,
-                                   self.http10)
+        framing = response_framing(self.status, self.expected_length >= 0,
+                                   (found & FOUND_CHUNKED) != 0, final, self.http10)
         if framing == FRAMING_INVALID:
             raise RuntimeError("Response has both Content-Length and Transfer-Encoding")
         self.framing = framing
 
         buf_add_bytes(b, <bytes>STATUS_LINES[self.status])
-        buf_add_defaults(b, proto.ctx, has_server, has_date)
+        buf_add_defaults(b, proto.ctx, (found & FOUND_SERVER) != 0, (found & FOUND_DATE) != 0)
         for item in headers:
             name, value = item
             buf_add_bytes(b, name)
@@ -181,7 +156,7 @@ cdef class RequestCycle(Exchange):
             # RFC 9110 10.1.1: the client waits for a 100 Continue we never sent before it
             # sends a body we will not read; we close after this response, and say so
             self.keep_alive = False
-        if not has_connection:
+        if not found & FOUND_CONNECTION:
             if not self.keep_alive:
                 buf_add(b, CONNECTION_CLOSE, CONNECTION_CLOSE_LEN)
             elif self.http10:

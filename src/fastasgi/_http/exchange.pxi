@@ -34,6 +34,10 @@
 # send() raises ClientDisconnected), body_ended (the last body message is sent; with trailers
 # the response is DONE only after them), and the app coroutine's AppState (driver.pxi).
 #
+# The response-header policy is Exchange's too (_scan_headers: validation, Content-Length
+# parsed once, the fields that change what the server writes); the server's own fields
+# come from the context (one Server value, the Date line, --header).
+#
 # The wire effects a subclass provides: _send_body (head and body bytes), _send_trailers,
 # _send_wait (what send() returns when the transport or window holds it back), _body_taken
 # (the app took buffered body: reading or the window reopens), _before_wait (what is owed
@@ -61,6 +65,15 @@ cdef enum:
 # 18 decimal digits cannot overflow a long long
 cdef enum:
     LENGTH_DIGITS = 18
+
+# What the response-header policy found among the app's fields (Exchange._scan_headers)
+cdef enum:
+    FOUND_SERVER = 1
+    FOUND_DATE = 2
+    FOUND_CONNECTION = 4
+    FOUND_CLOSE = 8
+    FOUND_CHUNKED = 16
+    FOUND_LENGTH = 32
 
 
 cdef inline long long parse_length(const char* p, Py_ssize_t n) noexcept:
@@ -231,6 +244,42 @@ cdef class Exchange:
 
     cdef object _send_wait(self):
         return _DONE
+
+    cdef int _scan_headers(self) except -1:
+        """The response-header policy of both protocols, one pass over the app's fields: each
+        field validated (RFC 9110 5.1, 5.5), Content-Length parsed once (expected_length), and
+        which fields the server would also write (Server, Date) or that decide the framing
+        (Transfer-Encoding, Connection) the app sent: FOUND_* flags. The protocol then writes
+        the head its own way."""
+        cdef int found = 0
+        cdef bytes name, value
+        cdef const char* np
+        cdef const char* vp
+        cdef Py_ssize_t nl, vl
+        for item in self.resp_headers:
+            name, value = item
+            check_header(name, value)
+            nl = PyBytes_GET_SIZE(name)
+            np = PyBytes_AS_STRING(name)
+            vp = PyBytes_AS_STRING(value)
+            vl = PyBytes_GET_SIZE(value)
+            if nl == CONTENT_LENGTH_NAME_LEN and lower_equals(np, nl, "content-length", nl):
+                self.expected_length = parse_length(vp, vl)
+                if self.expected_length < 0:
+                    raise RuntimeError("Invalid Content-Length header: %r" % (value,))
+                found |= FOUND_LENGTH
+            elif nl == TRANSFER_ENCODING_LEN and lower_equals(np, nl, "transfer-encoding", nl):
+                if lower_contains(vp, vl, "chunked", CHUNKED_LEN):
+                    found |= FOUND_CHUNKED
+            elif nl == CONNECTION_LEN and lower_equals(np, nl, "connection", nl):
+                found |= FOUND_CONNECTION
+                if lower_contains(vp, vl, "close", CLOSE_LEN):
+                    found |= FOUND_CLOSE
+            elif nl == SERVER_LEN and lower_equals(np, nl, "server", nl):
+                found |= FOUND_SERVER
+            elif nl == DATE_LEN and lower_equals(np, nl, "date", nl):
+                found |= FOUND_DATE
+        return found
 
     cdef _response_done(self):
         """The response is complete: receive() says http.disconnect, and it is accounted."""

@@ -237,39 +237,27 @@ cdef class H2Stream(Exchange):
         cdef H2Protocol conn = self.conn
         cdef ServerContext ctx = self.ctx
         cdef list fields = [(b":status", H2_STATUS[self.status])]
-        cdef bint has_server = False, has_date = False, has_length = False
         cdef nghttp2.nghttp2_data_provider provider
         cdef Py_ssize_t nl
-        cdef const char* np
+        cdef int found = self._scan_headers()
         for item in self.resp_headers:
             name, value = item
-            check_header(name, value)
             nl = PyBytes_GET_SIZE(name)
             if has_upper(PyBytes_AS_STRING(name), nl):
                 name = name.lower()
                 item = (name, value)
-            np = PyBytes_AS_STRING(name)
-            if nl == 14 and memcmp(np, "content-length", 14) == 0:
-                self.expected_length = parse_length(PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value))
-                if self.expected_length < 0:
-                    raise RuntimeError("Invalid Content-Length header: %r" % (value,))
-                has_length = True
-            elif nl == 6 and memcmp(np, "server", 6) == 0:
-                has_server = True
-            elif nl == 4 and memcmp(np, "date", 4) == 0:
-                has_date = True
-            elif is_hop_field(np, nl):
-                continue
+            if is_hop_field(PyBytes_AS_STRING(name), nl):
+                continue        # RFC 9113 8.2.2: no connection-specific fields
             fields.append(item)
-        if ctx.server_field is not None and not has_server:
+        if ctx.server_field is not None and not found & FOUND_SERVER:
             fields.append(ctx.server_field)
-        if ctx.date_header and not has_date:
+        if ctx.date_header and not found & FOUND_DATE:
             fields.append(h2_date_field())
         fields.extend(conn.default_nv)
         no_body = self.status < 200 or self.status == 204 or self.status == 304
         if no_body or self.is_head:
             self.trailers = False
-        if not no_body and not has_length and whole >= 0 and not self.trailers and \
+        if not no_body and not found & FOUND_LENGTH and whole >= 0 and not self.trailers and \
                 (whole or not self.is_head):
             # the whole body came in one message: say its length (a HEAD's empty body says
             # nothing about GET's)
