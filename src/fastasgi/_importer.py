@@ -4,6 +4,10 @@
 errors are ``LoadError``, one line in uvicorn's wording (``Config`` reports them as a
 ``ConfigError``). An exception raised by the user's own code while it is imported or built
 keeps its traceback, trimmed to start in the user's code.
+
+``LoadError.in_app_code`` tells the two kinds apart for the exit code, as uvicorn's differ:
+uvicorn exits 3 when it cannot find or call the app (its own "Error loading ASGI app"
+messages) and 1 when the app's code raised (the exception escapes uvicorn, traceback and all).
 """
 
 from __future__ import annotations
@@ -24,11 +28,13 @@ logger = logging.getLogger("fastasgi.error")
 class LoadError(Exception):
     """The application (or another object named by an import string) cannot be loaded.
     ``show_cause`` is set when the cause's traceback helps (an exception raised by the
-    user's own code)."""
+    user's own code); ``in_app_code`` when the user's code failed (it raised while imported
+    or called as the factory), not the import string or the factory's signature."""
 
-    def __init__(self, message: str, *, show_cause: bool = False) -> None:
+    def __init__(self, message: str, *, show_cause: bool = False, in_app_code: bool = False) -> None:
         super().__init__(message)
         self.show_cause = show_cause
+        self.in_app_code = in_app_code or show_cause
 
 
 def load_app(app: Any, *, factory: bool, interface: str) -> tuple[Any, str]:
@@ -83,7 +89,8 @@ def import_from_string(import_str: Any, what: str = "ASGI app") -> Any:
             raise LoadError(f'Error loading {what}. Could not import module "{module_str}".') from None
         where = _where(exc)
         raise LoadError(
-            f'Error loading {what}. Could not import module "{module_str}": {exc}{where}.'
+            f'Error loading {what}. Could not import module "{module_str}": {exc}{where}.',
+            in_app_code=True,
         ) from None
     except Exception as exc:  # noqa: BLE001 - whatever the app's module raises, reported as a LoadError
         raise LoadError(

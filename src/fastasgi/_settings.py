@@ -12,6 +12,9 @@ the gunicorn worker class reads it from. From the table:
 - ``fastasgi --help`` lists one click option per entry with a help text, in table order;
 - each option also reads ``FASTASGI_<NAME>`` from the environment (``--reload-dir``:
   ``FASTASGI_RELOAD_DIRS``, the keyword's name, as click's automatic names have always been);
+  a uvicorn setting (``uvicorn=True``) then ``UVICORN_<NAME>``, the name uvicorn's click
+  gives it (``auto_envvar_prefix="UVICORN"`` and the same keyword), so that an image made
+  for uvicorn keeps its settings; ``FASTASGI_<NAME>`` wins;
 - ``fastasgi._defaults`` exports every default under the upper-case name (``PORT``) for the
   modules that read defaults by name, the compiled core among them;
 - ``fastasgi.workers`` maps gunicorn's settings by the ``gunicorn`` column.
@@ -41,6 +44,8 @@ from typing import Any
 
 #: how the environment names a setting: FASTASGI_LIMIT_CONCURRENCY (uvicorn: UVICORN_...)
 ENV_PREFIX = "FASTASGI"
+#: uvicorn's prefix (its click command's auto_envvar_prefix), read after ENV_PREFIX's
+UVICORN_ENV_PREFIX = "UVICORN"
 
 #: the words for off, on the command line, in FASTASGI_* variables and from Python; the
 #: first is the one --help shows
@@ -110,6 +115,15 @@ class Setting:
     @property
     def envvar_names(self) -> tuple[str, ...]:
         return self.envvars or (f"{ENV_PREFIX}_{self.name.upper()}",)
+
+    @property
+    def uvicorn_envvar(self) -> str | None:
+        """The variable uvicorn reads this setting from, the fallback for ``envvar_names``:
+        click names it after the keyword, which is uvicorn's (``UVICORN_RELOAD_DIRS``,
+        ``UVICORN_HEADERS``). None for fastasgi's own settings and the Python-only ones."""
+        if not (self.uvicorn and self.on_command_line):
+            return None
+        return f"{UVICORN_ENV_PREFIX}_{self.name.upper()}"
 
     @property
     def optional(self) -> bool:

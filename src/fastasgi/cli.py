@@ -3,13 +3,15 @@
 Flag names and defaults are uvicorn's, so ``uvicorn main:app --port 9000`` becomes
 ``fastasgi main:app --port 9000``. The options are the settings table's
 (``fastasgi._settings``): one per setting, with its flag, default, help and bounds, each also
-read from ``FASTASGI_<NAME>`` (APP from ``FASTASGI_APP``; uvicorn: ``UVICORN_...``). click
+read from ``FASTASGI_<NAME>`` (APP from ``FASTASGI_APP``), and a uvicorn setting then from
+uvicorn's ``UVICORN_<NAME>`` (``UVICORN_APP``), named in one INFO line at startup. click
 checks each value's type and range (a bad one is a usage error naming the flag); ``Config``
 checks how they fit together.
 """
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 from collections.abc import Callable, Sequence
@@ -18,12 +20,12 @@ from typing import Any
 import click
 
 from fastasgi._accesslog import compile_access_format
-from fastasgi._settings import CLI_SETTINGS, ENV_PREFIX, OFF_WORDS, Setting
+from fastasgi._settings import CLI_SETTINGS, ENV_PREFIX, OFF_WORDS, UVICORN_ENV_PREFIX, Setting
 from fastasgi._sockets import parse_bind
 from fastasgi._version import __version__
 from fastasgi.config import encode_header
 from fastasgi.logging import LOGGING_CONFIG
-from fastasgi.main import run
+from fastasgi.main import run_command
 
 __all__ = ["ENV_PREFIX", "main"]
 
@@ -93,9 +95,11 @@ class _ChoiceOrImportString(click.Choice):
 
 
 class _Command(click.Command):
-    """click's command, with usage errors (a bad or unknown flag) reported in one line,
-    ``Error: Invalid value for '--port': 'x' is not a valid integer.``, exit 2; a missing APP
-    gets click's usage line and --help hint first, as uvicorn's does."""
+    """click's command, with a bad value reported in one line that names the flag and the
+    value, ``Error: Invalid value for '--lifespan': 'x' is not one of ...``, exit 2 (a value
+    from a variable reads the same, with no usage line that would suggest a typed flag). The
+    other usage errors (an unknown flag, a missing APP) are shown as click and uvicorn show
+    them: the usage line and the --help hint first, exit 2."""
 
     def main(
         self,
@@ -110,8 +114,9 @@ class _Command(click.Command):
         try:
             result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.UsageError as exc:
-            if isinstance(exc, click.MissingParameter) and exc.param is not None and exc.param.name == "app":
-                exc.show()  # `fastasgi` alone: the usage line and the --help hint, as uvicorn's
+            param = exc.param if isinstance(exc, click.BadParameter) else None
+            if param is None or (isinstance(exc, click.MissingParameter) and param.name == "app"):
+                exc.show()  # the usage line and the --help hint, as uvicorn's
                 sys.exit(exc.exit_code)
             message = " ".join(exc.format_message().split("\n"))
             click.echo(f"Error: {message}", err=True)
@@ -198,11 +203,14 @@ def _click_type(entry: Setting) -> Any:
 
 def _option(entry: Setting) -> Callable[[Any], Any]:
     """The click option of one setting of the table."""
-    envvars = entry.envvar_names
+    # click takes the first variable set (and not empty) of the list: FASTASGI_* first
+    envvars = list(entry.envvar_names)
+    if entry.uvicorn_envvar is not None:
+        envvars.append(entry.uvicorn_envvar)
     kwargs: dict[str, Any] = {
         "cls": _Option,
         "help": entry.help,
-        "envvar": envvars[0] if len(envvars) == 1 else list(envvars),
+        "envvar": envvars[0] if len(envvars) == 1 else envvars,
     }
     if entry.kind == "switch":
         declarations = [f"{entry.flag}/--no-{entry.flag[2:]}", entry.name]
@@ -227,6 +235,26 @@ def _option(entry: Setting) -> Callable[[Any], Any]:
     return click.option(*declarations, **kwargs)
 
 
+APP_ENVVAR = f"{ENV_PREFIX}_APP"
+UVICORN_APP_ENVVAR = f"{UVICORN_ENV_PREFIX}_APP"
+
+
+def _from_uvicorn_env(ctx: click.Context) -> list[str]:
+    """The settings (and APP) whose value came from a ``UVICORN_*`` variable: read from
+    the environment, with no ``FASTASGI_*`` variable of theirs set (click skips empty
+    ones, and so does this)."""
+    source = click.ParameterSource.ENVIRONMENT
+    taken = []
+    if ctx.get_parameter_source("app") is source and not os.environ.get(APP_ENVVAR):
+        taken.append("app")
+    for entry in CLI_SETTINGS:
+        if entry.uvicorn_envvar is None or ctx.get_parameter_source(entry.name) is not source:
+            continue
+        if not any(os.environ.get(name) for name in entry.envvar_names):
+            taken.append(entry.name)
+    return taken
+
+
 def _settings_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Every setting of the table as an option, in the table's order (click lists options in
     the order their decorators are written, which is the reverse of the order they run in)."""
@@ -239,7 +267,7 @@ def _settings_options(command: Callable[..., Any]) -> Callable[..., Any]:
     cls=_Command,
     context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": ENV_PREFIX},
 )
-@click.argument("app", envvar=f"{ENV_PREFIX}_APP")
+@click.argument("app", envvar=[APP_ENVVAR, UVICORN_APP_ENVVAR])
 @_settings_options
 @click.option(
     "--version",
@@ -253,7 +281,7 @@ def main(app: str, **options: Any) -> None:
     """Serve the ASGI application APP, given as "module:attribute"."""
     if options.get("log_config") is None:
         options["log_config"] = LOGGING_CONFIG
-    run(app, **options)
+    run_command(app, options, _from_uvicorn_env(click.get_current_context()))
 
 
 if __name__ == "__main__":

@@ -47,7 +47,8 @@ INTERFACES = _settings.INTERFACES
 HEADER_MAPS = _settings.HEADER_MAPS
 PROXY_PROTOCOLS = _settings.PROXY_PROTOCOLS
 
-#: Exit code when the application cannot start (lifespan startup failed), as uvicorn.
+#: Exit code when the application cannot start, as uvicorn's: it cannot be found or
+#: called, its lifespan startup failed, or its address cannot be bound.
 STARTUP_FAILURE = 3
 
 SSL_PROTOCOL_VERSION: int = _settings.BY_NAME["ssl_version"].default
@@ -60,14 +61,26 @@ class ConfigError(Exception):
 
     The message is one line that names the flag (or the import string) and the bad value.
     ``show_cause`` is set when the cause's traceback helps (an exception raised by the
-    user's own code while it was imported or built).
+    user's own code while it was imported or built). ``exit_code``: 1, or what the error
+    says (``load_error`` below).
     """
 
     exit_code = 1
 
-    def __init__(self, message: str, *, show_cause: bool = False) -> None:
+    def __init__(self, message: str, *, show_cause: bool = False, exit_code: int | None = None) -> None:
         super().__init__(message)
         self.show_cause = show_cause
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+
+def load_error(exc: LoadError) -> ConfigError:
+    """A ``LoadError`` as the ``ConfigError`` to exit with: 3 (``STARTUP_FAILURE``) when the
+    app (or the --loop factory) cannot be found or called, as uvicorn exits after its "Error
+    loading ASGI app" lines; 1 when the user's code raised, as uvicorn exits when that
+    exception escapes it."""
+    code = 1 if exc.in_app_code else STARTUP_FAILURE
+    return ConfigError(str(exc), show_cause=exc.show_cause, exit_code=code)
 
 
 def flag_name(name: str) -> str:
@@ -494,7 +507,7 @@ class Config(Settings):
                 self.loop, what="the --loop factory"
             )
         except LoadError as exc:
-            raise ConfigError(str(exc), show_cause=exc.show_cause) from exc.__cause__
+            raise load_error(exc) from exc.__cause__
         return factory
 
     def setup_event_loop(self) -> None:
@@ -539,7 +552,7 @@ class Config(Settings):
         try:
             app, self.interface = load_app(self.app, factory=self.factory, interface=self.interface)
         except LoadError as exc:
-            raise ConfigError(str(exc), show_cause=exc.show_cause) from exc.__cause__
+            raise load_error(exc) from exc.__cause__
         if self.proxy_headers:
             app = ProxyHeadersMiddleware(app, self.trusted_proxies)
         self.ssl = self.create_ssl_context()

@@ -1,9 +1,11 @@
 """The process entry: ``run()`` serves with one ``Server``, or under a supervisor when the
 settings ask for workers or reloading, and turns the outcome into the process's exit code.
 
-Exit codes (uvicorn's): 0 after a normal stop, 1 for a bad setting, an application that
-cannot be imported or an address that cannot be bound, 3 (``STARTUP_FAILURE``) when the
-application's lifespan startup failed.
+Exit codes (uvicorn's, the README's "Exit codes" table): 0 after a normal stop; 1 for a bad
+setting, or when the application's own code raised while it was imported or built; 3
+(``STARTUP_FAILURE``) when the application cannot be found or called (import string, module,
+attribute, factory), its lifespan startup failed, or an address cannot be bound. The
+command line's usage errors (an unknown flag, a bad value) exit 2 before any of this.
 
 This module is the top of the import graph: nothing in the package imports it but the
 command line and ``fastasgi/__init__.py``.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastasgi.config import Config, ConfigError
@@ -25,10 +28,19 @@ logger = logging.getLogger("fastasgi.error")
 def run(app: Any, **kwargs: Any) -> None:
     """Serve ``app`` (an ASGI application or a ``"module:attr"`` string) until SIGINT or
     SIGTERM. Keywords are ``Config``'s. On a configuration error or a failed startup the
-    reason is logged in one line and the process exits (1, or 3 when the app's startup
-    failed), as ``uvicorn.run`` does."""
+    reason is logged in one line and the process exits (1 or 3, see above), as
+    ``uvicorn.run`` does."""
+    run_command(app, kwargs, ())
+
+
+def run_command(app: Any, options: Mapping[str, Any], from_uvicorn_env: Sequence[str]) -> None:
+    """``run()`` for the command line: ``from_uvicorn_env`` names the settings it took from
+    ``UVICORN_*`` variables, logged in one INFO line once ``Config`` has set up logging (an
+    image built for uvicorn changes how fastasgi listens without a word otherwise)."""
     try:
-        config = Config(app, **kwargs)
+        config = Config(app, **options)
+        if from_uvicorn_env:
+            logger.info("Settings from UVICORN_* environment variables: %s", ", ".join(from_uvicorn_env))
         if config.supervised:
             exit_code = supervise(config)
             if exit_code:

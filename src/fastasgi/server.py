@@ -8,7 +8,7 @@ them one by one):
    with ``--admin-bind`` (and no supervisor serving it), bind the admin listener and count
    into a private block (``fastasgi.admin``);
 2. lifespan startup (a failure ends here with exit code 3);
-3. bind (host/port, ``--uds``, ``--fd`` or sockets handed in) and serve; one timer calls
+3. bind (host/port, ``--uds``, ``--fd`` or sockets handed in; a failure: exit code 3) and serve; one timer calls
    ``ctx.tick()`` every second (Date header, idle keep-alive connections), from the start of
    lifespan startup: its last run is the event loop's heartbeat (``/livez``);
 4. on SIGINT/SIGTERM (or ``should_exit``, the way to stop a server that runs outside the
@@ -251,7 +251,7 @@ class Server:
             message = _sockets.bind_error_message(exc, config.endpoints)
             logger.error(message)
             await self._unless_forced(self.lifespan.shutdown())
-            raise StartupError(message, 1) from None
+            raise StartupError(message, STARTUP_FAILURE) from None
 
         self.started = True
         if self.tls is not None:
@@ -302,7 +302,7 @@ class Server:
         except OSError as exc:
             message = _sockets.bind_error_message(exc, [endpoint])
             logger.error(message)
-            raise StartupError(message, 1) from None
+            raise StartupError(message, STARTUP_FAILURE) from None
         metrics.attach()
         self._metrics = metrics
 

@@ -333,7 +333,7 @@ def test_admin_address_in_use(workers):
         taken.listen()
         port = taken.getsockname()[1]
         result = run_cli("sup_app:app", "--port", "0", *workers, "--admin-bind", f"127.0.0.1:{port}")
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == 3, result.stderr  # a bind failure, as the app's address
     errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR:")]
     assert errors == [f"ERROR:    [Errno 98] address already in use: 127.0.0.1:{port}"], result.stderr
     assert "Traceback" not in result.stderr

@@ -79,10 +79,11 @@ def test_run_with_an_import_string_and_options(tmp_path):
     assert '"GET / HTTP/1.1"' not in server.stdout()
 
 
-def test_run_with_a_bad_import_string_exits_1(tmp_path):
+def test_run_with_a_bad_import_string_exits_3(tmp_path):
+    # uvicorn.run's code for an app it cannot load (STARTUP_FAILURE)
     command = script(tmp_path, "import fastasgi\nfastasgi.run('nosuch_module_for_api_test:app', port=0)\n")
     with ServerProcess(command) as server:
-        assert server.wait_exit() == 1
+        assert server.wait_exit() == 3
     assert server.stderr_lines == [
         'ERROR:    Error loading ASGI app. Could not import module "nosuch_module_for_api_test".'
     ]

@@ -19,11 +19,13 @@ from websockets.sync.client import connect as ws_connect
 
 from support.server import APPS, HTTP_TIMEOUT, ServerProcess, error_lines, free_port, run_cli, wait_for_port
 
-# --- the app cannot be loaded: one line, exit 1, no traceback -----------------------------
+# --- the app cannot be loaded: one line, exit 3 (1: its own code failed), no traceback -----
 
 
-def assert_one_line_error(result, expected: str) -> None:
-    assert result.returncode == 1, result
+def assert_one_line_error(result, expected: str, exit_code: int = 3) -> None:
+    """``exit_code``: uvicorn's, 3 when the app cannot be found or called (STARTUP_FAILURE),
+    1 when its own code failed or a setting is refused."""
+    assert result.returncode == exit_code, result
     lines = error_lines(result.stderr)
     assert lines == [f"ERROR:    {expected}"], result.stderr
     assert "Traceback" not in result.stderr
@@ -68,6 +70,7 @@ def test_import_error_inside_the_module_is_one_line_with_its_cause():
         result,
         'Error loading ASGI app. Could not import module "cli_broken_import": '
         "No module named 'nosuch_dependency_for_cli_test' (cli_broken_import.py, line 3).",
+        exit_code=1,
     )
 
 
@@ -122,9 +125,13 @@ def test_bad_flag_value(args, flag):
 
 
 def test_unknown_flag():
+    # click's usage line and --help hint first, as uvicorn shows them
     result = run_cli("cli_app:app", "--no-such-flag")
     assert result.returncode == 2
-    assert "Error: No such option '--no-such-flag'." in result.stderr
+    usage, hint, blank, error = result.stderr.strip().splitlines()
+    assert usage == "Usage: python -m fastasgi [OPTIONS] APP"
+    assert hint == "Try 'python -m fastasgi --help' for help."
+    assert (blank, error) == ("", "Error: No such option '--no-such-flag'.")
 
 
 def test_head_size_and_its_alias_must_agree():
@@ -134,6 +141,7 @@ def test_head_size_and_its_alias_must_agree():
     assert_one_line_error(
         result,
         "--h11-max-incomplete-event-size and --limit-request-head-size are two names for one limit; got 2000 and 1000.",
+        exit_code=1,
     )
 
 
@@ -169,7 +177,7 @@ def test_port_in_use():
         taken.listen()
         port = taken.getsockname()[1]
         result = run_cli("cli_app:app", "--port", str(port))
-    assert result.returncode == 1
+    assert result.returncode == 3  # uvicorn's STARTUP_FAILURE
     assert f"ERROR:    [Errno 98] address already in use: 127.0.0.1:{port}" in result.stderr.splitlines()
     assert "Traceback" not in result.stderr
 
@@ -401,7 +409,7 @@ def test_fd():
 
 def test_fd_not_a_socket(tmp_path):
     result = run_cli("cli_app:app", "--fd", "0")
-    assert result.returncode == 1
+    assert result.returncode == 3  # a bind failure, as any other
     assert "ERROR:    [Errno 88] socket operation on non-socket: fd 0" in result.stderr.splitlines()
 
 
@@ -480,7 +488,7 @@ def test_python_dash_m_and_cli_main_are_the_same_command():
     from fastasgi.cli import main
 
     result = CliRunner().invoke(main, ["cli_app"])
-    assert result.exit_code == 1
+    assert result.exit_code == 3  # a bad import string, refused as uvicorn refuses it
 
 
 # --- signals and graceful shutdown ----------------------------------------------------------

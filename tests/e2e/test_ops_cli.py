@@ -162,8 +162,8 @@ def test_options_fastasgi_cannot_honour_are_refused_in_one_line(args, message):
     assert result.stderr.strip().splitlines() == [f"ERROR:    {message}"]
 
 
-def test_missing_app_shows_usage_and_unknown_option_is_one_line():
-    """No APP: the usage line and the --help hint, as uvicorn prints them; a bad flag: one line."""
+def test_missing_app_and_unknown_option_show_usage():
+    """No APP, or an unknown flag: the usage line and the --help hint, as uvicorn prints them."""
     result = run_cli()
     assert result.returncode == 2
     usage, hint, blank, error = result.stderr.strip().splitlines()  # run as `python -m fastasgi`
@@ -172,7 +172,8 @@ def test_missing_app_shows_usage_and_unknown_option_is_one_line():
     assert (blank, error) == ("", "Error: Missing argument 'APP'.")
     result = run_cli(APP, "--proxy-header")
     assert result.returncode == 2
-    [line] = result.stderr.strip().splitlines()
+    usage, hint, blank, line = result.stderr.strip().splitlines()
+    assert usage.endswith("fastasgi [OPTIONS] APP") and hint.endswith("fastasgi --help' for help.")
     assert line.startswith("Error: No such option '--proxy-header'.") and "'--proxy-headers'" in line
 
 

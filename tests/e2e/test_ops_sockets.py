@@ -80,7 +80,7 @@ def test_uds_refuses_a_live_socket_and_a_regular_file(tmp_path):
     live.listen()
     try:
         result = run_cli(APP, "--uds", path)
-        assert result.returncode == 1
+        assert result.returncode == 3  # a bind failure: uvicorn's STARTUP_FAILURE
         assert f"ERROR:    [Errno 98] address already in use: {path}" in result.stderr.splitlines()
         assert stat.S_ISSOCK(os.stat(path).st_mode)  # the other server's socket is left alone
     finally:
@@ -89,7 +89,7 @@ def test_uds_refuses_a_live_socket_and_a_regular_file(tmp_path):
     regular = tmp_path / "not-a-socket"
     regular.write_text("keep me")
     result = run_cli(APP, "--uds", str(regular))
-    assert result.returncode == 1
+    assert result.returncode == 3
     assert f"ERROR:    [Errno 98] address already in use: {regular}" in result.stderr.splitlines()
     assert regular.read_text() == "keep me"
 
@@ -194,7 +194,7 @@ def test_bind_in_use_is_one_line_and_leaves_nothing_behind(tmp_path):
         taken.listen()
         port = taken.getsockname()[1]
         result = run_cli(APP, "--bind", f"unix:{path}", "--bind", f"127.0.0.1:{port}")
-    assert result.returncode == 1
+    assert result.returncode == 3
     assert f"ERROR:    [Errno 98] address already in use: 127.0.0.1:{port}" in result.stderr.splitlines()
     assert "Traceback" not in result.stderr
     assert not os.path.exists(path)  # the unix socket bound before the failure is removed

@@ -328,13 +328,13 @@ def test_lifespan_startup_failure_exits_3():
     assert server.stderr.count("Started server process") <= 3  # no restart loop
 
 
-def test_a_port_in_use_is_one_line_and_exit_1():
+def test_a_port_in_use_is_one_line_and_exit_3():
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         result = run_cli("sup_app:app", "--port", str(port), "--workers", "2")
-    assert result.returncode == 1
+    assert result.returncode == 3  # as uvicorn's supervisor
     assert result.stderr.strip().splitlines() == [
         f"ERROR:    [Errno 98] address already in use: 127.0.0.1:{port}"
     ]

@@ -6,6 +6,7 @@ off is spelled one way."""
 from __future__ import annotations
 
 import inspect
+import os
 
 import click
 import pytest
@@ -29,6 +30,9 @@ OFF_BY_DEFAULT = [entry for entry in CLI_SETTINGS if entry.off and entry.get_cli
 def _clean_env(monkeypatch):
     for name in ("WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS"):
         monkeypatch.delenv(name, raising=False)
+    for name in list(os.environ):
+        if name.startswith((f"{_settings.ENV_PREFIX}_", f"{_settings.UVICORN_ENV_PREFIX}_")):
+            monkeypatch.delenv(name)  # what the tests set is all the command line reads
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +55,8 @@ def test_every_entry_is_a_click_option(entry, help_text):
     assert entry.flag in option.opts
     assert set(entry.flags) <= set(option.opts)
     envvar = option.envvar if isinstance(option.envvar, (list, tuple)) else [option.envvar]
-    assert tuple(envvar) == entry.envvar_names
+    fallback = () if entry.uvicorn_envvar is None else (entry.uvicorn_envvar,)
+    assert tuple(envvar) == entry.envvar_names + fallback  # FASTASGI_* first: it wins
     assert all(name.startswith(f"{_settings.ENV_PREFIX}_") for name in entry.envvar_names)
     assert option.multiple is entry.multiple
     assert option.is_flag is (entry.kind in ("flag", "switch"))
@@ -98,6 +103,97 @@ def test_the_environment_sets_options(monkeypatch):
     assert params["limit_concurrency"] == 7
     assert params["timeout_request"] is None
     assert params["reload_dirs"] == (".",)
+
+
+# -- UVICORN_* variables -----------------------------------------------------------------------
+
+UVICORN_SETTINGS = [entry for entry in CLI_SETTINGS if entry.uvicorn_envvar is not None]
+
+
+def test_uvicorn_variables_are_the_ones_uvicorn_reads():
+    """Each uvicorn setting falls back to the variable uvicorn's own click command reads for it
+    (its auto_envvar_prefix and the option's name), and only those: fastasgi's own settings
+    have none."""
+    from uvicorn import main as uvicorn_main  # the click command
+
+    assert isinstance(uvicorn_main, click.Command)
+    prefix = uvicorn_main.context_settings["auto_envvar_prefix"]
+    assert prefix == _settings.UVICORN_ENV_PREFIX
+    theirs = {param.name: f"{prefix}_{param.name.upper()}" for param in uvicorn_main.params}
+    for entry in CLI_SETTINGS:
+        if entry.uvicorn:
+            assert entry.uvicorn_envvar == theirs[entry.name], entry.name
+        else:
+            assert entry.uvicorn_envvar is None, entry.name
+    uvicorn_app = next(param.envvar for param in uvicorn_main.params if param.name == "app")
+    assert OPTIONS["app"].envvar == ["FASTASGI_APP", uvicorn_app]
+
+
+def _env_sample(entry, tmp_path) -> str:
+    """A value of the entry's kind that click takes and that is not its default."""
+    kind = entry.cli_kind or entry.kind
+    if entry.name == "headers":
+        return "x-from-env:1"
+    if kind in ("flag", "switch", "bool"):
+        return "false" if entry.get_cli_default() else "true"
+    if entry.cli_choices is not None or kind == "choice":
+        choices = [c for c in (entry.cli_choices or entry.choices) if c != entry.get_cli_default()]
+        return choices[0]
+    if kind in ("int", "float"):
+        value = entry.maximum if entry.maximum is not None else (entry.minimum or 0) + 3
+        return str(int(value) if kind == "int" else float(value))
+    if kind in ("path", "file"):
+        path = tmp_path / f"{entry.name}.txt"
+        path.write_text("")
+        return str(path)
+    return "from-env"
+
+
+@pytest.mark.parametrize("entry", UVICORN_SETTINGS, ids=lambda entry: entry.name)
+def test_every_uvicorn_setting_falls_back_to_its_uvicorn_variable(entry, monkeypatch, tmp_path):
+    from fastasgi.cli import _from_uvicorn_env
+
+    unset = main.make_context("fastasgi", ["app:app"]).params[entry.name]
+    monkeypatch.setenv(entry.uvicorn_envvar, _env_sample(entry, tmp_path))
+    ctx = main.make_context("fastasgi", ["app:app"])
+    assert ctx.get_parameter_source(entry.name) is click.ParameterSource.ENVIRONMENT
+    assert ctx.params[entry.name] != unset
+    assert _from_uvicorn_env(ctx) == [entry.name]
+
+
+@pytest.mark.parametrize("entry", UVICORN_SETTINGS, ids=lambda entry: entry.name)
+def test_the_fastasgi_variable_wins_over_uvicorns(entry, monkeypatch, tmp_path):
+    from fastasgi.cli import _from_uvicorn_env
+
+    monkeypatch.setenv(entry.envvar_names[-1], _env_sample(entry, tmp_path))
+    ours = main.make_context("fastasgi", ["app:app"]).params[entry.name]
+    # a value no setting takes: parsing it would be a usage error, so it is not even read
+    monkeypatch.setenv(entry.uvicorn_envvar, "not-a-value:of any kind")
+    ctx = main.make_context("fastasgi", ["app:app"])
+    assert ctx.params[entry.name] == ours
+    assert _from_uvicorn_env(ctx) == []
+
+
+def test_an_empty_fastasgi_variable_is_unset(monkeypatch):
+    # click skips empty variables: UVICORN_PORT is used, and so named
+    from fastasgi.cli import _from_uvicorn_env
+
+    monkeypatch.setenv("FASTASGI_PORT", "")
+    monkeypatch.setenv("UVICORN_PORT", "9123")
+    monkeypatch.setenv("UVICORN_APP", "env:app")
+    monkeypatch.delenv("FASTASGI_APP", raising=False)
+    ctx = main.make_context("fastasgi", [])
+    assert (ctx.params["app"], ctx.params["port"]) == ("env:app", 9123)
+    assert _from_uvicorn_env(ctx) == ["app", "port"]
+
+
+def test_the_command_line_wins_over_uvicorn_variables(monkeypatch):
+    from fastasgi.cli import _from_uvicorn_env
+
+    monkeypatch.setenv("UVICORN_PORT", "9123")
+    ctx = main.make_context("fastasgi", ["app:app", "--port", "9124"])
+    assert ctx.params["port"] == 9124
+    assert _from_uvicorn_env(ctx) == []
 
 
 def test_log_level_names_are_the_logging_modules():

@@ -173,7 +173,8 @@ class Multiprocess:
     # -- the loop -----------------------------------------------------------------------
 
     def run(self, sockets: list[socket.socket]) -> int:
-        """Supervise until stopped; return the exit code (0, or 3 after a startup failure).
+        """Supervise until stopped; return the exit code (0, or 3 after a startup failure,
+        the admin listener's bind failure among them).
         ``sockets`` are the bound listeners; the caller closes them afterwards."""
         self.listener_sets = [sockets]
         logger.info(
@@ -182,7 +183,7 @@ class Multiprocess:
             extra={"color_message": "Started parent process [" + style("%d", fg="cyan", bold=True) + "]"},
         )
         if not self._start_admin():
-            return 1
+            return STARTUP_FAILURE
         try:
             self._supervise()
         finally:
