@@ -4,8 +4,9 @@ The protocol calls ``access_log(scope, status, nbytes, duration)`` once per resp
 tens of thousands of responses a second, one ``Logger.info`` per response (a LogRecord, a
 handler lock, a formatter pass, a write and a flush) would cost more than serving the
 request. So the line format is compiled once into one Python function, and while the
-access logger is in its default shape (one StreamHandler with a formatter we can compile)
-finished lines are collected and written with one ``write`` per event-loop iteration.
+access records reach one StreamHandler only, with a formatter we can compile (the default
+config's, on ``uvicorn.access``, to which ``fastasgi.access`` propagates), finished lines are
+collected and written with one ``write`` per event-loop iteration.
 Any other logging setup (files, JSON formatters, filters, extra handlers, propagation to
 the root logger) gets one ordinary ``Logger.info`` per response instead. The shape is
 checked again at the start of every batch, so a log config changed at run time (in the
@@ -530,6 +531,7 @@ def make_access_log(custom_format: str | None = None) -> AccessLog:
     The logger's level and handlers are looked at when lines are logged, not now: the
     app's lifespan startup, which runs after this, may configure logging."""
     logger = logging.getLogger("fastasgi.access")
+    twin = logging.getLogger("uvicorn.access")
     message_format = _UVICORN_MESSAGE if custom_format is None else custom_format
     custom_line = None if custom_format is None else compile_access_format(custom_format)
     error_logger = logging.getLogger("fastasgi.error")
@@ -561,7 +563,14 @@ def make_access_log(custom_format: str | None = None) -> AccessLog:
         """Is the logger in a shape whose output we can produce ourselves? Sets
         ``handler``, ``formatter`` and ``format_batch`` for it."""
         nonlocal handler, formatter, format_batch
-        handlers = logger.handlers
+        # The first logger up the chain with handlers (uvicorn.access in the default
+        # config: fastasgi.access propagates to it) must be the last one a record reaches.
+        sink: logging.Logger | None = logger
+        while sink is not None and not sink.handlers and sink.propagate:
+            sink = sink.parent
+        if sink is None or (sink.propagate and sink.parent is not None):
+            return False
+        handlers = sink.handlers
         candidate: logging.StreamHandler[Any]
         if len(handlers) == 1 and handlers[0] is handler and handler.formatter is formatter:
             candidate = cast("logging.StreamHandler[Any]", handler)  # chosen below, as a StreamHandler
@@ -570,8 +579,8 @@ def make_access_log(custom_format: str | None = None) -> AccessLog:
         else:
             return False
         if (
-            logger.propagate
-            or logger.filters
+            logger.filters
+            or twin.filters  # LinkedLogger applies uvicorn.access's filters as well
             or candidate.filters
             or candidate.level > INFO
             or logger.disabled

@@ -1,11 +1,34 @@
 """Log configuration from plain values, and the formatters.
 
-Three loggers, named like uvicorn's so a uvicorn log config translates by renaming:
+fastasgi logs on ``fastasgi.error`` (server life cycle and application errors; despite the
+name it carries INFO lines such as "Started server process") and ``fastasgi.access`` (one
+line per response). Log configs are everywhere written for uvicorn's names, so the two
+name sets are linked into one chain, and a record reaches the handlers configured on either
+name, each handler once::
 
-- ``fastasgi``: parent of the other two; its handler writes to stderr.
-- ``fastasgi.error``: server life cycle and application errors (despite the name it
-  carries INFO lines such as "Started server process").
-- ``fastasgi.access``: one line per response, to stdout.
+    fastasgi.error  -> uvicorn.error  -> uvicorn -> fastasgi -> root
+    fastasgi.access -> uvicorn.access -> uvicorn -> fastasgi -> root
+
+``fastasgi.error`` and ``fastasgi.access`` are children of their uvicorn twins (so a config
+that names only ``uvicorn``, ``uvicorn.error`` and ``uvicorn.access`` gets fastasgi's lines,
+and its ``propagate: false`` stops them as it stops uvicorn's), and ``uvicorn`` is a child
+of ``fastasgi`` (so a config written for fastasgi's names still gets them, and so do the
+lines an app logs on ``uvicorn.error``). A config naming both sets with ``propagate: false``
+prints a line once: at the first configured logger of the chain. The default config names
+the uvicorn loggers, exactly as uvicorn's does, so a config the app applies later on those
+names replaces it as it would under uvicorn.
+
+Two things of ``logging`` apply to a record only where it is logged, not where it
+propagates to: logger filters and the ``disabled`` flag. The fastasgi loggers are therefore
+of a ``Logger`` subclass that applies the filters of their uvicorn twin too (a health-check
+filter added to ``uvicorn.access`` sees fastasgi's access records), and that counts as
+disabled only while its twin is disabled as well (``disable_existing_loggers`` in a config
+that names the uvicorn loggers does not silence fastasgi). The records keep their own
+names: ``%(name)s`` shows ``fastasgi.error`` / ``fastasgi.access``.
+
+An access record carries uvicorn's message and args, ``(client_addr, method,
+path_with_query, http_version, status)``, so uvicorn's ``AccessFormatter`` and filters on
+``record.args`` work; the startup lines carry uvicorn's ``color_message``.
 
 The default formatters prefix each line with the level (``INFO:     ``), coloured when the
 stream is a terminal, as uvicorn does. With ``--log-format json`` both handlers use
@@ -69,10 +92,12 @@ LOGGING_CONFIG: dict[str, Any] = {
             "stream": "ext://sys.stdout",
         },
     },
+    # uvicorn's names, as in uvicorn's default: fastasgi's loggers propagate to them (see
+    # above), and a config of the app's own for these names replaces this one.
     "loggers": {
-        "fastasgi": {"handlers": ["default"], "level": "INFO", "propagate": False},
-        "fastasgi.error": {"level": "INFO"},
-        "fastasgi.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+        "uvicorn": {"handlers": ["default"], "level": "INFO", "propagate": False},
+        "uvicorn.error": {"level": "INFO"},
+        "uvicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
     },
 }
 
@@ -278,6 +303,75 @@ class JsonFormatter(logging.Formatter):
         return json_line(entry)
 
 
+#: (fastasgi's logger, its uvicorn twin), the top one first.
+LOGGER_PAIRS = (
+    ("fastasgi", "uvicorn"),
+    ("fastasgi.error", "uvicorn.error"),
+    ("fastasgi.access", "uvicorn.access"),
+)
+
+
+class LinkedLogger(logging.Logger):
+    """The class of fastasgi's loggers: a record logged here passes this logger's filters
+    and its uvicorn twin's (logging applies a logger's filters only to records logged on
+    it, and fastasgi logs on its own names); disabled only while the twin is disabled too.
+    """
+
+    twin: logging.Logger
+    _own_disabled: bool
+
+    @property  # type: ignore[override]
+    def disabled(self) -> bool:  # type: ignore[override]
+        # A config applied with disable_existing_loggers disables every logger it does
+        # not name: naming uvicorn's loggers is naming ours.
+        return self._own_disabled and self.twin.disabled
+
+    @disabled.setter
+    def disabled(self, value: bool) -> None:
+        self._own_disabled = value
+
+    def filter(self, record: logging.LogRecord) -> Any:
+        result = super().filter(record)
+        if not result or not self.twin.filters:
+            return result
+        # Python 3.12+: a filter may return a changed record, which the twin's filters see
+        return self.twin.filter(result if isinstance(result, logging.LogRecord) else record)
+
+
+def _link_loggers() -> None:
+    """Make the chain of the module docstring: set the parents, and the fastasgi loggers'
+    class and twins. Loggers are never re-parented by logging afterwards: it does so only
+    when a logger is created where a placeholder stood, and these all exist from now on."""
+    ours_top = logging.getLogger("fastasgi")
+    for ours_name, uvicorn_name in LOGGER_PAIRS:
+        ours, twin = logging.getLogger(ours_name), logging.getLogger(uvicorn_name)
+        if not isinstance(ours, LinkedLogger):
+            disabled = ours.__dict__.pop("disabled", False)
+            ours.__class__ = LinkedLogger  # the same object: loggers already held keep working
+            ours.disabled = disabled
+        cast("LinkedLogger", ours).twin = twin
+        if ours is ours_top:
+            twin.parent = ours_top  # uvicorn -> fastasgi
+        else:
+            ours.parent = twin  # fastasgi.error -> uvicorn.error, fastasgi.access -> uvicorn.access
+    # the levels are inherited along the new parents: drop what isEnabledFor has cached
+    ours_top.setLevel(ours_top.level)
+
+
+_link_loggers()
+
+
+def reached_handlers(logger: logging.Logger, *, stop: logging.Logger | None = None) -> list[logging.Handler]:
+    """The handlers a record logged on ``logger`` is offered to, in order (what
+    ``Logger.callHandlers`` walks); up to, not including, ``stop`` when given."""
+    found: list[logging.Handler] = []
+    node: logging.Logger | None = logger
+    while node is not None and node is not stop:
+        found.extend(node.handlers)
+        node = node.parent if node.propagate else None
+    return found
+
+
 def _is_tty(stream: Any) -> bool:
     try:
         return bool(stream.isatty())
@@ -299,9 +393,9 @@ def configure_logging(
     ``log_config`` is a dictConfig dict, a path to a ``.json`` / ``.yaml`` / ``.yml`` file
     (dictConfig) or to an ini file (fileConfig), a ``RawConfigParser`` or an open ini file,
     or None to leave logging as it is. ``log_level`` (a name of ``LOG_LEVELS`` or a
-    number) is set on fastasgi's loggers; ``use_colors`` (None: when the stream is a
-    terminal) goes to our formatters in a dict config; ``access_log`` False removes the
-    access handlers; an ``access_log_format`` is the whole access line, so our default
+    number) is set on fastasgi's loggers and on uvicorn's; ``use_colors`` (None: when the
+    stream is a terminal) goes to our formatters in a dict config; ``access_log`` False
+    removes the access handlers; an ``access_log_format`` is the whole access line, so our default
     access handler then writes it without a prefix. ``log_format`` ``"json"`` turns the
     default config (``LOGGING_CONFIG``, or a dict equal to it) into ``JSON_LOGGING_CONFIG``;
     any other config is applied as it is (it says how lines look).
@@ -334,23 +428,26 @@ def configure_logging(
 
     if log_level is not None:
         level = LOG_LEVELS[log_level.lower()] if isinstance(log_level, str) else log_level
-        for name in ("fastasgi.error", "fastasgi.access", "fastasgi.asgi"):
-            logging.getLogger(name).setLevel(level)
+        # both sets: an app's own uvicorn.error lines follow --log-level as under uvicorn
+        for prefix in ("fastasgi", "uvicorn"):
+            for name in ("error", "access", "asgi"):
+                logging.getLogger(f"{prefix}.{name}").setLevel(level)
 
     if access_log_format is not None and log_config is not None:
         # --access-log-format is the whole line: the default access handler writes it as is.
         _plain_access_formatter()
 
     if not access_log:
-        access_logger = logging.getLogger("fastasgi.access")
-        access_logger.handlers = []
-        access_logger.propagate = False
+        for name in ("fastasgi.access", "uvicorn.access"):  # uvicorn empties its one too
+            access_logger = logging.getLogger(name)
+            access_logger.handlers = []
+            access_logger.propagate = False
 
 
 def _plain_access_formatter() -> None:
     """Give the access handlers that use our default access format ``%(message)s``
     instead (``--access-log-format`` then decides the whole line)."""
-    for handler in logging.getLogger("fastasgi.access").handlers:
+    for handler in reached_handlers(logging.getLogger("fastasgi.access")):
         formatter = handler.formatter
         if isinstance(formatter, AccessFormatter) and formatter._fmt == DEFAULT_ACCESS_FMT:
             handler.setFormatter(AccessFormatter("%(message)s", use_colors=False))

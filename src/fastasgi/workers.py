@@ -28,7 +28,9 @@ gunicorn                   fastasgi
 ``--certfile``, ...        ``ssl_cert_reqs``, ``ssl_ciphers``
 ``--access-logfile``,      fastasgi's access and error lines go to gunicorn's handlers;
 ``--error-logfile``,       without an access log file no access line is even formatted.
-``--log-level``
+``--log-level``            A ``logconfig_dict`` (or ``--log-config-json``/``--log-config``)
+                           that gives ``uvicorn.error``/``uvicorn.access`` (or fastasgi's
+                           names) handlers is used instead (see ``_wire_logging``).
 ``--env``                  ``-e FASTASGI_WORKER_INIT=module:function``: fastasgi's
                            ``--worker-init``, called in each worker before gunicorn imports
                            the app there (with ``--preload`` the arbiter has imported it
@@ -57,6 +59,7 @@ from gunicorn.workers.base import Worker
 
 from fastasgi._settings import BY_NAME, SETTINGS
 from fastasgi.config import Config, ConfigError, run_worker_init
+from fastasgi.logging import reached_handlers
 from fastasgi.server import Server, StartupError
 
 __all__ = ["FastASGIWorker"]
@@ -180,17 +183,28 @@ class FastASGIWorker(Worker):
             self._server.should_exit = True
 
     def _wire_logging(self) -> bool:
-        """Send fastasgi's log lines to gunicorn's handlers; True when gunicorn writes an
-        access log."""
-        for name, source in (
-            ("fastasgi.error", self.log.error_log),
-            ("fastasgi.access", self.log.access_log),
+        """Send fastasgi's log lines to gunicorn's handlers, unless gunicorn's log config
+        (``logconfig_dict``, ``--log-config-json``, ``--log-config``) routes them itself;
+        True when the access lines reach a handler.
+
+        gunicorn's handlers go on ``uvicorn.error`` and ``uvicorn.access``, as uvicorn's
+        worker puts them, so an app's own ``uvicorn.error`` lines go there too; fastasgi's
+        loggers propagate to them (``fastasgi.logging``). A config that gives any logger
+        of the chain below the root (``fastasgi.access``, ``uvicorn.access``, ``uvicorn``,
+        ``fastasgi``) a handler keeps it: its formatters and filters apply. The root is
+        left out of the test: gunicorn's defaults give it a console handler of their own.
+        """
+        for ours, theirs, source in (
+            ("fastasgi.error", "uvicorn.error", self.log.error_log),
+            ("fastasgi.access", "uvicorn.access", self.log.access_log),
         ):
-            target = logging.getLogger(name)
+            if reached_handlers(logging.getLogger(ours), stop=logging.root):
+                continue
+            target = logging.getLogger(theirs)
             target.handlers = list(source.handlers)
             target.setLevel(source.level)
             target.propagate = False
-        return bool(self.log.access_log.handlers)
+        return logging.getLogger("fastasgi.access").hasHandlers()
 
 
 def gunicorn_settings(cfg: Any) -> dict[str, Any]:

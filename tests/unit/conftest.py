@@ -54,16 +54,20 @@ def error_log():
 
 @pytest.fixture
 def restore_logging():
-    """Put the fastasgi loggers back as they were (building a Config configures logging)."""
-    names = ("fastasgi", "fastasgi.error", "fastasgi.access")
+    """Put the fastasgi and uvicorn loggers back as they were (building a Config
+    configures logging; the default config's handlers are on the uvicorn names)."""
+    names = ("fastasgi", "fastasgi.error", "fastasgi.access", "uvicorn", "uvicorn.error", "uvicorn.access")
     saved = {}
     for name in names:
         logger = logging.getLogger(name)
-        saved[name] = (list(logger.handlers), logger.level, logger.propagate, logger.disabled)
+        # a fastasgi logger's own flag (its .disabled also reads its uvicorn twin's)
+        disabled = vars(logger).get("_own_disabled", logger.disabled)
+        saved[name] = (list(logger.handlers), logger.level, logger.propagate, disabled, list(logger.filters))
     yield
-    for name, (handlers, level, propagate, disabled) in saved.items():
+    for name, (handlers, level, propagate, disabled, filters) in saved.items():
         logger = logging.getLogger(name)
         logger.handlers[:] = handlers
         logger.setLevel(level)
         logger.propagate = propagate
         logger.disabled = disabled
+        logger.filters[:] = filters

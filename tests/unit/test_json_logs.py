@@ -21,6 +21,7 @@ from fastasgi.logging import (
     LOGGING_CONFIG,
     JsonFormatter,
     configure_logging,
+    reached_handlers,
     rfc3339,
 )
 
@@ -205,7 +206,8 @@ def test_access_log_writes_json_directly_and_through_logging(custom):
     """The batched writer (one handler with JsonFormatter) and the path through logging (a
     second handler) write the same fields."""
     configure_logging(JSON_LOGGING_CONFIG)
-    logger = logging.getLogger("fastasgi.access")
+    # the default config's access handler is on uvicorn.access: fastasgi.access propagates to it
+    logger = logging.getLogger("uvicorn.access")
     direct = io.StringIO()
     logger.handlers[0].setStream(direct)  # type: ignore[attr-defined]
     access_log = make_access_log(custom)
@@ -241,14 +243,14 @@ def test_access_log_writes_json_directly_and_through_logging(custom):
 def test_log_format_json_makes_the_default_config_json():
     config = Config("app:app", log_format="json")
     assert config.log_format == "json"
-    for name in ("fastasgi", "fastasgi.access"):
+    for name in ("uvicorn", "uvicorn.access"):
         (handler,) = logging.getLogger(name).handlers
         assert type(handler.formatter) is JsonFormatter
     # a copy of the default (a Config pickled for --reload) is recognised by its value
     configure_logging(json.loads(json.dumps(LOGGING_CONFIG)), log_format="json")
-    assert type(logging.getLogger("fastasgi").handlers[0].formatter) is JsonFormatter
+    assert type(logging.getLogger("uvicorn").handlers[0].formatter) is JsonFormatter
     configure_logging(LOGGING_CONFIG, log_format="text")
-    assert type(logging.getLogger("fastasgi").handlers[0].formatter) is not JsonFormatter
+    assert type(logging.getLogger("uvicorn").handlers[0].formatter) is not JsonFormatter
 
 
 @pytest.mark.usefixtures("restore_logging")
@@ -263,7 +265,9 @@ def test_log_format_is_checked_and_a_log_config_wins():
     logger.addHandler(logging.StreamHandler(seen))  # restore_logging takes it off again
     Config("app:app", log_format="json", log_config=own)
     assert "--log-format json has no effect with --log-config" in seen.getvalue()
-    assert type(logging.getLogger("fastasgi").handlers[0].formatter) is not JsonFormatter
+    for name in ("fastasgi.error", "fastasgi.access"):
+        reached = reached_handlers(logging.getLogger(name))
+        assert not [handler for handler in reached if type(handler.formatter) is JsonFormatter]
 
 
 # -- --worker-init ------------------------------------------------------------------------
