@@ -212,6 +212,8 @@ class Server:
         self._start_admin()
         self.lifespan = Lifespan(config)
         options = _context_options(config)
+        if self.tls is not None:
+            options["tls_extension"] = self.tls.extension
         self._access_log = options["access_log"]
         self.ctx = ServerContext(
             config.loaded_app,

@@ -167,6 +167,16 @@ _NEXT: dict[int, frozenset[int]] = {
 CHECK_TRANSITIONS = DEBUG or os.environ.get("FASTASGI_DEBUG") == "1"
 
 
+def _ws_extensions(http_scope: dict) -> dict:
+    """The websocket scope's extensions: the Denial Response, and the connection's tls
+    extension when it has one (built once per connection by the HTTP protocol)."""
+    extensions: dict = {"websocket.http.response": {}}
+    tls = (http_scope.get("extensions") or {}).get("tls")
+    if tls is not None:
+        extensions["tls"] = tls
+    return extensions
+
+
 class _Settings:
     """The websocket settings of a ``Config``, read once at start-up."""
 
@@ -278,7 +288,7 @@ class WebSocketProtocol(WsConn, asyncio.Protocol):
             "query_string": http_scope.get("query_string", b""),
             "headers": headers,
             "subprotocols": _subprotocols(headers),
-            "extensions": {"websocket.http.response": {}},
+            "extensions": _ws_extensions(http_scope),
         }
         if "state" in http_scope:
             self.scope["state"] = http_scope["state"]

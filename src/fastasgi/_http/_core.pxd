@@ -108,6 +108,7 @@ cdef class ServerContext:
     cdef readonly bint http2                # h2c by its preface, h2 by ALPN (h2.pxi)
     cdef readonly bint http2_only           # every connection is HTTP/2 (--http h2)
     cdef readonly bint reset_contextvars    # each request starts from an empty Context
+    cdef readonly object tls_extension      # ssl_object -> the ASGI tls extension dict, or None
     # HTTP/2: (max streams, stream window, connection window, max frame, max header list)
     cdef readonly tuple h2_settings
     cdef readonly object clock              # None: the C monotonic clock; else a callable
@@ -135,6 +136,7 @@ cdef class RequestParser:
     cdef bint in_trailers         # the head is complete: fields now are trailer fields
     cdef bint expect_continue
     cdef bint websocket_upgrade
+    cdef bint te_trailers         # the request's TE names "trailers" (RFC 9110 10.1.4)
     # stream positions (see the top of parser.pxi)
     cdef const char* feed_base
     cdef long long feed_pos
@@ -173,6 +175,8 @@ cdef class HttpProtocol:
     # per-connection scope pieces, computed once in connection_made
     cdef dict scope_template
     cdef object base_context      # the context every request starts from a copy of (driver.pxi)
+    cdef dict extensions          # scope["extensions"] of its requests (exchange.pxi)
+    cdef dict extensions_trailers # the same with http.response.trailers (TE: trailers)
 
     cdef RequestCycle cycle       # the one request in progress, or None
     cdef list corked              # writes held back while _parse runs, flushed at its end
@@ -256,6 +260,7 @@ cdef class Exchange:
     cdef int _before_wait(self) except -1
     cdef _send_body(self, bytes body, bint more)
     cdef _send_trailers(self)
+    cdef _send_early_hint(self, list links)
     cdef object _send_wait(self)
     cdef int _scan_headers(self) except -1
     cdef _response_done(self)

@@ -86,6 +86,7 @@ cdef str T_DISCONNECT = "http.disconnect"
 cdef str T_START = "http.response.start"
 cdef str T_BODY = "http.response.body"
 cdef str T_TRAILERS = "http.response.trailers"
+cdef str T_EARLY_HINT = "http.response.early_hint"
 cdef bytes CONTINUE_100 = b"HTTP/1.1 100 Continue\r\n\r\n"
 cdef bytes ERROR_HEADERS = b"content-type: text/plain; charset=utf-8\r\ncontent-length: "
 cdef const char* HTTP_NAME = "HTTP"
@@ -96,12 +97,16 @@ cdef const char* CONNECTION_CLOSE = "connection: close\r\n"
 cdef const char* CONNECTION_KEEP_ALIVE = "connection: keep-alive\r\n"
 cdef const char* CONTENT_LENGTH = "content-length: "
 cdef const char* TE_CHUNKED = "transfer-encoding: chunked\r\n"
+cdef const char* LAST_CHUNK_OPEN = "0\r\n"        # the last chunk, a trailer section to follow
+cdef bytes EARLY_HINTS_LINE = b"HTTP/1.1 103 Early Hints\r\n"
+cdef bytes LINK = b"link"
 
 # lengths of the C literals above and of names compared against, counted once
 cdef enum:
     CRLF_LEN = 2
     COLON_SP_LEN = 2
     LAST_CHUNK_LEN = 5
+    LAST_CHUNK_OPEN_LEN = 3
     CONNECTION_CLOSE_LEN = 19
     CONNECTION_KEEP_ALIVE_LEN = 24
     CONTENT_LENGTH_LEN = 16
@@ -116,6 +121,8 @@ cdef enum:
     HOST_LEN = 4
     EXPECT_LEN = 6
     UPGRADE_LEN = 7
+    TE_LEN = 2
+    TRAILERS_LEN = 8                # "trailers"
     DATE_LEN = 4
     SERVER_LEN = 6
     CONNECTION_LEN = 10
@@ -204,3 +211,16 @@ cdef inline bytes make_name(const char* p, Py_ssize_t n):
             if memcmp(PyBytes_AS_STRING(cand), p, n) == 0:
                 return cand
     return PyBytes_FromStringAndSize(p, n)
+
+
+# RFC 9110 6.5.1: fields a sender must not put in a trailer section, because the recipient
+# needs them before the content (framing, routing, request modifiers, authentication,
+# response control data, how to process the content); our own list, lower-case.
+cdef frozenset FORBIDDEN_TRAILERS = frozenset((
+    b"transfer-encoding", b"content-length", b"host", b"trailer", b"te", b"connection",
+    b"keep-alive", b"upgrade", b"proxy-connection", b"content-type", b"content-encoding",
+    b"content-range", b"range", b"expect", b"max-forwards", b"cache-control", b"pragma",
+    b"authorization", b"proxy-authorization", b"www-authenticate", b"proxy-authenticate",
+    b"set-cookie", b"cookie", b"age", b"expires", b"date", b"location", b"retry-after",
+    b"vary", b"warning",
+))

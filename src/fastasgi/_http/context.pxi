@@ -15,7 +15,7 @@ cdef class ServerContext:
                  timeout_request_body=_defaults.TIMEOUT_REQUEST_BODY,
                  timeout_request=_defaults.TIMEOUT_REQUEST,
                  str header_map=_defaults.HEADER_MAP, bint http2=_defaults.HTTP2,
-                 bint http2_only=False, bint reset_contextvars=False,
+                 bint http2_only=False, bint reset_contextvars=False, tls_extension=None,
                  int h2_max_concurrent_streams=_defaults.HTTP2_MAX_CONCURRENT_STREAMS,
                  int h2_initial_stream_window_size=_defaults.HTTP2_INITIAL_STREAM_WINDOW_SIZE,
                  int h2_initial_connection_window_size=_defaults.HTTP2_INITIAL_CONNECTION_WINDOW_SIZE,
@@ -57,6 +57,7 @@ cdef class ServerContext:
         self.http2 = http2 or http2_only
         self.http2_only = http2_only
         self.reset_contextvars = reset_contextvars
+        self.tls_extension = tls_extension
         # (the order H2Protocol reads them in); the header list's size defaults to the
         # HTTP/1.1 head limit, so one setting bounds a request head on both
         self.h2_settings = (h2_max_concurrent_streams, h2_initial_stream_window_size,

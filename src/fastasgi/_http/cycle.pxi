@@ -10,7 +10,7 @@
 # keep_alive (this response leaves the connection open).
 
 cdef RequestCycle new_cycle(HttpProtocol proto, dict scope, int method, bint http10,
-                            bint keep_alive, bint expect_continue):
+                            bint keep_alive, bint expect_continue, bint te_trailers):
     cdef RequestCycle cycle = RequestCycle.__new__(RequestCycle)
     cycle.proto = proto
     cycle.ctx = proto.ctx
@@ -23,6 +23,7 @@ cdef RequestCycle new_cycle(HttpProtocol proto, dict scope, int method, bint htt
     cycle.http10 = http10
     cycle.keep_alive = keep_alive
     cycle.expect_continue = expect_continue
+    cycle.trailers_ok = te_trailers         # RFC 9110 6.5, 10.1.4
     cycle.peer_eof = proto.eof
     cycle.expected_length = -1
     if proto.ctx.access_log is not None or M != NULL:
@@ -105,11 +106,14 @@ cdef class RequestCycle(Exchange):
                 buf_add(b, CRLF, CRLF_LEN)
         if not more:
             self.body_ended = True
-            if chunked:
+            if chunked and self.trailers:
+                buf_add(b, LAST_CHUNK_OPEN, LAST_CHUNK_OPEN_LEN)    # the trailers follow
+            elif chunked:
                 buf_add(b, LAST_CHUNK, LAST_CHUNK_LEN)
             if b.len:
                 proto._write(buf_bytes(b))
-            self._response_complete()
+            if not self.trailers:
+                self._response_complete()
         elif b.len:
             proto._write(buf_bytes(b))
 
@@ -124,12 +128,21 @@ cdef class RequestCycle(Exchange):
         cdef int found = self._scan_headers()
         if found & FOUND_CLOSE:
             self.keep_alive = False
+        if self.trailers and found & FOUND_LENGTH:
+            # RFC 9112 7.1.2: a trailer section only follows chunked content, which a
+            # Content-Length excludes (RFC 9112 6.2)
+            raise RuntimeError("Response trailers need chunked framing: the response has a "
+                               "Content-Length header")
 
         framing = response_framing(self.status, self.expected_length >= 0,
-                                   (found & FOUND_CHUNKED) != 0, final, self.http10)
+                                   (found & FOUND_CHUNKED) != 0, final and not self.trailers,
+                                   self.http10)
         if framing == FRAMING_INVALID:
             raise RuntimeError("Response has both Content-Length and Transfer-Encoding")
         self.framing = framing
+        if self.trailers and (self.is_head or not (framing == FRAMING_CHUNKED or
+                                                   framing == FRAMING_ADD_CHUNKED)):
+            self.trailers = False       # no content (1xx, 204, 304, HEAD): no trailer section
 
         buf_add_bytes(b, <bytes>STATUS_LINES[self.status])
         buf_add_defaults(b, proto.ctx, (found & FOUND_SERVER) != 0, (found & FOUND_DATE) != 0)
@@ -162,6 +175,38 @@ cdef class RequestCycle(Exchange):
             elif self.http10:
                 buf_add(b, CONNECTION_KEEP_ALIVE, CONNECTION_KEEP_ALIVE_LEN)
         buf_add(b, CRLF, CRLF_LEN)
+
+    cdef _send_trailers(self):
+        """RFC 9112 7.1.2: the trailer section after the last chunk, then the blank line."""
+        cdef HttpProtocol proto = self.proto
+        cdef Buf* b = &proto.out
+        cdef bytes name, value
+        b.len = 0
+        for name, value in self.trailer_fields:
+            buf_add_bytes(b, name)
+            buf_add(b, COLON_SP, COLON_SP_LEN)
+            buf_add_bytes(b, value)
+            buf_add(b, CRLF, CRLF_LEN)
+        buf_add(b, CRLF, CRLF_LEN)
+        proto._write(buf_bytes(b))
+        self._response_complete()
+
+    cdef _send_early_hint(self, list links):
+        """RFC 8297: 103 Early Hints with the links as Link fields. Not to an HTTP/1.0 client
+        (RFC 9110 15.2: a server must not send it a 1xx)."""
+        cdef HttpProtocol proto = self.proto
+        cdef Buf* b = &proto.out
+        if self.http10 or proto.state >= CONN_CLOSING:
+            return
+        b.len = 0
+        buf_add_bytes(b, EARLY_HINTS_LINE)
+        for link in links:
+            buf_add_bytes(b, LINK)
+            buf_add(b, COLON_SP, COLON_SP_LEN)
+            buf_add_bytes(b, link)
+            buf_add(b, CRLF, CRLF_LEN)
+        buf_add(b, CRLF, CRLF_LEN)
+        proto._write(buf_bytes(b))
 
     cdef _response_complete(self):
         cdef HttpProtocol proto = self.proto

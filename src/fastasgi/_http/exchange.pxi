@@ -34,6 +34,13 @@
 # send() raises ClientDisconnected), body_ended (the last body message is sent; with trailers
 # the response is DONE only after them), and the app coroutine's AppState (driver.pxi).
 #
+# The ASGI extensions both protocols carry, each written once here: http.response.trailers
+# (trailers_ok: HTTP/2 always, HTTP/1.1 when the request's TE names "trailers"; the fields are
+# validated as response fields and those RFC 9110 6.5.1 keeps out of trailers are refused),
+# http.response.early_hint (RFC 8297: 103 Early Hints before the response, its links as Link
+# fields). scope["extensions"] advertises them (one dict per connection, built at its start,
+# with the tls extension on a TLS connection).
+#
 # The response-header policy is Exchange's too (_scan_headers: validation, Content-Length
 # parsed once, the fields that change what the server writes); the server's own fields
 # come from the context (one Server value, the Date line, --header).
@@ -230,16 +237,37 @@ cdef class Exchange:
                 self.trailer_fields = []
             for name, value in m.get("headers", ()):
                 check_header(name, value)
-                self.trailer_fields.append((name.lower(), value))
+                name = name.lower()
+                if name in FORBIDDEN_TRAILERS:
+                    raise RuntimeError("Response trailer %r is not allowed in a trailer section"
+                                       " (RFC 9110 6.5.1)." % (name,))
+                self.trailer_fields.append((name, value))
             if not m.get("more_trailers", False):
                 self._send_trailers()
             return _DONE
+        if mtype == T_EARLY_HINT:
+            # RFC 8297: 103 Early Hints, Link fields the client may act on before the response
+            if self.response != RESP_NONE:
+                raise RuntimeError("Unexpected ASGI message 'http.response.early_hint' sent, after "
+                                   "'http.response.start'.")
+            links = []
+            for link in m.get("links", ()):
+                if type(link) is not bytes:
+                    link = bytes(link)
+                check_header(LINK, link)
+                links.append(link)
+            if links:
+                self._send_early_hint(links)
+            return self._send_wait()
         raise RuntimeError("Unexpected ASGI message '%s' sent for an http scope." % (mtype,))
 
     cdef _send_body(self, bytes body, bint more):
         raise NotImplementedError
 
     cdef _send_trailers(self):
+        raise NotImplementedError
+
+    cdef _send_early_hint(self, list links):
         raise NotImplementedError
 
     cdef object _send_wait(self):

@@ -167,8 +167,11 @@ cdef class H2Protocol:
         self.idle_since = ctx._clock()
         self.scope_template = dict(template)
         self.scope_template["http_version"] = HTTP_2
-        # one extensions dict for the connection's scopes (the scope copy shares it)
-        self.scope_template["extensions"] = {"http.response.trailers": {}}
+        # one extensions dict for the connection's scopes (the scope copy shares it): the
+        # HTTP/1.1 connection's (tls, early hints) and trailers, which HTTP/2 always carries
+        extensions = dict(template.get("extensions") or ())
+        extensions["http.response.trailers"] = {}
+        self.scope_template["extensions"] = extensions
         self.default_nv = [tuple(line.split(b": ", 1)) for line in ctx.extra_lines.split(b"\r\n")
                            if line]
         iv[0].settings_id = nghttp2.NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS
@@ -440,10 +443,18 @@ cdef class H2Protocol:
             self.transport.close()
 
 
+# What _submit_fields submits
+cdef enum:
+    FIELDS_RESPONSE = 0         # the response head (with its body's data provider, or none)
+    FIELDS_TRAILER = 1          # the trailer fields, which end the stream
+    FIELDS_INFORMATIONAL = 2    # a 1xx head before the response (RFC 9113 8.1: no END_STREAM)
+
+
 cdef int _submit_fields(nghttp2.nghttp2_session* session, int32_t stream_id, list fields,
-                        bint trailer, nghttp2.nghttp2_data_provider* provider=NULL) except -1:
-    """Submit a response head (with `provider` for its body, or none) or trailer fields.
-    nghttp2 copies the fields; the list keeps the bytes alive until then."""
+                        int kind, nghttp2.nghttp2_data_provider* provider=NULL) except -1:
+    """Submit a response head (with `provider` for its body, or none), trailer fields, or an
+    informational head (FIELDS_*). nghttp2 copies the fields; the list keeps the bytes alive
+    until then."""
     cdef Py_ssize_t n = len(fields), i
     cdef nghttp2.nghttp2_nv* nva = <nghttp2.nghttp2_nv*>PyMem_Malloc(n * sizeof(nghttp2.nghttp2_nv) + 1)
     cdef bytes name, value
@@ -458,8 +469,12 @@ cdef int _submit_fields(nghttp2.nghttp2_session* session, int32_t stream_id, lis
             nva[i].value = <uint8_t*>PyBytes_AS_STRING(value)
             nva[i].valuelen = PyBytes_GET_SIZE(value)
             nva[i].flags = nghttp2.NGHTTP2_NV_FLAG_NONE
-        if trailer:
+        if kind == FIELDS_TRAILER:
             rv = nghttp2.nghttp2_submit_trailer(session, stream_id, nva, n)
+        elif kind == FIELDS_INFORMATIONAL:
+            rv = nghttp2.nghttp2_submit_headers(session, nghttp2.NGHTTP2_FLAG_NONE, stream_id, NULL,
+                                                nva, n, NULL)
+            rv = 0 if rv >= 0 else rv
         else:
             rv = nghttp2.nghttp2_submit_response(session, stream_id, nva, n, provider)
     finally:

@@ -202,9 +202,17 @@ cdef class H2Stream(Exchange):
     cdef _send_trailers(self):
         cdef H2Protocol conn = self.conn
         if self.out is None:        # the body is all out: the trailers end the stream
-            _submit_fields(conn.session, self.stream_id, self.trailer_fields, True)
+            _submit_fields(conn.session, self.stream_id, self.trailer_fields, FIELDS_TRAILER)
         self._response_done()
         conn._flush()
+
+    cdef _send_early_hint(self, list links):
+        """RFC 9113 8.1: an informational HEADERS (:status 103) before the response's."""
+        cdef list fields = [(b":status", H2_STATUS[103])]
+        for link in links:
+            fields.append((LINK, link))
+        _submit_fields(self.conn.session, self.stream_id, fields, FIELDS_INFORMATIONAL)
+        self.conn._flush()
 
     cdef _send_body(self, bytes body, bint more):
         cdef Py_ssize_t blen = PyBytes_GET_SIZE(body)
@@ -266,12 +274,12 @@ cdef class H2Stream(Exchange):
         self._set_response(RESP_STREAMING)
         if no_body or not (has_body or self.trailers):
             self.out = None         # HEADERS ends the stream
-            _submit_fields(conn.session, self.stream_id, fields, False, NULL)
+            _submit_fields(conn.session, self.stream_id, fields, FIELDS_RESPONSE, NULL)
             return
         self.out = []
         provider.source.ptr = <void*>self
         provider.read_callback = h2_read_body
-        _submit_fields(conn.session, self.stream_id, fields, False, &provider)
+        _submit_fields(conn.session, self.stream_id, fields, FIELDS_RESPONSE, &provider)
 
     cdef Py_ssize_t _read_out(self, char* buf, size_t length, unsigned int* flags) except -1:
         """nghttp2 asks for up to `length` body bytes (the client's window allowing)."""
@@ -299,7 +307,7 @@ cdef class H2Stream(Exchange):
             if self.trailers:
                 flags[0] |= nghttp2.NGHTTP2_DATA_FLAG_NO_END_STREAM
                 if self.response == RESP_DONE:      # the trailers are all here already
-                    _submit_fields(self.conn.session, self.stream_id, self.trailer_fields, True)
+                    _submit_fields(self.conn.session, self.stream_id, self.trailer_fields, FIELDS_TRAILER)
         elif n == 0:
             self.deferred = True
             return nghttp2.NGHTTP2_ERR_DEFERRED
@@ -339,14 +347,14 @@ cdef class H2Stream(Exchange):
         fields.extend(self.conn.default_nv)
         if self.is_head:
             self.out = None
-            _submit_fields(self.conn.session, self.stream_id, fields, False, NULL)
+            _submit_fields(self.conn.session, self.stream_id, fields, FIELDS_RESPONSE, NULL)
         else:
             self.out = [body]
             self.out_len = PyBytes_GET_SIZE(body)
             self.body_ended = True
             provider.source.ptr = <void*>self
             provider.read_callback = h2_read_body
-            _submit_fields(self.conn.session, self.stream_id, fields, False, &provider)
+            _submit_fields(self.conn.session, self.stream_id, fields, FIELDS_RESPONSE, &provider)
         self._account(self.sent_length)
         self.disconnected = True        # the app's further sends raise, receive() says so
         self._wake()

@@ -100,6 +100,7 @@ cdef class RequestParser:
         self.in_trailers = False
         self.expect_continue = False
         self.websocket_upgrade = False
+        self.te_trailers = False
         return 0
 
     cdef int _on_url(self, const char* at, size_t n) noexcept:
@@ -196,6 +197,10 @@ cdef class RequestParser:
         elif nlen == UPGRADE_LEN and memcmp(p, "upgrade", UPGRADE_LEN) == 0:
             if lower_contains(v, vlen, "websocket", WEBSOCKET_LEN):
                 self.websocket_upgrade = True
+        elif nlen == TE_LEN and p[0] == c't' and p[1] == c'e':
+            # RFC 9110 10.1.4: "trailers" in TE: the client accepts a trailer section
+            if lower_contains(v, vlen, "trailers", TRAILERS_LEN):
+                self.te_trailers = True
         return 0
 
     # the end of the head ------------------------------------------------------------------

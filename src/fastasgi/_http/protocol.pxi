@@ -101,6 +101,12 @@ cdef class HttpProtocol:
             server = (sockname, None)
         if isinstance(peername, tuple):
             client = (peername[0], peername[1])
+        # The ASGI extensions of the connection's requests (exchange.pxi), one dict that every
+        # scope copy shares; the tls extension is computed here, once per connection.
+        ssl_object = transport.get_extra_info("ssl_object")
+        self.extensions = {"http.response.early_hint": {}}
+        if ssl_object is not None and ctx.tls_extension is not None:
+            self.extensions["tls"] = ctx.tls_extension(ssl_object)
         # Every key of the http scope, so that the per-request copy (a memcpy of the key
         # table) only has values replaced, never keys inserted or the table resized.
         self.scope_template = {
@@ -117,6 +123,7 @@ cdef class HttpProtocol:
             "client": client,
             "server": server,
             "state": None,
+            "extensions": self.extensions,
         }
         if ctx.shutting_down:
             self.keep_alive_allowed = False
@@ -126,7 +133,6 @@ cdef class HttpProtocol:
             # (3.4: GOAWAY(PROTOCOL_ERROR)), never an HTTP/1.1 request
             h2_takeover(self, EMPTY)
         elif ctx.http2:   # HTTP/2 (h2.pxi): by ALPN over TLS, by the preface in cleartext
-            ssl_object = transport.get_extra_info("ssl_object")
             if ssl_object is None:
                 self.h2_undecided = True
             elif ssl_object.selected_alpn_protocol() == "h2":
@@ -314,6 +320,12 @@ cdef class HttpProtocol:
         scope = PyDict_Copy(self.scope_template)
         if p.http_minor == 0:
             scope["http_version"] = HTTP_10
+        elif parser.te_trailers:
+            # RFC 9110 6.5: a trailer section only for a client that said it accepts one
+            if self.extensions_trailers is None:
+                self.extensions_trailers = dict(self.extensions)
+                self.extensions_trailers["http.response.trailers"] = {}
+            scope["extensions"] = self.extensions_trailers
         scope["method"] = <str>METHODS[p.method]
         scope["headers"] = parser.headers
         scope["state"] = PyDict_Copy(ctx.state)
@@ -321,7 +333,7 @@ cdef class HttpProtocol:
         self.cycle = new_cycle(
             self, scope, p.method, p.http_minor == 0,
             bool(llhttp_should_keep_alive(p)) and self.keep_alive_allowed and not ctx.shutting_down,
-            parser.expect_continue and p.http_minor != 0)
+            parser.expect_continue and p.http_minor != 0, parser.te_trailers and p.http_minor != 0)
         self._set_state(CONN_REQUEST)
         return 0
 
