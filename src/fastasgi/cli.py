@@ -25,7 +25,7 @@ from fastasgi._sockets import parse_bind
 from fastasgi._version import __version__
 from fastasgi.config import encode_header
 from fastasgi.logging import LOGGING_CONFIG
-from fastasgi.main import run_command
+from fastasgi.main import PENDING_NOTICES, run
 
 __all__ = ["ENV_PREFIX", "main"]
 
@@ -281,7 +281,12 @@ def main(app: str, **options: Any) -> None:
     """Serve the ASGI application APP, given as "module:attribute"."""
     if options.get("log_config") is None:
         options["log_config"] = LOGGING_CONFIG
-    run_command(app, options, _from_uvicorn_env(click.get_current_context()))
+    from_uvicorn_env = _from_uvicorn_env(click.get_current_context())
+    if from_uvicorn_env:
+        PENDING_NOTICES.append("Settings from UVICORN_* environment variables: " + ", ".join(from_uvicorn_env))
+    # through the module's name `run`, as uvicorn's command line calls it (a test that patches
+    # the command line's run sees what it passes)
+    run(app, **options)
 
 
 if __name__ == "__main__":

@@ -25,22 +25,28 @@ from fastasgi.supervisors import supervise
 logger = logging.getLogger("fastasgi.error")
 
 
+#: INFO lines the command line has for the log, written by the next run() once Config has set
+#: up logging (the settings taken from UVICORN_* variables: an image built for uvicorn changes
+#: how fastasgi listens without a word otherwise)
+PENDING_NOTICES: list[str] = []
+
+
 def run(app: Any, **kwargs: Any) -> None:
     """Serve ``app`` (an ASGI application or a ``"module:attr"`` string) until SIGINT or
     SIGTERM. Keywords are ``Config``'s. On a configuration error or a failed startup the
     reason is logged in one line and the process exits (1 or 3, see above), as
     ``uvicorn.run`` does."""
-    run_command(app, kwargs, ())
+    notices = list(PENDING_NOTICES)
+    PENDING_NOTICES.clear()
+    run_command(app, kwargs, notices)
 
 
-def run_command(app: Any, options: Mapping[str, Any], from_uvicorn_env: Sequence[str]) -> None:
-    """``run()`` for the command line: ``from_uvicorn_env`` names the settings it took from
-    ``UVICORN_*`` variables, logged in one INFO line once ``Config`` has set up logging (an
-    image built for uvicorn changes how fastasgi listens without a word otherwise)."""
+def run_command(app: Any, options: Mapping[str, Any], notices: Sequence[str]) -> None:
+    """``run()``'s body: ``notices`` are INFO lines logged once ``Config`` has set up logging."""
     try:
         config = Config(app, **options)
-        if from_uvicorn_env:
-            logger.info("Settings from UVICORN_* environment variables: %s", ", ".join(from_uvicorn_env))
+        for notice in notices:
+            logger.info(notice)
         if config.supervised:
             exit_code = supervise(config)
             if exit_code:

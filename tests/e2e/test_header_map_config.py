@@ -67,9 +67,9 @@ def test_run_with_a_bad_value_exits_1_with_one_line(tmp_path):
 
 @pytest.fixture
 def parsed(monkeypatch):
-    """Invoke the click command in-process; the keywords it would pass to ``run_command``."""
+    """Invoke the click command in-process; the keywords it would pass to ``run``."""
     calls: list[dict] = []
-    monkeypatch.setattr("fastasgi.cli.run_command", lambda app, options, uvicorn_env: calls.append(options))
+    monkeypatch.setattr("fastasgi.cli.run", lambda app, **options: calls.append(options))
 
     def parse(*args: str, env: dict[str, str] | None = None) -> dict:
         from fastasgi.cli import main
