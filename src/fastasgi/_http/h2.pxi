@@ -168,7 +168,9 @@ cdef class H2Protocol:
         self.scope_template = dict(template)
         self.scope_template["http_version"] = HTTP_2
         # one extensions dict for the connection's scopes (the scope copy shares it)
-        self.scope_template["extensions"] = {"http.response.trailers": {}}
+        self.scope_template["extensions"] = {"http.response.trailers": {},
+                                             "http.response.pathsend": {},
+                                             "http.response.zerocopysend": {}}
         self.default_nv = [tuple(line.split(b": ", 1)) for line in ctx.extra_lines.split(b"\r\n")
                            if line]
         iv[0].settings_id = nghttp2.NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS

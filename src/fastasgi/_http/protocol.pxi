@@ -117,6 +117,8 @@ cdef class HttpProtocol:
             "client": client,
             "server": server,
             "state": None,
+            # one dict per connection, shared by its scopes (the scope copy is shallow)
+            "extensions": {"http.response.pathsend": {}, "http.response.zerocopysend": {}},
         }
         if ctx.shutting_down:
             self.keep_alive_allowed = False
