@@ -149,7 +149,12 @@ def test_get_and_scope(split):
     assert scope["path"] == "/a b" and scope["raw_path"] == b"/a%20b" and scope["query_string"] == b"x=1"
     # :authority becomes the host header; split cookies are joined (RFC 9113 8.2.3)
     assert scope["headers"] == [(b"host", b"example.org"), (b"x-y", b"z"), (b"cookie", b"a=1; b=2")]
-    assert scope["extensions"] == {"http.response.trailers": {}, "http.response.early_hint": {}}
+    assert scope["extensions"] == {
+        "http.response.early_hint": {},
+        "http.response.pathsend": {},
+        "http.response.zerocopysend": {},
+        "http.response.trailers": {},
+    }
     assert scope["client"] == ("127.0.0.1", 50000)
 
 

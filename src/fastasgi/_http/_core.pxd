@@ -262,6 +262,7 @@ cdef class Exchange:
     cdef _send_trailers(self)
     cdef _send_early_hint(self, list links)
     cdef object _send_wait(self)
+    cdef object _send_file(self, dict m, bint by_path)
     cdef int _scan_headers(self) except -1
     cdef _response_done(self)
     cdef _account(self, long long nbytes)
@@ -363,6 +364,16 @@ cdef class H2Stream(Exchange):
     cdef _submit_head(self, bint has_body, long long whole)
     cdef Py_ssize_t _read_out(self, char* buf, size_t length, unsigned int* flags) except -1
     cdef _reset(self, unsigned int code)
+
+
+cdef class FileSource:
+    # the bytes of a file body (filesend.pxi)
+    cdef int fd                      # -1 once closed
+    cdef bint owned                  # opened by the server (Path Send): closed by it
+    cdef long long offset            # where the next byte is read
+    cdef long long remaining         # bytes still to send
+
+    cdef close(self)
 
 
 # zlib's C API (zlib.h), what permessage-deflate (wsdeflate.pxi) uses of it.

@@ -325,3 +325,8 @@ class _Done:
     shared instance when it had nothing to wait for."""
 
     def __await__(self) -> Generator[Any]: ...
+
+def file_send_stats() -> dict[str, int]:
+    """This process's file bodies (the ``http.response.pathsend`` and
+    ``http.response.zerocopysend`` extensions): ``responses``, and the bytes sent by
+    ``os.sendfile`` (``sendfile_bytes``) and by pread pieces (``pread_bytes``)."""

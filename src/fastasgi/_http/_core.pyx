@@ -26,6 +26,8 @@ import collections
 import email.utils
 import http
 import logging
+import os
+import stat
 import sys
 import time
 
@@ -63,6 +65,8 @@ include "h2callbacks.pxi"
 include "h2.pxi"
 # H2Stream(Exchange): HTTP/2's wire effects (DATA, RST_STREAM, trailers)
 include "h2stream.pxi"
+# files as response bodies: the Path Send and Zero Copy Send extensions, both protocols
+include "filesend.pxi"
 # an HTTP/1.1 connection handed to WebSocket or HTTP/2
 include "takeover.pxi"
 # WebSocket frames: parse, unmask, UTF-8, reassemble, build (RFC 6455)

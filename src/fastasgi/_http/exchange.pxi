@@ -259,6 +259,10 @@ cdef class Exchange:
             if links:
                 self._send_early_hint(links)
             return self._send_wait()
+        if mtype == T_PATHSEND or mtype == T_ZEROCOPYSEND:
+            # the Path Send and Zero Copy Send extensions: last, so other messages never
+            # pay for them
+            return self._send_file(m, mtype == T_PATHSEND)
         raise RuntimeError("Unexpected ASGI message '%s' sent for an http scope." % (mtype,))
 
     cdef _send_body(self, bytes body, bint more):
@@ -272,6 +276,11 @@ cdef class Exchange:
 
     cdef object _send_wait(self):
         return _DONE
+
+    cdef object _send_file(self, dict m, bint by_path):
+        """A file as the body (filesend.pxi: the same for both protocols, through _send_body
+        and _send_wait)."""
+        return send_file(self, m, by_path)
 
     cdef int _scan_headers(self) except -1:
         """The response-header policy of both protocols, one pass over the app's fields: each

@@ -104,7 +104,8 @@ cdef class HttpProtocol:
         # The ASGI extensions of the connection's requests (exchange.pxi), one dict that every
         # scope copy shares; the tls extension is computed here, once per connection.
         ssl_object = transport.get_extra_info("ssl_object")
-        self.extensions = {"http.response.early_hint": {}}
+        self.extensions = {"http.response.early_hint": {}, "http.response.pathsend": {},
+                           "http.response.zerocopysend": {}}
         if ssl_object is not None and ctx.tls_extension is not None:
             self.extensions["tls"] = ctx.tls_extension(ssl_object)
         # Every key of the http scope, so that the per-request copy (a memcpy of the key
