@@ -36,18 +36,34 @@ on only while a block is attached). The listener only reads blocks:
 
 Per-process figures (resident memory, CPU seconds, open fds) are read from ``/proc/<pid>``;
 on a system without ``/proc`` they are left out.
+
+The app's own metrics (``prometheus_client``) follow fastasgi's families in the same answer:
+
+- one process: the families of the client's default ``REGISTRY``, once the app has imported
+  ``prometheus_client`` (the listener runs in the app's process);
+- ``--workers``: the client's multiprocess mode (``AppMultiprocess``). The supervisor points
+  ``PROMETHEUS_MULTIPROC_DIR`` at a directory before it forks, each worker's metrics are
+  files there, and the listener merges them with ``MultiProcessCollector``. The supervisor
+  never imports the app: it only reads the files.
+
+An app family named like fastasgi's own (``fastasgi_*``) is left out (and logged once): the
+exposition keeps one HELP and TYPE per family. Without ``prometheus_client`` nothing changes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import http.server
+import importlib.util
 import logging
 import math
 import mmap
 import os
+import shutil
 import socket
 import socketserver
+import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -147,13 +163,15 @@ class Snapshot:
     """Everything one ``/metrics`` answer shows.
 
     ``counters`` is a counter block as ``metrics_read`` gives it (merged over the workers);
-    ``restarts`` the supervisor's worker restarts by cause (None: no supervisor).
+    ``restarts`` the supervisor's worker restarts by cause (None: no supervisor); ``app``
+    the app's families (``prometheus_client`` ``Metric`` objects, fastasgi's names left out).
     """
 
     counters: dict[str, Any]
     processes: list[ProcessStats] = field(default_factory=list)
     workers_live: int = 1
     restarts: dict[str, int] | None = None
+    app: list[Any] = field(default_factory=list)
 
 
 # -- the exposition formats ----------------------------------------------------------------
@@ -186,9 +204,36 @@ def render(snapshot: Snapshot, openmetrics: bool = False) -> bytes:
         lines.append(f"# TYPE {shown} {family.type}")
         for suffix, labels, value in family.samples:
             lines.append(f"{family.name}{suffix}{_format_labels(labels)} {_format_value(value)}")
+    body = ("\n".join(lines) + "\n").encode("utf-8")
+    if snapshot.app:
+        body += _render_app(snapshot.app, openmetrics)
+    return body + (b"# EOF\n" if openmetrics else b"")
+
+
+class _Collected:
+    """Families already collected, in the shape the client's exposition functions read."""
+
+    def __init__(self, families: list[Any]) -> None:
+        self.families = families
+
+    def collect(self) -> list[Any]:
+        return self.families
+
+
+def _render_app(families: list[Any], openmetrics: bool) -> bytes:
+    """The app's families in the client's own exposition code, so that each of its metric
+    types (info, stateset, ``_created`` samples...) is written the way the client writes it."""
+    # Any: the client's functions take its registry type; they only call collect()
+    collected: Any = _Collected(families)
     if openmetrics:
-        lines.append("# EOF")
-    return ("\n".join(lines) + "\n").encode("utf-8")
+        from prometheus_client.openmetrics import exposition as openmetrics_exposition
+
+        body = bytes(openmetrics_exposition.generate_latest(collected))
+        # One "# EOF" ends the whole answer: fastasgi's families come first.
+        return body.removesuffix(b"# EOF\n")
+    from prometheus_client import exposition
+
+    return bytes(exposition.generate_latest(collected))
 
 
 def _escape(text: str, quote: bool) -> str:
@@ -378,6 +423,133 @@ def read_process(pid: int, worker: str) -> ProcessStats | None:
     return ProcessStats(worker, resident_pages * _PAGE_SIZE, cpu_ticks / _CLOCK_TICKS, open_fds)
 
 
+# -- the app's metrics (prometheus_client) ------------------------------------------------
+
+#: prometheus_client's multiprocess mode: where each process keeps its metric files
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: the name older releases of the client read (it still does, with a DeprecationWarning)
+MULTIPROC_ENV_OLD = "prometheus_multiproc_dir"
+
+_left_out: set[str] = set()
+_failed_once = False
+
+
+def app_families(collect: Callable[[], Iterable[Any]]) -> list[Any]:
+    """The families ``collect()`` gives, less those that would collide with fastasgi's own
+    (``fastasgi_*``) or come twice; [] (logged once) when collecting fails: fastasgi's own
+    families are still answered."""
+    global _failed_once
+    try:
+        collected = list(collect())
+    except Exception:
+        if not _failed_once:
+            _failed_once = True
+            logger.exception("The admin listener could not collect the app's prometheus_client metrics")
+        return []
+    families = []
+    seen: set[str] = set()
+    for family in collected:
+        name = family.name
+        if name.startswith(PREFIX) or name in seen:
+            if name not in _left_out:
+                _left_out.add(name)
+                logger.warning(
+                    "The app's metric %r is not served on the admin listener: %s.",
+                    name,
+                    "fastasgi_* names are fastasgi's own" if name.startswith(PREFIX) else "it comes twice",
+                )
+            continue
+        seen.add(name)
+        families.append(family)
+    return families
+
+
+def single_process_app_families() -> list[Any]:
+    """One process: the app's default ``REGISTRY``, once the app has imported the client
+    (installed but unused, it is not imported here, and its process_* and python_*
+    collectors are not shown for an app that does not use it)."""
+    client = sys.modules.get("prometheus_client")
+    registry = getattr(client, "REGISTRY", None)
+    if registry is None:
+        return []
+    return app_families(registry.collect)
+
+
+class AppMultiprocess:
+    """``--workers``: prometheus_client's multiprocess mode, run by the supervisor.
+
+    ``setup()`` (before the first fork) points ``PROMETHEUS_MULTIPROC_DIR`` at a private
+    directory it makes, or keeps the one the user set; the workers inherit the variable and
+    the client in each writes its metrics to files there. ``collect()`` merges the files
+    (``MultiProcessCollector``: counters and histograms are summed over every worker, the
+    dead ones included, so that totals never go backwards); ``process_dead(pid)`` is the
+    client's ``mark_process_dead``, which drops a dead worker's live gauges; ``close()``
+    removes the directory it made and puts the variable back as it was.
+    """
+
+    def __init__(self, path: str, owned: bool) -> None:
+        self.path = path
+        #: made by ``setup`` (removed by ``close``), not the user's
+        self.owned = owned
+        from prometheus_client import multiprocess
+
+        self._multiprocess = multiprocess
+        self._collector = multiprocess.MultiProcessCollector(None, path=path)
+
+    @classmethod
+    def setup(cls, environ: Any = None) -> AppMultiprocess | None:
+        """None when prometheus_client is not installed, or the user's directory is not one."""
+        environ = os.environ if environ is None else environ
+        if importlib.util.find_spec("prometheus_client") is None:
+            return None
+        users = environ.get(MULTIPROC_ENV) or environ.get(MULTIPROC_ENV_OLD)
+        if users:
+            if not os.path.isdir(users):
+                logger.warning(
+                    "%s=%s is not a directory: the app's prometheus_client metrics are not served.",
+                    MULTIPROC_ENV,
+                    users,
+                )
+                return None
+            return cls(users, owned=False)
+        if "prometheus_client.values" in sys.modules:
+            # The client chose its value class when it was imported, without the variable:
+            # metrics made in the workers would stay in each worker's memory.
+            logger.warning(
+                "prometheus_client was imported before the supervisor set %s: the workers'"
+                " metrics cannot be collected (set it before starting, or import the client later).",
+                MULTIPROC_ENV,
+            )
+            return None
+        path = tempfile.mkdtemp(prefix="fastasgi-metrics-")
+        # Set before the client is imported anywhere (here too: MultiProcessCollector's
+        # import loads it), since the client reads it when it is imported.
+        environ[MULTIPROC_ENV] = path
+        try:
+            return cls(path, owned=True)
+        except BaseException:
+            del environ[MULTIPROC_ENV]
+            shutil.rmtree(path, ignore_errors=True)
+            raise
+
+    def collect(self) -> list[Any]:
+        return app_families(self._collector.collect)
+
+    def process_dead(self, pid: int) -> None:
+        try:
+            self._multiprocess.mark_process_dead(pid, self.path)
+        except OSError as exc:
+            logger.warning("Could not drop the prometheus_client gauges of process [%d]: %s", pid, exc)
+
+    def close(self, environ: Any = None) -> None:
+        if not self.owned:
+            return
+        environ = os.environ if environ is None else environ
+        if environ.get(MULTIPROC_ENV) == self.path:
+            del environ[MULTIPROC_ENV]
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
 # -- the counter blocks ---------------------------------------------------------------------
 
 
@@ -400,7 +572,13 @@ class LocalMetrics:
 
     def collect(self) -> Snapshot:
         stats = read_process(os.getpid(), "0")
-        return Snapshot(_core.metrics_read(self.block), [stats] if stats is not None else [], 1, None)
+        return Snapshot(
+            _core.metrics_read(self.block),
+            [stats] if stats is not None else [],
+            1,
+            None,
+            single_process_app_families(),
+        )
 
 
 class SharedMetrics:
@@ -412,8 +590,10 @@ class SharedMetrics:
     ``lock`` keeps a collection from seeing a slot both in the retired block and still live.
     """
 
-    def __init__(self, slots: int = SLOTS) -> None:
+    def __init__(self, slots: int = SLOTS, app: AppMultiprocess | None = None) -> None:
         self.slots = slots
+        #: the app's prometheus_client metrics of every worker (None: not collected)
+        self.app = app
         # MAP_SHARED | MAP_ANONYMOUS (mmap(2)): the children forked later count into the
         # very pages this process reads.
         self.map = mmap.mmap(-1, _core.METRICS_SIZE * slots)
@@ -481,7 +661,8 @@ class SharedMetrics:
             if stats is not None:
                 processes.append(stats)
         live = sum(1 for _, pid in owners if pid)
-        return Snapshot(counters, processes, live, restarts)
+        app = self.app.collect() if self.app is not None else []
+        return Snapshot(counters, processes, live, restarts, app)
 
     def close(self) -> None:
         with contextlib.suppress(BufferError):  # a view is still held (a worker's own slot)

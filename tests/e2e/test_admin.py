@@ -5,12 +5,14 @@ answers with the PID of the process that served it) with ``--admin-bind 127.0.0.
 admin port is read from the "Admin listener" log line. The counts must be exact: a known
 number of requests gives exactly that ``fastasgi_requests_total``, also after a worker was
 killed with SIGKILL and replaced. At the end a real Prometheus (Debian's package) scrapes
-the listener and its HTTP API must return the same sums.
+the listener and its HTTP API must return the same sums. ``prom_app`` counts in
+prometheus_client: its counter, merged over the workers, is scraped the same way.
 """
 
 from __future__ import annotations
 
 import http.client
+import importlib.util
 import json
 import os
 import re
@@ -18,6 +20,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -438,3 +441,108 @@ def test_prometheus_scrapes_the_sum_of_the_workers(tmp_path):
         finally:
             prometheus.close()
         assert server.stop() == 0
+
+
+# -- the app's own metrics (prometheus_client) -----------------------------------------------
+
+needs_client = pytest.mark.skipif(
+    importlib.util.find_spec("prometheus_client") is None, reason="prometheus_client is not installed"
+)
+
+
+def start_prom(*args: str, env: dict[str, str] | None = None) -> Supervised:
+    return Supervised.cli("prom_app:app", "--port", "0", "--admin-bind", "127.0.0.1:0", *args, env=env)
+
+
+def app_requests(port: int) -> float:
+    return sum(samples(scrape(port)[2], "app_requests_total").values())
+
+
+def assert_promtool_accepts(body: str) -> None:
+    if PROMTOOL is None:
+        return
+    result = subprocess.run(
+        [PROMTOOL, "check", "metrics"], input=body, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@needs_client
+def test_app_metrics_of_one_process():
+    with start_prom() as server:
+        port = server.wait_started()
+        admin = admin_port(server)
+        served_by(port, 5)
+        wait_total(admin, 5)
+        body = scrape(admin)[2]
+        assert samples(body, "app_requests_total") == {'{path="/"}': 5}
+        # the app's "fastasgi_requests" would add 1000 a request to fastasgi's own family
+        assert samples(body, "fastasgi_requests_total") == {'{method="GET",code="200",protocol="1.1"}': 5}
+        assert "python_info" in body  # the default REGISTRY, its own collectors with it
+        assert_promtool_accepts(body)
+        assert server.stop() == 0
+    assert "'fastasgi_requests' is not served on the admin listener" in server.stderr
+
+
+@needs_fork
+@needs_client
+@pytest.mark.skipif(
+    not os.path.exists(PROMETHEUS), reason=f"{PROMETHEUS} is absent (apt-get install prometheus)"
+)
+def test_prometheus_scrapes_the_apps_counter_summed_over_the_workers(tmp_path):
+    with start_prom("--workers", "2") as server:
+        port = server.wait_started()
+        admin = admin_port(server)
+        server.wait_workers(2)
+        directory = get(port, "/dir")[1].decode()
+        assert os.path.dirname(directory) == tempfile.gettempdir(), directory
+        assert os.path.basename(directory).startswith("fastasgi-metrics-")
+        prometheus = Prometheus(tmp_path, f"127.0.0.1:{admin}")
+        try:
+            prometheus.wait_ready()
+            prometheus.wait_value('up{job="fastasgi"}', 1)
+
+            pids = spread(port, 12)  # both workers count some
+            prometheus.wait_value("sum(app_requests_total)", 12)
+            prometheus.wait_value("app_workers_up", 2)
+            # /dir too (the app does not count it); the app's impostor family is left out
+            prometheus.wait_value("sum(fastasgi_requests_total)", 13)
+
+            os.kill(pids[0], signal.SIGKILL)
+            server.wait_workers(2, exclude={pids[0]})
+            replaced = time.time()
+            wait_until(
+                lambda: (prometheus.query('timestamp(up{job="fastasgi"})') or 0) > replaced + 0.1,
+                10,
+                "a scrape after the replacement started",
+            )
+            # its counts stay (the client keeps a dead process's counter files); its live
+            # gauge goes (mark_process_dead), or the sum would be 3
+            assert prometheus.query("app_workers_up") == 2
+            assert prometheus.query("sum(app_requests_total)") == 12
+            spread(port, 6)
+            prometheus.wait_value("sum(app_requests_total)", 18)
+            prometheus.wait_value('up{job="fastasgi"}', 1)  # every scrape was a valid exposition
+            # the counter never went backwards across the kill: no reset seen by Prometheus
+            assert prometheus.query("resets(app_requests_total[5m])") == 0
+        finally:
+            prometheus.close()
+        assert_promtool_accepts(scrape(admin)[2])
+        assert server.stop() == 0
+    assert not os.path.exists(directory)  # removed by the supervisor on its way out
+
+
+@needs_fork
+@needs_client
+def test_the_users_multiprocess_directory_is_used_and_kept(tmp_path):
+    directory = tmp_path / "multiproc"
+    directory.mkdir()
+    with start_prom("--workers", "2", env=server_env({"PROMETHEUS_MULTIPROC_DIR": str(directory)})) as server:
+        port = server.wait_started()
+        admin = admin_port(server)
+        server.wait_workers(2)
+        assert get(port, "/dir")[1].decode() == str(directory)
+        served_by(port, 4)
+        wait_until(lambda: app_requests(admin) == 4, 5, "4 app requests")
+        assert server.stop() == 0
+    assert any(name.startswith("counter_") for name in os.listdir(directory))

@@ -152,12 +152,53 @@ def test_a_worker_with_a_blocked_event_loop_is_restarted():
         blocker = threading.Thread(target=lambda: try_get(port, "/block?s=4"), daemon=True)
         blocker.start()
         match = server.wait_for(
-            r"Child process \[(\d+)\] did not answer its healthcheck within 1s; killing it\.", 10
+            r"Child process \[(\d+)\] missed its heartbeat for [\d.]+s \(--timeout-worker-healthcheck 1s\);"
+            r" its Python stacks follow, then it is killed\.",
+            10,
         )
         hung = int(match.group(1))
         assert hung in workers
         server.wait_for(rf"Child process \[{hung}\] died \(killed by SIGKILL\)")
         server.wait_workers(2, exclude={hung})
+        blocker.join(10)
+        assert server.stop() == 0
+
+
+def test_a_blocked_worker_writes_where_it_was_blocked_before_it_is_killed():
+    # --limit-worker-lifetime makes --workers 1 a supervisor with one worker (alone, it means
+    # one process, as with uvicorn); the hour never passes in the test.
+    args = ("--workers", "1", "--limit-worker-lifetime", "3600", "--timeout-worker-healthcheck", "1")
+    with start(*args) as server:
+        port = server.wait_started()
+        (stuck,) = server.wait_workers(1)
+        assert pid_of(port) == stuck
+        mark = server.log_mark()
+        blocker = threading.Thread(target=lambda: try_get(port, "/block?s=4"), daemon=True)
+        blocker.start()
+        server.wait_for(rf"Child process \[{stuck}\] died \(killed by SIGKILL\)", 10)
+        log = server.log_since(mark)
+
+        # the supervisor's line, then the worker's stacks (faulthandler's), then the death
+        announced = re.search(
+            rf"Child process \[{stuck}\] missed its heartbeat for ([\d.]+)s"
+            r" \(--timeout-worker-healthcheck 1s\); its Python stacks follow, then it is killed\.",
+            log,
+        )
+        assert announced, log
+        assert float(announced.group(1)) >= 1.0
+        stacks = log[announced.end() : log.index(f"Child process [{stuck}] died")]
+        assert "(most recent call first):" in stacks, log
+        # the frame on top of the main thread is the app's line that sleeps
+        app_file = os.path.join(os.path.dirname(__file__), os.pardir, "apps", "sup_app.py")
+        with open(app_file) as source:
+            line = next(n for n, text in enumerate(source, 1) if "time.sleep(_seconds(scope, 1))" in text)
+        top = re.search(r'File "([^"]+)", line (\d+) in (\w+)', stacks)
+        assert top, stacks
+        where = (os.path.basename(top.group(1)), int(top.group(2)), top.group(3))
+        assert where == ("sup_app.py", line, "_http"), stacks
+
+        (replacement,) = server.wait_workers(1, exclude={stuck})
+        assert pid_of(port) == replacement
         blocker.join(10)
         assert server.stop() == 0
 

@@ -14,6 +14,7 @@ from fastasgi.supervisors._policy import (
     MAX_SLEEP,
     MEMORY_CHECK_INTERVAL,
     RECYCLE_RETRY,
+    STACK_DUMP_WAIT,
     Gone,
     Member,
     MemoryExempt,
@@ -366,16 +367,50 @@ def test_a_successor_not_ready_in_time_is_killed_and_the_restart_aborted():
 # -- health, deadlines, counts ----------------------------------------------------------------
 
 
-def test_silent_workers_are_killed_once():
+def test_silent_workers_are_asked_for_their_stacks_then_killed_once():
     pol = policy(target=2)
     quiet, talking = ready_worker(pol, 0.0), ready_worker(pol, 0.0)
     for t in (1.0, 2.0, 3.0, 4.0):
         pol.heard(talking, t)
         assert pol.silent(t) == []
+        assert pol.stacks_dumped(t) == []
     pol.heard(talking, 4.5)
-    assert pol.silent(4.5) == [quiet] and quiet.killed
-    assert pol.silent(5.0) == []  # already on its way out
-    assert pol.exited(quiet, 5.0) is Gone.SERVING
+    assert pol.silent(4.5) == [quiet] and not quiet.killed  # its stacks first
+    assert quiet.stacks_until == 4.5 + STACK_DUMP_WAIT
+    assert pol.silent(4.6) == []  # asked once
+    pol.heard(quiet, 4.7)  # an answer now does not save it: the silence was judged
+    assert pol.stacks_dumped(4.5 + STACK_DUMP_WAIT - 0.01) == []
+    assert pol.stacks_dumped(4.5 + STACK_DUMP_WAIT) == [quiet] and quiet.killed
+    assert pol.stacks_dumped(6.0) == [] and pol.silent(6.0) == []  # already on its way out
+    assert not talking.killed and talking.stacks_until is None
+    assert pol.exited(quiet, 6.0) is Gone.SERVING
+
+
+def test_without_a_stack_dump_wait_the_kill_is_on_the_same_turn():
+    pol = policy(target=1, stack_dump_wait=0.0)
+    quiet = ready_worker(pol, 0.0)
+    assert pol.silent(1.0) == []  # the loop turns (a longer gap would be a suspension)
+    assert pol.silent(HEALTHCHECK + 0.1) == [quiet]
+    assert pol.stacks_dumped(HEALTHCHECK + 0.1) == [quiet]
+
+
+def test_a_silent_worker_caught_by_the_stop_is_left_to_its_deadline():
+    pol = policy(target=1, stop_grace=5.0)
+    quiet = ready_worker(pol, 0.0)
+    assert pol.silent(1.0) == []
+    assert pol.silent(HEALTHCHECK + 0.1) == [quiet]
+    assert pol.stop_all(HEALTHCHECK + 0.2) == [quiet]
+    # no longer a serving worker: the stop's own deadline kills it, not the stack dump's
+    assert pol.stacks_dumped(HEALTHCHECK + 1.0) == []
+    assert pol.overdue(HEALTHCHECK + 5.2) == [quiet]
+
+
+def test_the_loop_wakes_up_for_the_kill_after_the_stacks():
+    pol = policy(target=1)
+    ready_worker(pol, 0.0)
+    assert pol.silent(1.0) == [] and pol.sleep(1.0) == MAX_SLEEP
+    assert pol.silent(HEALTHCHECK + 0.1) != []
+    assert pol.sleep(HEALTHCHECK + 0.1 + STACK_DUMP_WAIT - 0.2) == pytest.approx(0.2)
 
 
 def test_a_suspended_supervisor_does_not_blame_the_workers():

@@ -14,6 +14,12 @@ With ``--admin-bind``, a worker counts into its slot of the supervisor's shared 
 blocks (``fastasgi.admin.SharedMetrics``), attached right after the fork; the supervisor
 serves the admin listener.
 
+A worker writes every thread's Python stack to its stderr on ``STACKS_SIGNAL`` (SIGUSR2,
+which no one else uses here: SIGUSR1 reloads the TLS certificate, SIGHUP/SIGTTIN/SIGTTOU are
+the supervisor's, SIGINT/SIGTERM stop). ``faulthandler`` writes them from the C signal
+handler, so a loop stuck in ``time.sleep`` or a C call still answers; the supervisor sends
+it before it kills a worker that missed its heartbeat.
+
 Exit codes: 0 after a normal stop, 3 (``STARTUP_FAILURE``) when the app could not be started
 (import error, lifespan startup failure), 1 for a crash while serving.
 """
@@ -21,10 +27,13 @@ Exit codes: 0 after a normal stop, 3 (``STARTUP_FAILURE``) when the app could no
 from __future__ import annotations
 
 import asyncio
+import faulthandler
+import io
 import logging
 import os
 import signal
 import socket
+import sys
 import threading
 from collections.abc import Callable
 from types import FrameType
@@ -43,6 +52,9 @@ FRESH_CONNECTION_GRACE = 0.2
 BEAT = b"."
 READY = b"R"
 RETIRING = b"X"
+
+#: the signal on which a worker writes its Python stacks to its stderr
+STACKS_SIGNAL = signal.SIGUSR2
 
 
 class ChildServer(Server):
@@ -188,6 +200,7 @@ def run_worker(
     ``metrics_block``: this worker's slot of the shared counter blocks (None: not counting)."""
     if metrics_block is not None:
         admin.count_into(metrics_block)
+    dump_stacks_on(STACKS_SIGNAL)
     server = WorkerServer(config, heartbeat, supervisor_pid)
     starting = threading.Thread(
         target=heartbeat.beat_until, args=(server.serving, server.supervisor_lost), daemon=True
@@ -206,6 +219,18 @@ def run_worker(
     finally:
         server.serving.set()
     return 0
+
+
+def dump_stacks_on(sig: int) -> None:
+    """On ``sig``, write every thread's Python stack to stderr and go on (``chain=False``:
+    the signal's default action, the end of the process, is not taken). A worker whose
+    stderr has no file descriptor (closed, or replaced by an embedder) ignores ``sig``: it
+    dies by the supervisor's SIGKILL that follows, counted as a heartbeat restart, not by
+    this signal as if it had crashed."""
+    try:
+        faulthandler.register(sig, file=sys.stderr, all_threads=True, chain=False)
+    except (AttributeError, ValueError, OSError, io.UnsupportedOperation):
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def run_reload_child(config: Config, sockets: list[socket.socket], reloader_pid: int) -> None:

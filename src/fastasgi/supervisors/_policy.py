@@ -4,7 +4,8 @@
 queued for replacement, leaving) and the facts about each (``Member``: when it started and
 was ready, when it was last heard from, its recycling limits, its last RSS), and answers
 what the supervisor's loop asks on each turn: whom to kill, whom to recycle and why, when
-a successor may take over, whom to start, when a stop is overdue, how long to sleep. It
+a successor may take over, whom to start, when a stop is overdue, when a silent worker
+that was asked for its stacks is killed, how long to sleep. It
 forks, signals and reads nothing: time comes in as ``now`` arguments, randomness from an
 injected source and RSS from an injected reader, so that every decision can be checked on
 a fake clock. The supervisor (``multiprocess``) carries the decisions out and logs them.
@@ -32,6 +33,10 @@ RECYCLE_RETRY = 10.0
 MEMORY_CHECK_INTERVAL = 1.0
 #: the loop's longest sleep: a heartbeat check at least this often
 MAX_SLEEP = 0.5
+#: a worker that missed its heartbeat is asked for its Python stacks, then killed this many
+#: seconds later: the dump is written from a signal handler in microseconds, and waiting
+#: longer would only keep the stuck worker's clients waiting
+STACK_DUMP_WAIT = 0.5
 
 
 class Random(Protocol):
@@ -58,6 +63,7 @@ class Member:
         "ready_at",
         "retry_at",
         "rss",
+        "stacks_until",
         "started_at",
     )
 
@@ -81,6 +87,8 @@ class Member:
         #: when its RSS was last read (None: not yet since it is ready), and what it was
         self.memory_checked: float | None = None
         self.rss: int | None = None
+        #: it missed its heartbeat and was asked for its stacks: killed at this time
+        self.stacks_until: float | None = None
 
 
 #: the record the policy's lists hold: the supervisor's subclass of ``Member`` in practice
@@ -158,6 +166,7 @@ class Policy(Generic[W]):
         lifetime_jitter: float = 0.0,
         memory: int | None = None,
         memory_jitter: int = 0,
+        stack_dump_wait: float = STACK_DUMP_WAIT,
         rng: Random,
         now: float,
     ) -> None:
@@ -170,6 +179,7 @@ class Policy(Generic[W]):
         self.lifetime_jitter = lifetime_jitter
         self.memory = memory
         self.memory_jitter = memory_jitter
+        self.stack_dump_wait = stack_dump_wait
         self.rng = rng
 
         #: the serving slots (starting or ready): there are ``target`` of them
@@ -279,13 +289,29 @@ class Policy(Generic[W]):
 
     def silent(self, now: float) -> list[W]:
         """The serving workers and the successor not heard from within the healthcheck
-        timeout: to be killed (they are marked so)."""
+        timeout: to be asked for their stacks now, and killed ``stack_dump_wait`` seconds
+        later (``stacks_dumped``). Each is found once."""
         if now - self._last_check > self.healthcheck:
             # The supervisor itself was not running (suspended): it cannot judge the silence.
             for worker in self.all():
                 worker.last_seen = max(worker.last_seen, now)
         self._last_check = now
-        found = [w for w in self.counted() if not w.killed and now - w.last_seen > self.healthcheck]
+        found = [
+            w
+            for w in self.counted()
+            if not w.killed and w.stacks_until is None and now - w.last_seen > self.healthcheck
+        ]
+        for worker in found:
+            worker.stacks_until = now + self.stack_dump_wait
+        return found
+
+    def stacks_dumped(self, now: float) -> list[W]:
+        """The silent workers whose time to write their stacks is over: to be killed (they
+        are marked so). A heartbeat meanwhile does not save one: the silence was judged, and
+        a loop that was stuck for the whole bound may well be stuck again."""
+        found = [
+            w for w in self.counted() if not w.killed and w.stacks_until is not None and now >= w.stacks_until
+        ]
         for worker in found:
             worker.killed = True
         return found
@@ -429,9 +455,11 @@ class Policy(Generic[W]):
 
     def sleep(self, now: float) -> float:
         """How long the loop may wait: up to the next heartbeat check, or the end of the
-        drain delay, or the forced stop's SIGINT, whichever comes first."""
+        drain delay, or the forced stop's SIGINT, or the kill of a silent worker that was
+        asked for its stacks, whichever comes first."""
         timeout = min(MAX_SLEEP, self.beat_interval)
-        for when in (self.drain_until if not self.stopping else None, self.force_at):
+        dumping = [w.stacks_until for w in self.counted() if w.stacks_until is not None and not w.killed]
+        for when in (self.drain_until if not self.stopping else None, self.force_at, *dumping):
             if when is not None:
                 timeout = min(timeout, max(0.0, when - now))
         return timeout

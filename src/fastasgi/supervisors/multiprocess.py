@@ -31,7 +31,10 @@ ever ready could not start the app and would fail the same way again: the superv
 everything and exits 3 rather than restart it in a loop. A worker the supervisor has not
 heard from for ``--timeout-worker-healthcheck`` seconds is killed and replaced; once a
 worker serves, its heartbeat comes from its event loop, so this also catches an event loop
-that is blocked (uvicorn only checks that the process answers).
+that is blocked (uvicorn only checks that the process answers). Before the kill it gets
+``STACKS_SIGNAL`` (SIGUSR2), on which its faulthandler writes every thread's Python stack
+to its stderr, and half a second (``_policy.STACK_DUMP_WAIT``) to do so: the error log shows where it was
+stuck.
 
 Recycling: a worker that reaches ``--limit-max-requests`` says so and keeps serving; one
 whose RSS passes ``--limit-max-memory`` (read from /proc by the supervisor) or that has run
@@ -46,7 +49,10 @@ With ``--admin-bind`` the supervisor serves the admin listener (``fastasgi.admin
 thread: before the first fork it maps the shared counter blocks, gives each worker a slot
 (a rolling restart's new worker gets its own), and when a worker exits adds its slot into
 the retired counts and frees it. ``/metrics`` shows the sum, so counts survive restarts,
-and the restarts themselves by cause (``RESTART_CAUSES``).
+and the restarts themselves by cause (``RESTART_CAUSES``). With prometheus_client installed
+it also sets ``PROMETHEUS_MULTIPROC_DIR`` for the workers before the first fork, serves the
+app's metrics merged from their files, and marks each worker that exits as dead there
+(``admin.AppMultiprocess``).
 """
 
 from __future__ import annotations
@@ -67,7 +73,7 @@ from types import FrameType
 from fastasgi import _sockets, admin
 from fastasgi.config import STARTUP_FAILURE, Config, ConfigError
 from fastasgi.logging import style
-from fastasgi.supervisors._child import READY, RETIRING, Heartbeat, run_worker
+from fastasgi.supervisors._child import READY, RETIRING, STACKS_SIGNAL, Heartbeat, run_worker
 from fastasgi.supervisors._policy import (
     RESTART_CAUSES,
     Gone,
@@ -226,8 +232,10 @@ class Multiprocess:
         endpoint = self.config.admin_endpoint
         if endpoint is None:
             return True
+        # Before the first fork: the workers must inherit PROMETHEUS_MULTIPROC_DIR.
+        app = admin.AppMultiprocess.setup()
         # Slots for the workers at any time: a generous default; more for many workers.
-        metrics = admin.SharedMetrics(max(admin.SLOTS, 4 * self.policy.target))
+        metrics = admin.SharedMetrics(max(admin.SLOTS, 4 * self.policy.target), app)
         for cause in RESTART_CAUSES:
             metrics.restarts[cause] = 0
         try:
@@ -237,6 +245,8 @@ class Multiprocess:
         except OSError as exc:
             logger.error(_sockets.bind_error_message(exc, [endpoint]))
             metrics.close()
+            if app is not None:
+                app.close()
             return False
         self.metrics = metrics
         return True
@@ -247,6 +257,8 @@ class Multiprocess:
             self.admin = None
         if self.metrics is not None:
             self.metrics.close()
+            if self.metrics.app is not None:
+                self.metrics.app.close()  # every worker has exited: its files are not needed
             self.metrics = None
 
     # -- health (the admin listener's threads call these) ---------------------------------
@@ -486,6 +498,8 @@ class Multiprocess:
         if worker.slot is not None and self.metrics is not None:
             self.metrics.release(worker.slot)  # its counts stay in the totals
             worker.slot = None
+        if self.metrics is not None and self.metrics.app is not None:
+            self.metrics.app.process_dead(worker.pid)  # its counters stay, its live gauges go
         how = _describe_exit(code)
         gone = self.policy.exited(worker, time.monotonic())
         if gone is Gone.STOPPED:
@@ -515,12 +529,20 @@ class Multiprocess:
         )
 
     def _check_health(self) -> None:
-        for worker in self.policy.silent(time.monotonic()):
+        """A worker silent for the whole healthcheck is asked for its Python stacks (its
+        faulthandler writes them to its stderr, which is the error log: they name the line
+        its event loop is stuck on) and killed once it had the time to write them."""
+        now = time.monotonic()
+        for worker in self.policy.silent(now):
             logger.error(
-                "Child process [%d] did not answer its healthcheck within %gs; killing it.",
+                "Child process [%d] missed its heartbeat for %.1fs (--timeout-worker-healthcheck %gs);"
+                " its Python stacks follow, then it is killed.",
                 worker.pid,
+                now - worker.last_seen,
                 self.healthcheck,
             )
+            _kill(worker.pid, STACKS_SIGNAL)
+        for worker in self.policy.stacks_dumped(now):
             _kill(worker.pid, signal.SIGKILL)
 
     def _end_drain(self) -> None:
