@@ -101,8 +101,7 @@ cdef class HttpProtocol:
             server = (sockname, None)
         if isinstance(peername, tuple):
             client = (peername[0], peername[1])
-        # The ASGI extensions of the connection's requests (exchange.pxi), one dict that every
-        # scope copy shares; the tls extension is computed here, once per connection.
+        # The ASGI extensions of its requests (exchange.pxi): one dict the scope copies share
         ssl_object = transport.get_extra_info("ssl_object")
         self.extensions = {"http.response.early_hint": {}, "http.response.pathsend": {},
                            "http.response.zerocopysend": {}}
