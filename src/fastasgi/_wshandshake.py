@@ -113,6 +113,10 @@ def check_request(
         values = fields.get(name)
         if values is not None:
             values.append(value.decode("latin-1"))
+        elif (name == b"content-length" and value.strip() != b"0") or name == b"transfer-encoding":
+            # The handshake is a GET whose bytes after the head are the client's first frames
+            # (RFC 6455 4.1, 5): a body there would be read as frames, or frames as a body.
+            raise HandshakeError("a WebSocket handshake request carries no content")
 
     connection = _parse_field("Connection", fields[_CONNECTION], _token)
     if not any(option.lower() == "upgrade" for option in connection):

@@ -70,6 +70,7 @@ def test_sample_request_is_accepted(deflate: bool) -> None:
         # extensions are not parsed at all when deflate is off
         {"sec_websocket_extensions": ["permessage-deflate; ="]},
         {"sec_websocket_extensions": [""]},
+        {"content_length": ["0"]},  # an empty body is no body
     ],
 )
 def test_accepted(fields: dict[str, list[str]]) -> None:
@@ -122,6 +123,9 @@ def test_accepted(fields: dict[str, list[str]]) -> None:
         ({"sec_websocket_version": ["8"], "sec_websocket_extensions": [";"]}, True, 426, "Version"),
         # at most one Origin
         ({"origin": ["https://a.example", "https://b.example"]}, False, 400, "invalid Origin header"),
+        # no content: the bytes after the head are frames (RFC 6455 4.1, 5)
+        ({"content_length": ["5"]}, False, 400, "carries no content"),
+        ({"transfer_encoding": ["chunked"]}, False, 400, "carries no content"),
         # Sec-WebSocket-Protocol must be a list of tokens
         ({"sec_websocket_protocol": [""]}, False, 400, "invalid Sec-WebSocket-Protocol header"),
         ({"sec_websocket_protocol": ["chat; v=1"]}, False, 400, "invalid Sec-WebSocket-Protocol header"),

@@ -224,6 +224,11 @@ cdef class RequestParser:
         if p.upgrade and not (self.websocket_upgrade and p.http_minor >= 1
                               and p.method == HTTP_GET and ctx.ws_upgrade is not None):
             p.upgrade = 0
+        elif p.upgrade and ((p.flags & F_CHUNKED) or
+                            ((p.flags & F_CONTENT_LENGTH) and p.content_length > 0)):
+            # A websocket handshake carries no content: the bytes after its head are frames
+            # (RFC 6455 4.1, 5), so a body would be read as frames or frames as a body
+            return self._refuse(400)
         if not p.upgrade:
             self.websocket_upgrade = False
         if form == TARGET_ABSOLUTE:
