@@ -465,6 +465,17 @@ class Config(Settings):
         return "2.0" if self.interface == "asgi2" else "3.0"
 
     @property
+    def use_subprocess(self) -> bool:
+        """uvicorn's name: the app is served by processes other than this one (--reload, or
+        more than one worker)."""
+        return bool(self.reload or (self.workers or 1) > 1)
+
+    @property
+    def should_reload(self) -> bool:
+        """uvicorn's name: --reload is on and can work (the app is an import string)."""
+        return isinstance(self.app, str) and bool(self.reload)
+
+    @property
     def supervised(self) -> bool:
         """Whether serving needs a supervisor process: ``--reload``, more than one worker,
         or recycling that must start a replacement before the old process stops accepting

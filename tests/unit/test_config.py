@@ -205,3 +205,20 @@ def test_bind_socket_refuses_several_addresses_and_names_the_one_it_cannot_bind(
         assert caught.value.where == f"127.0.0.1:{port}"
     finally:
         taken.close()
+
+
+@pytest.mark.parametrize(
+    "kwargs,use_subprocess,should_reload",
+    [
+        ({}, False, False),
+        ({"workers": 2}, True, False),
+        ({"reload": True}, True, True),
+        ({"workers": 1}, False, False),
+    ],
+)
+def test_uvicorns_use_subprocess_and_should_reload(kwargs, use_subprocess, should_reload):
+    config = Config("tests.apps:app", log_config=None, **kwargs)
+    assert config.use_subprocess is use_subprocess
+    assert config.should_reload is should_reload
+    # an app object cannot be reloaded
+    assert Config(lambda scope, receive, send: None, log_config=None, **kwargs).should_reload is False

@@ -107,3 +107,17 @@ def test_trusted_proxies_membership():
 def test_bad_network_entry_is_refused():
     with pytest.raises(ValueError, match=r"10\.0\.0\.0/33"):
         TrustedProxies("10.0.0.0/33")
+
+
+def test_uvicorns_keyword_trusted_hosts():
+    """ProxyHeadersMiddleware(app, trusted_hosts=...) as uvicorn spells it."""
+    seen = []
+
+    def app(scope, receive, send):
+        seen.append(scope)
+
+    headers = [(b"x-forwarded-for", b"1.2.3.4")]
+    for trusted_hosts, client in (("127.0.0.1", ("1.2.3.4", 0)), ("10.0.0.9", ("127.0.0.1", 5000))):
+        scope = {"type": "http", "scheme": "http", "client": ("127.0.0.1", 5000), "server": None, "headers": headers}
+        ProxyHeadersMiddleware(app, trusted_hosts=trusted_hosts)(scope, None, None)
+        assert seen.pop()["client"] == client

@@ -133,8 +133,16 @@ class ProxyHeadersMiddleware:
     complete before the app starts, so no coroutine frame of our own is needed."""
 
     def __init__(
-        self, app: ASGIApp, trusted: TrustedProxies | str | Iterable[str] = _defaults.FORWARDED_ALLOW_IPS
+        self,
+        app: ASGIApp,
+        trusted: TrustedProxies | str | Iterable[str] = _defaults.FORWARDED_ALLOW_IPS,
+        *,
+        trusted_hosts: str | Iterable[str] | None = None,
     ) -> None:
+        # trusted_hosts: uvicorn's name for the same setting (ProxyHeadersMiddleware(app,
+        # trusted_hosts=...)), taken over `trusted` when given
+        if trusted_hosts is not None:
+            trusted = trusted_hosts
         self.app = app
         self.trusted = trusted if isinstance(trusted, TrustedProxies) else TrustedProxies(trusted)
         self._verdicts = self.trusted.cache
