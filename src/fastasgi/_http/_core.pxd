@@ -281,7 +281,6 @@ cdef class RequestCycle(Exchange):
     cdef Framing framing
     cdef bint expect_continue        # a 100 Continue is owed when the app first waits
     cdef bint peer_eof               # the client half-closed after sending this request
-    cdef int method                  # llhttp's method code
     cdef bint http10
     cdef bint keep_alive
 
@@ -362,6 +361,7 @@ cdef class H2Stream(Exchange):
     cdef _stop_upload(self)
     cdef _closed(self, unsigned int error_code)
     cdef _submit_head(self, bint has_body, long long whole)
+    cdef _add_own_fields(self, list fields, int found)
     cdef Py_ssize_t _read_out(self, char* buf, size_t length, unsigned int* flags) except -1
     cdef _reset(self, unsigned int code)
 

@@ -16,7 +16,6 @@ cdef RequestCycle new_cycle(HttpProtocol proto, dict scope, int method, bint htt
     cycle.ctx = proto.ctx
     cycle.loop = proto.loop
     cycle.scope = scope
-    cycle.method = method
     cycle.m_protocol = 0 if http10 else 1
     cycle.m_method = METHOD_INDEX[method]
     cycle.is_head = method == HTTP_HEAD

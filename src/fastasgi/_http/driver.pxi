@@ -60,7 +60,7 @@ cdef object _start_task(ServerContext ctx, object coro, object context):
     """The app's Task, its first step already run (unless the loop cannot start it eagerly)."""
     cdef object task, step, step_context
     cdef dict loop_dict = ctx.loop_dict
-    if EAGER_START or loop_dict is None:
+    if loop_dict is None:       # 3.12+ (eager_start in the keywords), or no shadowing
         return _new_task(ctx, coro, context)
     loop_dict[CALL_SOON] = CATCH_STEP
     try:

@@ -243,7 +243,6 @@ cdef class H2Stream(Exchange):
         """HEADERS: :status, the app's fields (lowercase, no connection-specific ones), the
         server's own; with a data source unless there is no body."""
         cdef H2Protocol conn = self.conn
-        cdef ServerContext ctx = self.ctx
         cdef list fields = [(b":status", H2_STATUS[self.status])]
         cdef nghttp2.nghttp2_data_provider provider
         cdef Py_ssize_t nl
@@ -257,11 +256,7 @@ cdef class H2Stream(Exchange):
             if is_hop_field(PyBytes_AS_STRING(name), nl):
                 continue        # RFC 9113 8.2.2: no connection-specific fields
             fields.append(item)
-        if ctx.server_field is not None and not found & FOUND_SERVER:
-            fields.append(ctx.server_field)
-        if ctx.date_header and not found & FOUND_DATE:
-            fields.append(h2_date_field())
-        fields.extend(conn.default_nv)
+        self._add_own_fields(fields, found)
         no_body = self.status < 200 or self.status == 204 or self.status == 304
         if no_body or self.is_head:
             self.trailers = False
@@ -280,6 +275,16 @@ cdef class H2Stream(Exchange):
         provider.source.ptr = <void*>self
         provider.read_callback = h2_read_body
         _submit_fields(conn.session, self.stream_id, fields, FIELDS_RESPONSE, &provider)
+
+    cdef _add_own_fields(self, list fields, int found):
+        """The server's own response fields, as HTTP/1.1's buf_add_defaults writes them:
+        Server and Date unless the app sent its own (FOUND_* flags), then the --header ones."""
+        cdef ServerContext ctx = self.ctx
+        if ctx.server_field is not None and not found & FOUND_SERVER:
+            fields.append(ctx.server_field)
+        if ctx.date_header and not found & FOUND_DATE:
+            fields.append(h2_date_field())
+        fields.extend(self.conn.default_nv)
 
     cdef Py_ssize_t _read_out(self, char* buf, size_t length, unsigned int* flags) except -1:
         """nghttp2 asks for up to `length` body bytes (the client's window allowing)."""
@@ -324,7 +329,6 @@ cdef class H2Stream(Exchange):
         """Answer in the app's place (bad input, limits, timeouts, an app failed before its
         head): the same fields as HTTP/1.1's error responses; a response already begun can
         only be reset."""
-        cdef ServerContext ctx = self.ctx
         cdef bytes body = (<str>REASONS[status]).encode("latin-1")
         cdef nghttp2.nghttp2_data_provider provider
         cdef list fields
@@ -340,11 +344,7 @@ cdef class H2Stream(Exchange):
         self.sent_length = 0 if self.is_head else PyBytes_GET_SIZE(body)
         fields = [(b":status", H2_STATUS[status]), (b"content-type", H2_CONTENT_TYPE_TEXT),
                   (b"content-length", decimal(&self.conn.scratch, PyBytes_GET_SIZE(body)))]
-        if ctx.server_field is not None:
-            fields.append(ctx.server_field)
-        if ctx.date_header:
-            fields.append(h2_date_field())
-        fields.extend(self.conn.default_nv)
+        self._add_own_fields(fields, 0)
         if self.is_head:
             self.out = None
             _submit_fields(self.conn.session, self.stream_id, fields, FIELDS_RESPONSE, NULL)
